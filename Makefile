@@ -1,0 +1,57 @@
+# The two commands a newcomer needs are `make demo` and `make test`; both bootstrap themselves.
+# Bootstrap is incremental: the venv is rebuilt only when a requirements file changes, node_modules
+# only when the npm lockfile changes.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP_PY := $(VENV)/.installed
+STAMP_NODE := node_modules/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help bootstrap test lint unit up down demo bench chaos clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP_PY): requirements.txt requirements-dev.txt pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $@
+
+$(STAMP_NODE): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+local.settings.json: local.settings.sample.json
+	@test -f $@ || { cp $< $@ && echo "created local.settings.json from local.settings.sample.json"; }
+
+bootstrap: $(STAMP_PY) $(STAMP_NODE) local.settings.json ## install .venv and Azurite (incremental)
+
+lint: bootstrap ## ruff, mypy (strict on shared/) and the layer contracts
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy shared functions function_app.py cli tools bench
+	$(VENV)/bin/lint-imports --no-cache
+
+test: lint ## the whole test suite (starts its own Azurite and emulator on free ports)
+	$(PY) -m pytest
+
+up: bootstrap ## start Azurite, the Azure emulator and the local Functions host in the background
+	$(PY) -m tools.stack up
+
+down: ## stop what `make up` started
+	@if [ -x $(PY) ]; then $(PY) -m tools.stack down; else echo "nothing to stop (no .venv)"; fi
+
+demo: bootstrap ## play the consortium scenario end to end on the local stack, with a live view
+	$(PY) -m tools.demo
+
+bench: bootstrap ## run the benchmarks, print their tables, write bench/results/latest.json
+	$(PY) -m bench
+
+chaos: bootstrap ## the long chaos and bad-input suite
+	$(PY) -m pytest -m chaos --chaos-long
+
+clean: down ## remove local state (Azurite data, emulator state, logs); keeps .venv and node_modules
+	rm -rf .local

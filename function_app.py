@@ -1,0 +1,13 @@
+"""The Azure Functions app: creates the FunctionApp and registers one Blueprint per capability.
+
+Nothing else lives here. Indexing must be fast and offline (no I/O at import), because the real
+host, `func start` and the local host (`tools/funchost`) all import this module to find functions.
+"""
+
+import azure.functions as func
+
+from functions import ops
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+
+app.register_functions(ops.bp)

@@ -1,0 +1,47 @@
+"""The two kinds of failure the control plane knows, translated at the adapter edge.
+
+Every error that leaves an adapter is one of these, so handlers need one rule: a transient error
+raises (the host retries the message and finally poisons it), a permanent one is recorded with its
+reason and the message completes. ``ConflictError`` is the optimistic-concurrency signal (a lost
+ETag race, a create-only write that found the thing already there): callers re-read and re-decide.
+"""
+
+from __future__ import annotations
+
+
+class ControlPlaneError(Exception):
+    """Base of every error the core raises on purpose."""
+
+
+class TransientError(ControlPlaneError):
+    """Worth retrying: throttling (429), server errors (5xx), timeouts, connection resets.
+
+    ``retry_after`` carries the service's Retry-After in seconds when it sent one.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermanentError(ControlPlaneError):
+    """Will fail the same way every time: bad input, a forbidden operation, a missing resource.
+
+    ``reason`` is a short stable code (for example ``schema``, ``signature``, ``not_found``) that
+    operators see in ``consortium rejections`` and that metrics count by.
+    """
+
+    def __init__(self, message: str, *, reason: str = "permanent") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class ConflictError(ControlPlaneError):
+    """An ETag precondition failed or a create-only write found an existing item: re-read, re-decide."""
+
+
+class NotFoundError(PermanentError):
+    """The addressed thing does not exist."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, reason="not_found")

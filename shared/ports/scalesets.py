@@ -1,0 +1,87 @@
+"""Virtual machine scale sets: the Corda nodes of each member.
+
+Writes are absolute ("capacity = N", guarded by the ETag that was read), never increments, so a
+redelivered step or a repeated tick converges instead of drifting. Creating a scale set is a
+long-running operation; ``begin_create_or_update`` returns at once with a token that a later step
+polls, so no worker is held while ARM provisions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class ScaleSetSpec:
+    """What a member's scale set should look like; built from the template in settings."""
+
+    name: str
+    location: str
+    capacity: int
+    vm_size: str
+    image: str
+    subnet_id: str
+    backend_pool_id: str
+    identity_id: str
+    custom_data: str
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ScaleSet:
+    id: str
+    name: str
+    location: str
+    capacity: int
+    etag: str
+    provisioning_state: str
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Instance:
+    instance_id: str
+    #: True healthy, False unhealthy, None unknown (no health signal yet, e.g. still booting).
+    healthy: bool | None
+    power_state: str
+    provisioning_state: str
+    protected_from_scale_in: bool
+    private_ip: str | None = None
+
+
+@dataclass(frozen=True)
+class Operation:
+    """A long-running ARM operation: poll it with ``ScaleSets.poll``."""
+
+    token: str
+    status: str  # "InProgress" | "Succeeded" | "Failed" | "Canceled"
+    error: str | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.status in ("Succeeded", "Failed", "Canceled")
+
+
+class ScaleSets(Protocol):
+    def get(self, name: str) -> ScaleSet | None: ...
+
+    def list_all(self) -> list[ScaleSet]:
+        """Every scale set in the resource group, in one paged listing (not a GET each)."""
+        ...
+
+    def begin_create_or_update(self, spec: ScaleSetSpec) -> Operation: ...
+
+    def poll(self, operation: Operation) -> Operation: ...
+
+    def set_capacity(self, name: str, capacity: int, *, etag: str) -> ScaleSet:
+        """Absolute capacity with If-Match; ``ConflictError`` when the ETag is stale."""
+        ...
+
+    def list_instances(self, name: str) -> list[Instance]: ...
+
+    def set_protection(self, name: str, instance_id: str, *, protect_from_scale_in: bool) -> None: ...
+
+    def restart(self, name: str, instance_id: str) -> None: ...
+
+    def reimage(self, name: str, instance_id: str) -> None: ...

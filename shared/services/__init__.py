@@ -1,0 +1,1 @@
+"""Services: one use case each, orchestrating pure decisions and ports (state, queues, Azure)."""

@@ -1,0 +1,131 @@
+"""Every setting the control plane reads, in one registry, parsed lazily into frozen objects.
+
+The registry is the single source for three things that must not drift apart: the values in
+``local.settings.sample.json`` (tests compare them), the app settings the Bicep deploys (tests compare
+them too), and the settings table in the README. Nothing here reads the environment at import time;
+call :func:`load` (or build a ``Settings`` from a mapping in tests).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One app setting: its name, its local default and what it is for."""
+
+    name: str
+    local_default: str
+    description: str
+    #: Value used when the setting is absent (None: the setting is required).
+    default: str | None = None
+    #: Read by the Functions host or an SDK rather than by our code (still set everywhere).
+    platform: bool = False
+
+
+REGISTRY: tuple[Setting, ...] = (
+    Setting(
+        "AzureWebJobsStorage",
+        "UseDevelopmentStorage=true",
+        "Storage for the host, the queues and the consortium state. In Azure, identity-based: "
+        "AzureWebJobsStorage__blobServiceUri / __queueServiceUri / __tableServiceUri / __credential.",
+        platform=True,
+    ),
+    Setting("FUNCTIONS_WORKER_RUNTIME", "python", "Language worker of the app.", platform=True),
+    Setting(
+        "AzureWebJobsFeatureFlags",
+        "EnableWorkerIndexing",
+        "Lets the host index the Python v2 programming model.",
+        platform=True,
+    ),
+    Setting(
+        "CONSORTIUM_DEPLOYMENT",
+        "local",
+        "Name of this deployment (one per founding bank or region); part of the coordinator holder id.",
+        default="default",
+    ),
+    Setting(
+        "CONSORTIUM_FOUNDERS",
+        "bank-a,bank-b",
+        "Comma-separated member ids admitted without votes.",
+        default="",
+    ),
+    Setting(
+        "APPROVAL_QUORUM",
+        "majority",
+        "Admission rule for newcomers: 'majority' (strict majority of active members), 'all', "
+        "or a whole number of approvals.",
+        default="majority",
+    ),
+    Setting(
+        "LEASE_SECONDS", "15", "Duration of coordinator and per-member blob leases (15 to 60).", default="15"
+    ),
+)
+
+
+def names() -> tuple[str, ...]:
+    """Names of every registered setting, in registry order."""
+    return tuple(s.name for s in REGISTRY)
+
+
+def local_defaults() -> dict[str, str]:
+    """The values ``local.settings.sample.json`` must hold."""
+    return {s.name: s.local_default for s in REGISTRY}
+
+
+class SettingError(ValueError):
+    """A setting is missing or malformed; the message names it and the rule."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """A read-only view of the settings, with typed accessors that name the setting on error."""
+
+    values: Mapping[str, str]
+
+    def text(self, name: str) -> str:
+        value = self.values.get(name)
+        if value is None:
+            default = _DEFAULTS.get(name)
+            if default is None:
+                raise SettingError(f"setting {name} is required and not set")
+            return default
+        return value
+
+    def integer(self, name: str, *, minimum: int | None = None, maximum: int | None = None) -> int:
+        raw = self.text(name)
+        try:
+            value = int(raw)
+        except ValueError:
+            raise SettingError(f"setting {name}={raw!r} must be a whole number") from None
+        if minimum is not None and value < minimum:
+            raise SettingError(f"setting {name}={value} must be at least {minimum}")
+        if maximum is not None and value > maximum:
+            raise SettingError(f"setting {name}={value} must be at most {maximum}")
+        return value
+
+    def number(self, name: str, *, minimum: float | None = None) -> float:
+        raw = self.text(name)
+        try:
+            value = float(raw)
+        except ValueError:
+            raise SettingError(f"setting {name}={raw!r} must be a number") from None
+        if minimum is not None and value < minimum:
+            raise SettingError(f"setting {name}={value} must be at least {minimum}")
+        return value
+
+    def csv(self, name: str) -> tuple[str, ...]:
+        return tuple(part.strip() for part in self.text(name).split(",") if part.strip())
+
+
+_DEFAULTS: dict[str, str] = {s.name: s.default for s in REGISTRY if s.default is not None}
+
+
+@lru_cache(maxsize=1)
+def load() -> Settings:
+    """Settings of this process, read once from the environment (the host puts app settings there)."""
+    return Settings(dict(os.environ))

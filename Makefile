@@ -48,7 +48,7 @@ demo: bootstrap ## play the consortium scenario end to end on the local stack, w
 	$(PY) -m tools.demo
 
 bench: bootstrap ## run the benchmarks, print their tables, write bench/results/latest.json
-	$(PY) -m bench
+	$(PY) -m bench $(BENCH)
 
 chaos: bootstrap ## the long chaos and bad-input suite
 	$(PY) -m pytest -m chaos --chaos-long

@@ -1,0 +1,1 @@
+"""`consortium`: the operators' command line. Each command module exposes ``register(subparsers)``."""

@@ -1,0 +1,357 @@
+"""Queue triggers and queue outputs with the Storage queues extension's semantics.
+
+Mirrors ``QueueListener``/``QueueProcessor`` of the extension (5.x): receive up to ``batchSize``
+messages with a 10-minute invisibility, process each on its own worker, poll again once in-flight
+work drops to ``newBatchThreshold``; back off 100 ms → ``maxPollingInterval`` (randomized exponential)
+while the queue is empty or missing. While a message runs its invisibility is renewed every 5 minutes.
+Success deletes it; failure makes it visible again after ``visibilityTimeout``, or, once its dequeue
+count reaches ``maxDequeueCount``, copies it to ``<queue>-poison`` (created if missing) and deletes it.
+A message that arrives already past ``maxDequeueCount`` is poisoned without running; a base64 message
+that does not decode goes straight to poison. Output bindings send only after the function succeeds.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import random
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import Any
+
+from azure.core.exceptions import (
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+)
+from azure.functions.queue import QueueMessage as FunctionsQueueMessage
+from azure.storage.queue import QueueClient, QueueMessage
+
+from shared.adapters.storage import queue_service
+
+from . import logs
+from .config import QueueOptions
+from .indexing import FunctionSpec
+from .invoke import RetryContext, call
+
+RECEIVE_VISIBILITY = timedelta(minutes=10)
+RENEW_EVERY = timedelta(minutes=5)
+MIN_POLL = 0.1
+_QUEUE_NAME = re.compile(r"^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$")
+
+
+def poison_queue_name(queue: str) -> str | None:
+    """``<queue>-poison``, or None where the extension would have none (already poison, or too long)."""
+    if queue.endswith("-poison"):
+        return None
+    name = f"{queue}-poison"
+    return name if _QUEUE_NAME.match(name) else None
+
+
+class Backoff:
+    """``RandomizedExponentialBackoffStrategy``: min 100 ms, delta = min, randomization 0.2, cap max."""
+
+    def __init__(self, maximum: float, minimum: float = MIN_POLL, rng: random.Random | None = None):
+        self.minimum, self.maximum = minimum, maximum
+        self.current, self.exponent = minimum, 0
+        self.rng = rng or random.Random()  # noqa: S311 - jitter, not security
+
+    def next(self, found_since_last_delay: bool) -> float:
+        if found_since_last_delay:
+            self.current, self.exponent = self.minimum, 1
+        elif self.current != self.maximum:
+            if self.exponent == 0:
+                candidate = self.minimum
+            else:
+                candidate = self.minimum + self.rng.uniform(0.8, 1.2) * (2 ** (self.exponent - 1)) * self.minimum
+            if candidate < self.maximum:
+                self.current, self.exponent = candidate, self.exponent + 1
+            else:
+                self.current = self.maximum
+        return self.current
+
+
+class Outputs:
+    """Sends output-binding values to their queues, creating a queue the first time it is missing."""
+
+    def __init__(self, settings: Mapping[str, str], encoding: str, notify: Callable[[str], None]):
+        self.settings, self.encoding, self.notify = settings, encoding, notify
+        self._clients: dict[tuple[str, str], QueueClient] = {}
+        self._lock = threading.Lock()
+
+    def client(self, connection: str, queue: str) -> QueueClient:
+        with self._lock:
+            key = (connection, queue)
+            if key not in self._clients:
+                self._clients[key] = queue_service(self.settings, connection).get_queue_client(queue)
+            return self._clients[key]
+
+    def encode(self, value: str | bytes) -> str:
+        data = value.encode() if isinstance(value, str) else value
+        if self.encoding == "base64":
+            return base64.b64encode(data).decode()
+        return data.decode()
+
+    def send(self, binding: dict[str, Any], value: Any) -> int:
+        if value is None:
+            return 0
+        items = value if isinstance(value, list) else [value]
+        client = self.client(binding.get("connection") or "AzureWebJobsStorage", binding["queueName"])
+        for item in items:
+            if not isinstance(item, str | bytes):
+                raise TypeError(
+                    f"queue output {binding['name']} takes str, bytes or a list of them, not {type(item).__name__}"
+                )
+            body = self.encode(item)
+            try:
+                client.send_message(body)
+            except ResourceNotFoundError:
+                with contextlib.suppress(ResourceExistsError):
+                    client.create_queue()
+                client.send_message(body)
+        self.notify(binding["queueName"])
+        return len(items)
+
+
+class QueueListener:
+    """Polls one queue for one function and processes its messages until stopped."""
+
+    def __init__(
+        self,
+        spec: FunctionSpec,
+        options: QueueOptions,
+        settings: Mapping[str, str],
+        outputs: Outputs,
+        app_dir: str,
+        receive_visibility: timedelta = RECEIVE_VISIBILITY,
+    ):
+        self.spec, self.options, self.outputs, self.app_dir = spec, options, outputs, app_dir
+        self.queue = spec.trigger["queueName"]
+        service = queue_service(settings, spec.trigger.get("connection") or "AzureWebJobsStorage")
+        self.client = service.get_queue_client(self.queue)
+        poison = poison_queue_name(self.queue)
+        self.poison_client = service.get_queue_client(poison) if poison else None
+        self.receive_visibility = receive_visibility
+        self.backoff = Backoff(options.max_polling_interval.total_seconds())
+        self.stopping = threading.Event()
+        self.wake = threading.Event()
+        self.inflight = 0
+        self.inflight_changed = threading.Condition()
+        self.pool = ThreadPoolExecutor(
+            max_workers=options.batch_size + options.new_batch_threshold, thread_name_prefix=f"q-{spec.name}"
+        )
+
+    # -- polling ---------------------------------------------------------------------------------
+    def run(self) -> None:
+        found_since_last_delay = False
+        while not self.stopping.is_set():
+            try:
+                batch = list(
+                    self.client.receive_messages(
+                        messages_per_page=self.options.batch_size,
+                        max_messages=self.options.batch_size,
+                        visibility_timeout=int(self.receive_visibility.total_seconds()),
+                    )
+                )
+            except ResourceNotFoundError:
+                batch = []  # the queue does not exist yet: back off, as the extension does
+            except (HttpResponseError, ServiceRequestError) as e:
+                status = getattr(e, "status_code", None)
+                if status is not None and status < 500 and status != 409:
+                    raise
+                logs.event("queue poll failed; backing off", function=self.spec.name, queue=self.queue, error=str(e))
+                batch = []
+            if batch:
+                found_since_last_delay = True
+                for message in batch:
+                    with self.inflight_changed:
+                        self.inflight += 1
+                    self.pool.submit(self._process, message)
+                with self.inflight_changed:
+                    self.inflight_changed.wait_for(
+                        lambda: self.inflight <= self.options.new_batch_threshold or self.stopping.is_set()
+                    )
+                continue
+            delay = self.backoff.next(found_since_last_delay)
+            found_since_last_delay = False
+            self.wake.wait(delay)
+            if self.wake.is_set():
+                self.wake.clear()
+                self.backoff.next(True)
+
+    def notify(self) -> None:
+        """A message was just enqueued here by this host (``SharedQueueWatcher``): poll now."""
+        self.wake.set()
+
+    def stop(self, timeout: float) -> bool:
+        """Stop polling and wait up to ``timeout`` for running invocations; True if all finished."""
+        self.stopping.set()
+        self.wake.set()
+        with self.inflight_changed:
+            self.inflight_changed.notify_all()
+            finished = self.inflight_changed.wait_for(lambda: self.inflight == 0, timeout=timeout)
+        self.pool.shutdown(wait=finished, cancel_futures=True)
+        return finished
+
+    # -- one message -----------------------------------------------------------------------------
+    def _process(self, message: QueueMessage) -> None:
+        try:
+            self._process_one(message)
+        except Exception as e:  # a storage failure while completing: the message simply reappears
+            logs.event("message completion failed", function=self.spec.name, message_id=message.id, error=str(e))
+        finally:
+            with self.inflight_changed:
+                self.inflight -= 1
+                self.inflight_changed.notify_all()
+
+    def _decode(self, message: QueueMessage) -> bytes | None:
+        raw = message.content if isinstance(message.content, str) else (message.content or b"").decode()
+        if self.options.message_encoding == "none":
+            return raw.encode()
+        try:
+            return base64.b64decode(raw, validate=True)
+        except (binascii.Error, ValueError):
+            return None
+
+    def _process_one(self, message: QueueMessage) -> None:
+        invocation_id = str(uuid.uuid4())
+        fields: dict[str, Any] = {
+            "function": self.spec.name,
+            "invocation_id": invocation_id,
+            "trigger": "queueTrigger",
+            "queue": self.queue,
+            "message_id": message.id,
+            "dequeue_count": message.dequeue_count,
+        }
+        if message.dequeue_count and message.dequeue_count > self.options.max_dequeue_count:
+            self._poison(message, fields, "dequeue count already past maxDequeueCount")
+            return
+        body = self._decode(message)
+        if body is None:
+            self._poison(message, fields, "Message decoding has failed! Check MessageEncoding settings.")
+            return
+
+        renewer = _VisibilityRenewer(self.client, message, self.receive_visibility)
+        renewer.start()
+        started = time.monotonic()
+        token = logs.current_invocation.set(fields)
+        outcome, error = "Succeeded", None
+        try:
+            value = self._trigger_value(message, body)
+            result = call(self.spec, value, invocation_id=invocation_id, app_dir=self.app_dir, retry=RetryContext(0, 0))
+            for binding in self.spec.outputs:
+                if binding["type"] == "queue":
+                    self.outputs.send(binding, result.outputs.get(binding["name"]))
+        except Exception as e:
+            outcome, error = "Failed", f"{type(e).__name__}: {e}"
+            logs.log.exception("function failed", extra={"fields": fields})
+        finally:
+            logs.current_invocation.reset(token)
+            renewer.stop()
+        duration_ms = round((time.monotonic() - started) * 1000, 1)
+        pop_receipt = renewer.pop_receipt
+        if outcome == "Succeeded":
+            self._delete(message.id, pop_receipt)
+        elif self.poison_client is None:
+            outcome = "Failed (left invisible: no poison queue for this queue)"
+        elif (message.dequeue_count or 0) >= self.options.max_dequeue_count:
+            self._copy_to_poison(message, body_text=message.content)
+            self._delete(message.id, pop_receipt)
+            outcome = "Poisoned"
+        else:
+            self._release(message, pop_receipt)
+        logs.invocation(outcome, duration_ms=duration_ms, error=error, **fields)
+
+    def _trigger_value(self, message: QueueMessage, body: bytes) -> Any:
+        annotation = self.spec.user_function.__annotations__.get(self.spec.trigger["name"])
+        if annotation in (str, "str"):
+            return body.decode()
+        if annotation in (bytes, "bytes"):
+            return body
+        return FunctionsQueueMessage(  # type: ignore[no-untyped-call]
+            id=message.id,
+            body=body,
+            dequeue_count=message.dequeue_count,
+            expiration_time=message.expires_on,
+            insertion_time=message.inserted_on,
+            time_next_visible=message.next_visible_on,
+            pop_receipt=message.pop_receipt,
+        )
+
+    def _delete(self, message_id: str, pop_receipt: str | None) -> None:
+        try:
+            self.client.delete_message(message_id, pop_receipt=pop_receipt)
+        except ResourceNotFoundError:
+            pass  # already gone, or the pop receipt changed: the extension ignores both
+        except HttpResponseError as e:
+            if e.status_code not in (400, 404):
+                raise
+
+    def _release(self, message: QueueMessage, pop_receipt: str | None) -> None:
+        try:
+            self.client.update_message(
+                message.id,
+                pop_receipt=pop_receipt,
+                visibility_timeout=int(self.options.visibility_timeout.total_seconds()),
+            )
+        except (ResourceNotFoundError, HttpResponseError):
+            pass  # lost ownership: the message reappears when its invisibility ends
+
+    def _copy_to_poison(self, message: QueueMessage, body_text: Any) -> None:
+        assert self.poison_client is not None
+        text = body_text if isinstance(body_text, str) else (body_text or b"").decode()
+        try:
+            self.poison_client.send_message(text)
+        except ResourceNotFoundError:
+            with contextlib.suppress(ResourceExistsError):
+                self.poison_client.create_queue()
+            self.poison_client.send_message(text)
+
+    def _poison(self, message: QueueMessage, fields: dict[str, Any], reason: str) -> None:
+        if self.poison_client is None:
+            logs.invocation("Failed (not processed: no poison queue)", error=reason, **fields)
+            return
+        self._copy_to_poison(message, body_text=message.content)
+        self._delete(message.id, message.pop_receipt)
+        logs.invocation("Poisoned", error=reason, duration_ms=0, **fields)
+
+
+class _VisibilityRenewer:
+    """Keeps a running message invisible: every 5 minutes, another 10 minutes (new pop receipt kept)."""
+
+    def __init__(self, client: QueueClient, message: QueueMessage, visibility: timedelta):
+        self.client, self.message, self.visibility = client, message, visibility
+        self.pop_receipt: str | None = message.pop_receipt
+        self.interval = min(RENEW_EVERY, visibility / 2).total_seconds()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                updated = self.client.update_message(
+                    self.message.id,
+                    pop_receipt=self.pop_receipt,
+                    visibility_timeout=int(self.visibility.total_seconds()),
+                )
+                self.pop_receipt = updated.pop_receipt
+            except ResourceNotFoundError:
+                return  # ownership lost: stop renewing
+            except HttpResponseError as e:
+                if e.status_code and e.status_code < 500:
+                    return
+                self.interval = max(60.0, self.interval / 2)

@@ -134,13 +134,16 @@ def start(
 
 
 def stop_pid(pid: int, *, timeout: float = 10.0) -> None:
-    """Stop the Azurite process group cleanly (SIGTERM), then SIGKILL if it lingers."""
+    """Stop the process group cleanly (SIGTERM), then SIGKILL if it lingers."""
     try:
         os.killpg(pid, signal.SIGTERM)
     except ProcessLookupError:
         return
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:  # our own child: reap it, or it lingers as a zombie
+                return
         try:
             os.killpg(pid, 0)
         except ProcessLookupError:

@@ -1,0 +1,109 @@
+"""The host's pure parts: NCRONTAB, polling back-off, host.json defaults, poison queue names, routes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from tools.funchost.config import HostConfigError, load_host_json
+from tools.funchost.http import compile_route
+from tools.funchost.ncrontab import Schedule, ScheduleError
+from tools.funchost.queues import Backoff, poison_queue_name
+
+NOW = datetime(2026, 11, 24, 3, 0, 7, tzinfo=UTC)  # a Tuesday
+
+
+@pytest.mark.parametrize(
+    ("expression", "expected", "why"),
+    [
+        (
+            "*/10 * * * * *",
+            datetime(2026, 11, 24, 3, 0, 10, tzinfo=UTC),
+            "every 10 s: the next multiple of ten seconds",
+        ),
+        ("0 * * * * *", datetime(2026, 11, 24, 3, 1, tzinfo=UTC), "every minute: the top of the next minute"),
+        (
+            "0 0 3 * * *",
+            datetime(2026, 11, 25, 3, 0, tzinfo=UTC),
+            "daily at 03:00 when 03:00 has just passed: tomorrow",
+        ),
+        ("0 30 9 * * 1-5", datetime(2026, 11, 24, 9, 30, tzinfo=UTC), "weekdays at 09:30 on a Tuesday: today"),
+        ("0 0 12 * * Sun", datetime(2026, 11, 29, 12, 0, tzinfo=UTC), "day names are accepted (Sunday)"),
+        ("0 0 12 * * 7", datetime(2026, 11, 29, 12, 0, tzinfo=UTC), "7 is Sunday too"),
+        ("0 0 0 29 Feb *", datetime(2028, 2, 29, tzinfo=UTC), "29 February waits for a leap year"),
+        ("5 4 * * *", datetime(2026, 11, 24, 4, 5, tzinfo=UTC), "five fields: no seconds, minute first"),
+    ],
+)
+def test_ncrontab_finds_the_next_occurrence(expression: str, expected: datetime, why: str) -> None:
+    assert Schedule.parse(expression).next_after(NOW) == expected, why
+
+
+@pytest.mark.parametrize(
+    "expression", ["* * * *", "61 * * * * *", "*/0 * * * * *", "0 0 0 31 2 * extra", "x * * * * *"]
+)
+def test_ncrontab_rejects_malformed_expressions(expression: str) -> None:
+    with pytest.raises(ScheduleError):
+        Schedule.parse(expression)
+
+
+def test_sub_minute_schedules_turn_the_schedule_monitor_off() -> None:
+    assert Schedule.parse("*/10 * * * * *").fires_more_than_once_a_minute(NOW)
+    assert not Schedule.parse("0 * * * * *").fires_more_than_once_a_minute(NOW)
+
+
+class FixedJitter:
+    def uniform(self, a: float, b: float) -> float:
+        return 1.0
+
+
+def test_polling_backs_off_exponentially_to_the_maximum_and_resets_when_messages_arrive() -> None:
+    backoff = Backoff(maximum=60.0, rng=FixedJitter())  # type: ignore[arg-type]
+    delays = [round(backoff.next(False), 3) for _ in range(13)]
+    assert delays == [0.1, 0.2, 0.3, 0.5, 0.9, 1.7, 3.3, 6.5, 12.9, 25.7, 51.3, 60.0, 60.0]
+    assert backoff.next(True) == 0.1
+    assert round(backoff.next(False), 3) == 0.2
+
+
+def test_host_json_defaults_follow_the_queues_extension(tmp_path: Path) -> None:
+    (tmp_path / "host.json").write_text('{"version": "2.0"}')
+    config = load_host_json(tmp_path / "host.json", processor_count=1, development=False)
+    q = config.queues
+    assert (q.batch_size, q.new_batch_threshold, q.max_dequeue_count, q.message_encoding) == (16, 8, 5, "base64")
+    assert q.max_polling_interval == timedelta(minutes=1) and q.visibility_timeout == timedelta(0)
+    assert load_host_json(tmp_path / "host.json", development=True).queues.max_polling_interval == timedelta(seconds=2)
+    assert config.function_timeout == timedelta(minutes=5)
+
+
+@pytest.mark.parametrize(
+    ("queues", "message"),
+    [
+        ('{"batchSize": 64}', "batchSize=64 must be within 1..32"),
+        ('{"maxDequeueCount": 0}', "maxDequeueCount must be at least 1"),
+        ('{"messageEncoding": "utf8"}', "messageEncoding must be base64 or none"),
+        ('{"maxPollingInterval": "soon"}', "must be a TimeSpan"),
+    ],
+)
+def test_host_json_errors_name_the_key_and_the_rule(tmp_path: Path, queues: str, message: str) -> None:
+    (tmp_path / "host.json").write_text(f'{{"version": "2.0", "extensions": {{"queues": {queues}}}}}')
+    with pytest.raises(HostConfigError, match=message):
+        load_host_json(tmp_path / "host.json")
+
+
+def test_the_project_host_json_is_valid() -> None:
+    config = load_host_json(Path(__file__).resolve().parents[2] / "host.json")
+    assert config.queues.message_encoding == "none", "the contract posts messages as plain text"
+
+
+def test_poison_queues_exist_only_where_the_extension_makes_them() -> None:
+    assert poison_queue_name("onboarding-requests") == "onboarding-requests-poison"
+    assert poison_queue_name("onboarding-requests-poison") is None
+    assert poison_queue_name("q" * 60) is None
+
+
+def test_routes_match_parameters_optional_parts_and_catch_alls() -> None:
+    assert compile_route("members/{member_id}").match("/members/bank-a").groupdict() == {"member_id": "bank-a"}
+    assert compile_route("members/{member_id?}").match("/members") is not None
+    assert compile_route("files/{*path}").match("/files/a/b").group("path") == "a/b"
+    assert compile_route("members/{member_id}").match("/members/a/b") is None

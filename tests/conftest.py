@@ -19,9 +19,7 @@ from tools import azurite
 def azurite_instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[azurite.Azurite]:
     location = tmp_path_factory.mktemp("azurite")
     ports = azurite.free_ports(3)
-    az, proc = azurite.start(
-        Path(location), ports=(ports[0], ports[1], ports[2]), log_file=location / "azurite.log"
-    )
+    az, proc = azurite.start(Path(location), ports=(ports[0], ports[1], ports[2]), log_file=location / "azurite.log")
     try:
         yield az
     finally:

@@ -12,9 +12,7 @@ from shared import settings
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = json.loads((ROOT / "local.settings.sample.json").read_text())["Values"]
-NCRONTAB_FIELD = re.compile(
-    r"^(\*|\d+(-\d+)?)(/\d+)?(,(\d+(-\d+)?)(/\d+)?)*$|^\*/\d+$|^[A-Za-z]{3}(-[A-Za-z]{3})?$"
-)
+NCRONTAB_FIELD = re.compile(r"^(\*|\d+(-\d+)?)(/\d+)?(,(\d+(-\d+)?)(/\d+)?)*$|^\*/\d+$|^[A-Za-z]{3}(-[A-Za-z]{3})?$")
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
 
 def observe(**fields: object) -> None:
-    client = QueueClient.from_connection_string(expand_connection_string(os.environ["AZUREWEBJOBSSTORAGE"]), "observed")
+    client = QueueClient.from_connection_string(expand_connection_string(os.environ["AzureWebJobsStorage"]), "observed")
     fields["instance"] = os.environ.get("WEBSITE_INSTANCE_ID")
     fields["at"] = time.time()
     try:

@@ -111,6 +111,8 @@ def start(
             + ": stop it (`make down`, or find it with `ss -ltnp`) and try again"
         )
     location.mkdir(parents=True, exist_ok=True)
+    if log_file:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
     out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115 - handed to the child
     cmd = [
         str(AZURITE_BIN),

@@ -51,7 +51,8 @@ bench: bootstrap ## run the benchmarks, print their tables, write bench/results/
 	$(PY) -m bench $(BENCH)
 
 chaos: bootstrap ## the long chaos and bad-input suite
-	$(PY) -m pytest -m chaos --chaos-long
+	@if [ -d tests/chaos ]; then $(PY) -m pytest tests/chaos --chaos-long; \
+	else echo "make chaos: the chaos suite (issue 10) is not built yet" >&2; exit 1; fi
 
 clean: down ## remove local state (Azurite data, emulator state, logs); keeps .venv and node_modules
 	rm -rf .local

@@ -61,9 +61,7 @@ REGISTRY: tuple[Setting, ...] = (
         "or a whole number of approvals.",
         default="majority",
     ),
-    Setting(
-        "LEASE_SECONDS", "15", "Duration of coordinator and per-member blob leases (15 to 60).", default="15"
-    ),
+    Setting("LEASE_SECONDS", "15", "Duration of coordinator and per-member blob leases (15 to 60).", default="15"),
 )
 
 

@@ -45,3 +45,18 @@ class NotFoundError(PermanentError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, reason="not_found")
+
+
+class LeaseLostError(TransientError):
+    """A lease this process held is gone (expired, broken or taken): stop the work it guarded."""
+
+
+class FencedError(PermanentError):
+    """A write carried an older fencing token than one already seen: a newer holder exists."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, reason="fenced")
+
+
+class BusyError(TransientError):
+    """Someone else holds the per-member lease: try again later (the queue redelivers)."""

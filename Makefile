@@ -25,7 +25,7 @@ $(STAMP_NODE): package.json package-lock.json
 	@touch $@
 
 local.settings.json: local.settings.sample.json
-	@test -f $@ || { cp $< $@ && echo "created local.settings.json from local.settings.sample.json"; }
+	@python3 tools/local_settings.py
 
 bootstrap: $(STAMP_PY) $(STAMP_NODE) local.settings.json ## install .venv and Azurite (incremental)
 

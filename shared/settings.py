@@ -61,6 +61,12 @@ REGISTRY: tuple[Setting, ...] = (
         "or a whole number of approvals.",
         default="majority",
     ),
+    Setting(
+        "COORDINATOR_SCHEDULE",
+        "*/2 * * * * *",
+        "NCRONTAB schedule on which every deployment contends for the coordinator role (client-go's 2 s retry).",
+        default="*/2 * * * * *",
+    ),
     Setting("LEASE_SECONDS", "15", "Duration of coordinator and per-member blob leases (15 to 60).", default="15"),
 )
 

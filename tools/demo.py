@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
+import subprocess
 import sys
 import time
 import urllib.request
@@ -49,9 +52,79 @@ def probe_liveness() -> None:
     say(f"  GET /api/healthz -> {body['status']} in {(time.perf_counter() - started) * 1000:.0f} ms")
 
 
+STANDBY: dict[str, subprocess.Popen[bytes]] = {}
+
+
+def consortium_status() -> dict[str, Any]:
+    from cli.context import settings
+    from shared.bootstrap import Platform
+    from shared.services.status import build_status
+
+    platform = Platform(settings())
+    return build_status(platform.state, platform.leases, platform.queues.count)
+
+
+def wait_for_coordinator(not_holder: str | None, timeout: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        coordinator = consortium_status()["coordinator"]
+        if coordinator["holder"] and coordinator["holder"] != not_holder:
+            return dict(coordinator)
+        time.sleep(0.5)
+    raise stack.StackError(f"no coordinator took over within {timeout:.0f} s")
+
+
+def start_second_deployment() -> None:
+    log = stack.StackPaths().logs / "funchost-standby.log"
+    env = {**os.environ, "CONSORTIUM_DEPLOYMENT": "standby", "AzureFunctionsWebHost__hostid": "standby"}
+    ready = stack.StackPaths().local / "standby.ready"
+    ready.unlink(missing_ok=True)
+    with open(log, "ab") as out:
+        STANDBY["proc"] = subprocess.Popen(
+            [sys.executable, "-m", "tools.funchost", "--port", "7081", "--ready-file", str(ready)],
+            stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+        )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not ready.exists():
+        if STANDBY["proc"].poll() is not None or time.monotonic() > deadline:
+            raise stack.StackError(f"the second deployment did not start; see {log}")
+        time.sleep(0.1)
+    coordinator = wait_for_coordinator(None, 30)
+    say("  deployments 'local' (port 7071) and 'standby' (port 7081) share the consortium storage")
+    say(f"  coordinator: {coordinator['holder']} with fencing token {coordinator['fencing_token']}")
+
+
+def kill_the_coordinator() -> None:
+    before = consortium_status()["coordinator"]
+    holder = str(before["holder"])
+    victim = STANDBY["proc"].pid if holder.startswith("standby/") else int(stack.status()["funchost"]["pid"])
+    say(f"  kill -9 the coordinator's host process (pid {victim}, {holder})")
+    started = time.monotonic()
+    os.killpg(victim, signal.SIGKILL)
+    after = wait_for_coordinator(holder, 60)
+    say(f"  {after['holder']} took over with fencing token {after['fencing_token']} "
+        f"after {time.monotonic() - started:.1f} s (lease {consortium_lease_seconds()} s)")  # fmt: skip
+    say("  the old holder's token is now fenced: any write it still attempts is refused")
+
+
+def consortium_lease_seconds() -> int:
+    from cli.context import settings
+
+    return settings().integer("LEASE_SECONDS")
+
+
+def stop_second_deployment() -> None:
+    proc = STANDBY.pop("proc", None)
+    if proc is not None and proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=150)
+
+
 ACTS = [
     Act("The function app, indexed by the local host", show_functions),
     Act("A liveness probe through the HTTP trigger", probe_liveness),
+    Act("A second deployment joins; one coordinator is elected through a blob lease", start_second_deployment),
+    Act("The coordinator dies; the other deployment takes over when its lease expires", kill_the_coordinator),
 ]
 
 
@@ -76,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         say("\ndemo: interrupted")
         return 130
     finally:
+        stop_second_deployment()
         if not args.keep:
             say("\n== Stopping the local stack")
             stack.down()

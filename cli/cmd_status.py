@@ -1,0 +1,53 @@
+"""`consortium status [--json]`: the coordinator, the network map version, members, poison counts."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from cli.context import settings
+from shared.bootstrap import Platform
+from shared.services.status import build_status
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "status",
+        help="show the consortium's state",
+        description="Show the coordinator (holder, fencing token, lease expiry), the network map version, "
+        "every member with its scale set and keys, and the poison queue counts.",
+    )
+    p.add_argument("--json", action="store_true", help="print the status model as one JSON object")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    platform = Platform(settings())
+    model = build_status(platform.state, platform.leases, platform.queues.count)
+    if args.json:
+        print(json.dumps(model, indent=2))
+        return 0
+    print(render(model))
+    return 0
+
+
+def render(model: dict[str, Any]) -> str:
+    c = model["coordinator"]
+    lines = [
+        f"coordinator  {c['holder'] or '(none)'}  token {c['fencing_token']}  expires {c['expires_at'] or '-'}",
+        f"network map  version {model['network_map_version']}",
+        "",
+        f"{'member':16} {'status':17} {'nodes':>5} {'min':>4} {'max':>4}  keys",
+    ]
+    if not model["members"]:
+        lines.append("(no members yet)")
+    for m in model["members"]:
+        s = m["scale_set"]
+        keys = ", ".join(f"{name}@{k['version'][:8] if k['version'] else '?'}" for name, k in m["keys"].items())
+        row = f"{m['member_id']:16} {m['status']:17} {s['capacity']:5} {s['min_nodes']:4} {s['max_nodes']:4}"
+        lines.append(f"{row}  {keys or '-'}")
+    lines.append("")
+    poison = ", ".join(f"{q} {n}" for q, n in model["poison"].items())
+    lines.append(f"poison       {poison}")
+    return "\n".join(lines)

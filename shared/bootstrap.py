@@ -1,0 +1,55 @@
+"""The composition root: builds every adapter from settings, lazily, in one place.
+
+Handlers, the CLI and tools ask ``platform()`` for what they need; nothing connects at import time.
+Tests build a ``Platform`` from their own settings (Azurite on free ports) or use the fakes directly.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property, lru_cache
+
+from azure.storage.blob import ContainerClient
+
+from shared import settings as settings_module
+from shared.adapters.blob_leases import BlobLeaseStore
+from shared.adapters.blob_state import CONTAINER, BlobStateStore
+from shared.adapters.storage import blob_service, queue_service
+from shared.adapters.storage_queues import StorageQueues
+from shared.services.leadership import Coordinator, holder_identity
+from shared.settings import Settings
+
+
+class Platform:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+
+    @cached_property
+    def container(self) -> ContainerClient:
+        return blob_service(self.settings.values).get_container_client(CONTAINER)
+
+    @cached_property
+    def state(self) -> BlobStateStore:
+        return BlobStateStore(self.container)
+
+    @cached_property
+    def leases(self) -> BlobLeaseStore:
+        return BlobLeaseStore(self.container)
+
+    @cached_property
+    def queues(self) -> StorageQueues:
+        return StorageQueues(queue_service(self.settings.values))
+
+    @cached_property
+    def lease_seconds(self) -> int:
+        return self.settings.integer("LEASE_SECONDS", minimum=15, maximum=60)
+
+    @cached_property
+    def coordinator(self) -> Coordinator:
+        deployment = self.settings.text("CONSORTIUM_DEPLOYMENT")
+        return Coordinator(self.leases, holder_identity(deployment), self.lease_seconds)
+
+
+@lru_cache(maxsize=1)
+def platform() -> Platform:
+    """The process's platform, from the process's settings."""
+    return Platform(settings_module.load())

@@ -1,0 +1,55 @@
+"""The status model: one JSON object that `consortium status --json`, the status HTTP function and
+the dashboard all serve, read from the consortium state, the coordinator lease and the poison queues.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from shared.ports.leases import LeaseStore
+from shared.ports.state import StateStore
+from shared.services.leadership import coordinator_status
+
+#: Queues whose poison counts the status shows (the contract's queues; capability steps add theirs).
+WATCHED_QUEUES: tuple[str, ...] = ("onboarding-requests", "onboarding-approvals", "offboarding-requests")
+
+
+def member_view(record: dict[str, Any]) -> dict[str, Any]:
+    scale = record.get("scale_set") or {}
+    bounds = record.get("scale") or {}
+    return {
+        "member_id": record.get("member_id"),
+        "status": record.get("status"),
+        "legal_name": record.get("legal_name"),
+        "scale_set": {
+            "id": record.get("scale_set_id") or scale.get("id"),
+            "capacity": int(scale.get("capacity", 0)),
+            "min_nodes": int(bounds.get("min_nodes", scale.get("min_nodes", 1))),
+            "max_nodes": int(bounds.get("max_nodes", scale.get("max_nodes", 1))),
+        },
+        "keys": {
+            name: {"version": key.get("version"), "rotated_at": key.get("rotated_at")}
+            for name, key in (record.get("keys") or {}).items()
+        },
+    }
+
+
+def build_status(
+    state: StateStore,
+    leases: LeaseStore,
+    count: Callable[[str], int],
+    queues: tuple[str, ...] = WATCHED_QUEUES,
+) -> dict[str, Any]:
+    members = []
+    for path in state.list_paths("members/"):
+        doc = state.read(path)
+        if doc is not None:
+            members.append(member_view(doc.body))
+    network_map = state.read("network-map/current.json")
+    return {
+        "coordinator": coordinator_status(leases),
+        "network_map_version": int(network_map.body.get("version", 0)) if network_map else 0,
+        "members": sorted(members, key=lambda m: str(m["member_id"])),
+        "poison": {f"{q}-poison": count(f"{q}-poison") for q in queues},
+    }

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from functools import cached_property, lru_cache
 
-from azure.storage.blob import ContainerClient
-
 from shared import settings as settings_module
 from shared.adapters.blob_leases import BlobLeaseStore
 from shared.adapters.blob_state import CONTAINER, BlobStateStore
@@ -24,16 +22,12 @@ class Platform:
         self.settings = settings
 
     @cached_property
-    def container(self) -> ContainerClient:
-        return blob_service(self.settings.values).get_container_client(CONTAINER)
-
-    @cached_property
     def state(self) -> BlobStateStore:
-        return BlobStateStore(self.container)
+        return BlobStateStore(blob_service(self.settings.values).get_container_client(CONTAINER))
 
     @cached_property
     def leases(self) -> BlobLeaseStore:
-        return BlobLeaseStore(self.container)
+        return BlobLeaseStore(blob_service(self.settings.values).get_container_client(CONTAINER))
 
     @cached_property
     def queues(self) -> StorageQueues:

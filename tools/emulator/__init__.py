@@ -1,0 +1,67 @@
+"""A local stand-in for ARM Compute (scale sets), Monitor metrics (batch API) and Key Vault keys.
+
+It speaks their REST APIs over HTTPS with a CA of its own, so the real Azure SDK clients run against
+it unchanged (``connection_verify`` set to ``<state-dir>/ca.pem``). A load model drives CPU and
+transactions per minute; an admin API under ``/_admin/`` sets load and injects faults. State lives in
+the state folder, so a restart keeps it. ``start()`` runs it as a process for the stack and tests.
+"""
+
+from __future__ import annotations
+
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class EmulatorError(RuntimeError):
+    """The emulator did not start; the message says why."""
+
+
+@dataclass(frozen=True)
+class EmulatorHandle:
+    port: int
+    state_dir: Path
+
+    @property
+    def url(self) -> str:
+        return f"https://localhost:{self.port}"
+
+    @property
+    def ca(self) -> Path:
+        return self.state_dir / "ca.pem"
+
+
+def healthy(handle: EmulatorHandle) -> bool:
+    if not handle.ca.exists():
+        return False
+    context = ssl.create_default_context(cafile=str(handle.ca))
+    try:
+        with urllib.request.urlopen(f"{handle.url}/_admin/health", timeout=1, context=context) as r:  # noqa: S310
+            return bool(r.status == 200)
+    except (urllib.error.URLError, OSError, ssl.SSLError):
+        return False
+
+
+def start(
+    state_dir: Path, port: int, *, log_file: Path | None = None, timeout: float = 30
+) -> tuple[EmulatorHandle, subprocess.Popen[bytes]]:
+    handle = EmulatorHandle(port, state_dir)
+    out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115 - handed to the child
+    proc = subprocess.Popen([sys.executable, "-m", "tools.emulator", "--port", str(port), "--state-dir", str(state_dir)],
+                            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    deadline = time.monotonic() + timeout
+    while not healthy(handle):
+        if proc.poll() is not None:
+            raise EmulatorError(f"the emulator exited with code {proc.returncode}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise EmulatorError(f"the emulator was not ready within {timeout:.0f} s")
+        time.sleep(0.1)
+    return handle, proc

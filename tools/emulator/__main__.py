@@ -1,0 +1,37 @@
+"""``python -m tools.emulator --port 8443 --state-dir .local/emulator``: serve until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from .server import Emulator, run_forever, serve
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m tools.emulator", description="Local Azure emulator: Compute, Monitor metrics, Key Vault."
+    )
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8443)
+    p.add_argument("--state-dir", default=".local/emulator", help="where state, the CA and the server certificate live")
+    args = p.parse_args(argv)
+    emulator = Emulator(Path(args.state_dir))
+    try:
+        server = serve(emulator, args.host, args.port)
+    except OSError as e:
+        print(f"emulator: cannot listen on {args.host}:{args.port}: {e.strerror}", file=sys.stderr)
+        return 1
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    print(f"emulator listening on https://localhost:{args.port} (CA {Path(args.state_dir) / 'ca.pem'})", flush=True)
+    run_forever(server, stop)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

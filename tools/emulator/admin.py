@@ -1,0 +1,110 @@
+"""The emulator's admin API: health, load, configuration, faults, instance failures, missing metrics.
+
+Used by `consortium load`, the demo, the tests and the chaos suite; never by the control plane itself.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from .compute import DEFAULTS
+from .server import Request, Response, Router, error
+
+if TYPE_CHECKING:
+    from .server import Emulator
+
+SERVICES = ("compute", "metrics", "keyvault")
+
+
+def register(router: Router, emulator: Emulator) -> None:
+    state = emulator.state
+
+    def health(r: Request) -> Response:
+        return Response(200, {"status": "ok", "uptime_seconds": round(time.time() - emulator.started, 1)})
+
+    def set_load(r: Request) -> Response:
+        tpm = (r.body or {}).get("tpm")
+        if not isinstance(tpm, int | float) or tpm < 0:
+            return error(400, "BadRequest", "tpm must be a number of transactions per minute, at least 0")
+        with state.lock:
+            state.section("load").setdefault("loads", {}).setdefault(r.params["name"].lower(), []).append(
+                [time.time(), float(tpm)]
+            )
+            state.save("load")
+        return Response(200, {"scale_set": r.params["name"], "tpm": tpm})
+
+    def get_load(r: Request) -> Response:
+        name = r.params["name"]
+        vmss = emulator.compute.find(name)
+        return Response(200, {"scale_set": name, "tpm": emulator_offered(name),
+                              "serving": emulator.compute.serving(vmss) if vmss else 0,
+                              "capacity": vmss["capacity"] if vmss else 0})  # fmt: skip
+
+    def emulator_offered(name: str) -> float:
+        history = state.section("load").get("loads", {}).get(name.lower(), [])
+        return float(history[-1][1]) if history else 0.0
+
+    def set_config(r: Request) -> Response:
+        body = r.body or {}
+        unknown = [k for k in body if k not in DEFAULTS]
+        if unknown:
+            return error(400, "BadRequest", f"unknown setting(s) {unknown}; known: {sorted(DEFAULTS)}")
+        with state.lock:
+            state.section("load").setdefault("config", {}).update({k: float(v) for k, v in body.items()})
+            state.save("load")
+        return Response(200, {**DEFAULTS, **state.section("load")["config"]})
+
+    def set_fault(r: Request) -> Response:
+        service = r.params["service"]
+        if service not in SERVICES:
+            return error(400, "BadRequest", f"service must be one of {SERVICES}")
+        spec = dict(r.body or {})
+        status = spec.get("status")
+        if status is not None and (not isinstance(status, int) or not (status == 429 or 500 <= status <= 599)):
+            return error(400, "BadRequest", "status must be 429 or a 5xx code")
+        emulator.faults.set(service, spec)
+        return Response(200, {"service": service, **spec})
+
+    def clear_faults(r: Request) -> Response:
+        emulator.faults.clear()
+        return Response(204)
+
+    def set_instance(r: Request) -> Response:
+        fault = (r.body or {}).get("fault")
+        if fault not in (None, "crashed", "broken"):
+            return error(
+                400, "BadRequest", "fault must be 'crashed' (a restart fixes it), 'broken' (a reimage does) or null"
+            )
+        with state.lock:
+            vmss = emulator.compute.find(r.params["name"])
+            if vmss is None:
+                return error(404, "NotFound", f"scale set {r.params['name']} was not found")
+            for instance in vmss["instances"]:
+                if instance["id"] == r.params["instance"]:
+                    instance["fault"] = fault
+                    state.save("compute")
+                    return Response(200, {"instance": instance["id"], "fault": fault})
+        return error(404, "NotFound", f"instance {r.params['instance']} was not found")
+
+    def set_missing(r: Request) -> Response:
+        with state.lock:
+            state.section("load").setdefault("missing", {})[r.params["name"].lower()] = bool(
+                (r.body or {}).get("missing", True)
+            )
+            state.save("load")
+        return Response(200, {"scale_set": r.params["name"], "missing": (r.body or {}).get("missing", True)})
+
+    def reset(r: Request) -> Response:
+        state.reset()
+        return Response(204)
+
+    router.add("GET", "/_admin/health", "admin", health)
+    router.add("PUT", "/_admin/load/(?P<name>[^/]+)", "admin", set_load)
+    router.add("GET", "/_admin/load/(?P<name>[^/]+)", "admin", get_load)
+    router.add("PUT", "/_admin/config", "admin", set_config)
+    router.add("PUT", "/_admin/faults/(?P<service>[a-z]+)", "admin", set_fault)
+    router.add("DELETE", "/_admin/faults", "admin", clear_faults)
+    router.add("PUT", r"/_admin/instances/(?P<name>[^/]+)/(?P<instance>\d+)", "admin", set_instance)
+    router.add("PUT", "/_admin/metrics/(?P<name>[^/]+)", "admin", set_missing)
+    router.add("POST", "/_admin/reset", "admin", reset)

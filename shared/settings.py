@@ -27,6 +27,14 @@ class Setting:
     platform: bool = False
 
 
+_TEMPLATE_IDS = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-consortium-local/providers"
+TEMPLATE = (
+    '{"vm_size": "Standard_D2s_v5", "image": "Canonical:ubuntu-24_04-lts:server:latest", '
+    f'"subnet_id": "{_TEMPLATE_IDS}/Microsoft.Network/virtualNetworks/vnet-consortium/subnets/nodes", '
+    f'"backend_pool_id": "{_TEMPLATE_IDS}/Microsoft.Network/loadBalancers/lb-corda/backendAddressPools/corda-nodes", '
+    '"identity_id": "", "custom_data": ""}'
+)
+
 REGISTRY: tuple[Setting, ...] = (
     Setting(
         "AzureWebJobsStorage",
@@ -66,6 +74,42 @@ REGISTRY: tuple[Setting, ...] = (
         "*/2 * * * * *",
         "NCRONTAB schedule on which every deployment contends for the coordinator role (client-go's 2 s retry).",
         default="*/2 * * * * *",
+    ),
+    Setting(
+        "AZURE_CREDENTIAL",
+        "emulator",
+        "How Azure SDK clients authenticate: 'default' (DefaultAzureCredential: the app's managed identity in Azure) "
+        "or 'emulator' (a static token for the local emulator).",
+        default="default",
+    ),
+    Setting(
+        "AZURE_SUBSCRIPTION_ID", "00000000-0000-0000-0000-000000000000", "Subscription of the members' scale sets."
+    ),
+    Setting("AZURE_RESOURCE_GROUP", "rg-consortium-local", "Resource group of this member's scale sets."),
+    Setting("AZURE_REGION", "westeurope", "Region of the scale sets (the metrics batch API is regional)."),
+    Setting(
+        "AZURE_ARM_ENDPOINT",
+        "https://localhost:8443",
+        "Azure Resource Manager endpoint (the emulator locally).",
+        default="https://management.azure.com",
+    ),
+    Setting(
+        "AZURE_METRICS_ENDPOINT",
+        "https://localhost:8443",
+        "Regional Monitor metrics endpoint, e.g. https://westeurope.metrics.monitor.azure.com (the emulator locally).",
+    ),
+    Setting("AZURE_KEY_VAULT_URL", "https://localhost:8443", "Key Vault URI, e.g. https://kv-bank-a.vault.azure.net."),
+    Setting(
+        "AZURE_CA_BUNDLE",
+        ".local/emulator/ca.pem",
+        "CA certificate the SDK clients trust (the emulator's, locally); empty in Azure for the system store.",
+        default="",
+    ),
+    Setting(
+        "SCALE_SET_TEMPLATE",
+        TEMPLATE,
+        "JSON template of a member's Corda scale set: vm_size, image (publisher:offer:sku:version or an image id), "
+        "subnet_id, backend_pool_id, identity_id, custom_data (base64 cloud-init that installs and starts the node).",
     ),
     Setting("LEASE_SECONDS", "15", "Duration of coordinator and per-member blob leases (15 to 60).", default="15"),
 )

@@ -6,13 +6,18 @@ sessions can run at once.
 
 from __future__ import annotations
 
+import json
+import ssl
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tools import azurite
+from shared.settings import Settings, local_defaults
+from tools import azurite, emulator
+from tools.emulator import EmulatorHandle
 
 
 @pytest.fixture(scope="session")
@@ -36,3 +41,42 @@ def storage_connection_string(azurite_instance: azurite.Azurite) -> str:
 def unique_name() -> str:
     """A fresh lowercase name for a queue or container, so tests in one session never share state."""
     return "t" + uuid.uuid4().hex[:20]
+
+
+@pytest.fixture(scope="session")
+def emulator_instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorHandle]:
+    """The Azure emulator on a free port with its own state folder, fast operations for tests."""
+    state_dir = tmp_path_factory.mktemp("emulator")
+    handle, proc = emulator.start(Path(state_dir), azurite.free_ports(1)[0], log_file=Path(state_dir) / "emulator.log")
+    admin(handle, "PUT", "/_admin/config", {"operation_seconds": 0.3, "boot_delay_seconds": 0, "restart_seconds": 0.2})
+    try:
+        yield handle
+    finally:
+        azurite.stop_pid(proc.pid)
+        proc.wait(timeout=10)
+
+
+def admin(handle: EmulatorHandle, method: str, path: str, body: object = None) -> object:
+    """Call the emulator's admin API (load, faults, configuration)."""
+    context = ssl.create_default_context(cafile=str(handle.ca))
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(
+        f"{handle.url}{path}", data=data, method=method, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=10, context=context) as response:
+        raw = response.read()
+    return json.loads(raw) if raw else None
+
+
+@pytest.fixture(scope="session")
+def azure_settings(emulator_instance: EmulatorHandle, storage_connection_string: str) -> Settings:
+    """Settings that point every Azure SDK client at the test emulator (and storage at the test Azurite)."""
+    values = {
+        **local_defaults(),
+        "AzureWebJobsStorage": storage_connection_string,
+        "AZURE_ARM_ENDPOINT": emulator_instance.url,
+        "AZURE_METRICS_ENDPOINT": emulator_instance.url,
+        "AZURE_KEY_VAULT_URL": emulator_instance.url,
+        "AZURE_CA_BUNDLE": str(emulator_instance.ca),
+    }
+    return Settings(values)

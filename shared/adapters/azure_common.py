@@ -1,0 +1,97 @@
+"""What every Azure SDK client here shares: the credential, TLS trust, retries, and error translation.
+
+- Credential: ``DefaultAzureCredential`` in Azure; locally (``AZURE_CREDENTIAL=emulator``) a static
+  bearer token the emulator accepts, so the SDKs' auth policies (including Key Vault's challenge
+  handshake) still run.
+- TLS: ``AZURE_CA_BUNDLE`` names the emulator's CA; empty in Azure (the system trust store).
+- Retries: azure-core's ``RetryPolicy`` per client, kept short (3 tries, capped back-off) so the
+  queue's own redelivery stays the outer retry mechanism.
+- Errors: 429/5xx/timeouts/connection failures → ``TransientError`` (with Retry-After), 412 →
+  ``ConflictError``, 404 → ``NotFoundError``, anything else → ``PermanentError``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from azure.core.credentials import AccessToken, AccessTokenInfo, TokenCredential
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+
+from shared.errors import ConflictError, NotFoundError, PermanentError, TransientError
+from shared.settings import Settings
+
+RETRY = {"retry_total": 3, "retry_backoff_factor": 0.4, "retry_backoff_max": 4, "retry_mode": "exponential"}
+
+
+class EmulatorCredential:
+    """A TokenCredential for the local emulator: any scope, a token that never needs refreshing."""
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        return AccessToken("emulator-token", int(time.time()) + 3600)
+
+    def get_token_info(self, *scopes: str, options: Any = None) -> AccessTokenInfo:
+        return AccessTokenInfo("emulator-token", int(time.time()) + 3600)
+
+
+def is_emulator(settings: Settings) -> bool:
+    return settings.text("AZURE_CREDENTIAL").lower() == "emulator"
+
+
+def credential(settings: Settings) -> TokenCredential:
+    mode = settings.text("AZURE_CREDENTIAL").lower()
+    if mode == "emulator":
+        return EmulatorCredential()
+    if mode == "default":
+        from azure.identity import DefaultAzureCredential
+
+        return DefaultAzureCredential()
+    raise PermanentError(f"setting AZURE_CREDENTIAL={mode!r} must be 'default' or 'emulator'", reason="settings")
+
+
+def client_options(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments for any SDK client: TLS trust and the retry policy."""
+    options: dict[str, Any] = dict(RETRY)
+    bundle = settings.text("AZURE_CA_BUNDLE")
+    if bundle:
+        path = Path(bundle)
+        if not path.exists():
+            raise TransientError(f"setting AZURE_CA_BUNDLE={bundle}: no such file (is the emulator running?)")
+        options["connection_verify"] = str(path)
+    return options
+
+
+def translate(error: Exception, what: str) -> Exception:
+    """An SDK error as one of the project's error kinds, naming what was being done."""
+    if isinstance(error, ResourceModifiedError):
+        return ConflictError(f"{what}: changed since it was read")
+    if isinstance(error, ResourceNotFoundError):
+        return NotFoundError(f"{what}: not found")
+    if isinstance(error, ServiceRequestError | ServiceResponseError):
+        return TransientError(f"{what}: service unreachable: {error}")
+    if isinstance(error, ClientAuthenticationError):
+        return PermanentError(f"{what}: authentication failed: {error.message}", reason="auth")
+    if isinstance(error, HttpResponseError):
+        status = error.status_code or 0
+        headers = getattr(error.response, "headers", None) or {}
+        if status == 412:
+            return ConflictError(f"{what}: precondition failed (the ETag is stale)")
+        if status == 404:
+            return NotFoundError(f"{what}: not found")
+        if status in (408, 429) or status >= 500:
+            retry_after = headers.get("Retry-After")
+            try:
+                seconds = float(retry_after) if retry_after else None
+            except ValueError:
+                seconds = None
+            return TransientError(f"{what}: the service answered {status}", retry_after=seconds)
+        return PermanentError(f"{what}: the service answered {status}: {error.message}", reason=f"http_{status}")
+    return error

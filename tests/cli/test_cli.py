@@ -1,0 +1,71 @@
+"""The `consortium` command line: help on every command, the contract's exit codes, real effects."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cli import context
+from cli.main import main
+from shared.settings import Settings
+from tests.conftest import admin
+from tools.emulator import EmulatorHandle
+
+
+@pytest.fixture
+def use_settings(monkeypatch: pytest.MonkeyPatch, azure_settings: Settings) -> Settings:
+    for key, value in azure_settings.values.items():
+        monkeypatch.setenv(key, value)
+    context.settings.cache_clear()
+    yield azure_settings  # type: ignore[misc]
+    context.settings.cache_clear()
+
+
+@pytest.mark.parametrize("command", ["status", "load", "fault"])
+def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        main([command, "--help"])
+    assert done.value.code == 0
+    assert "usage: consortium " + command in capsys.readouterr().out
+
+
+def test_no_command_and_unknown_commands_are_bad_usage(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    with pytest.raises(SystemExit) as done:
+        main(["frobnicate"])
+    assert done.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_a_bad_member_id_is_bad_input_with_a_one_line_reason(
+    use_settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["load", "../etc/passwd", "--tpm", "10"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "MEMBER" in err and "must match" in err
+
+
+def test_load_sets_the_offered_load_of_the_members_scale_set(
+    use_settings: Settings, emulator_instance: EmulatorHandle
+) -> None:
+    assert main(["load", "bank-q", "--tpm", "1500"]) == 0
+    assert admin(emulator_instance, "GET", "/_admin/load/vmss-bank-q")["tpm"] == 1500  # type: ignore[index]
+
+
+def test_an_unreachable_emulator_is_a_failure_that_says_what_to_do(
+    monkeypatch: pytest.MonkeyPatch, use_settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("AZURE_ARM_ENDPOINT", "https://localhost:1")
+    context.settings.cache_clear()
+    assert main(["load", "bank-q", "--tpm", "1"]) == 1
+    assert "make up" in capsys.readouterr().err
+
+
+def test_status_json_has_the_contract_shape(use_settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["status", "--json"]) == 0
+    model = json.loads(capsys.readouterr().out)
+    assert set(model) >= {"coordinator", "network_map_version", "members", "poison"}
+    assert set(model["coordinator"]) == {"holder", "fencing_token", "expires_at"}
+    assert isinstance(model["network_map_version"], int)
+    assert all(q.endswith("-poison") and isinstance(n, int) for q, n in model["poison"].items())

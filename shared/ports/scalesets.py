@@ -8,6 +8,7 @@ polls, so no worker is held while ARM provisions.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -26,6 +27,25 @@ class ScaleSetSpec:
     identity_id: str
     custom_data: str
     tags: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_template(
+        cls, template: str, *, name: str, location: str, capacity: int, tags: dict[str, str]
+    ) -> ScaleSetSpec:
+        """A spec from the JSON template in the SCALE_SET_TEMPLATE setting; errors name the missing field."""
+        try:
+            fields = json.loads(template)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"setting SCALE_SET_TEMPLATE is not valid JSON: {e}") from None
+        if not isinstance(fields, dict):
+            raise ValueError("setting SCALE_SET_TEMPLATE must be a JSON object")
+        required = ("vm_size", "image", "subnet_id", "backend_pool_id", "identity_id", "custom_data")
+        missing = [k for k in required if not isinstance(fields.get(k), str)]
+        if missing:
+            raise ValueError(f"setting SCALE_SET_TEMPLATE needs string field(s) {', '.join(missing)}")
+        if capacity < 0:
+            raise ValueError(f"capacity {capacity} must not be negative")
+        return cls(name=name, location=location, capacity=capacity, tags=dict(tags), **{k: fields[k] for k in required})
 
 
 @dataclass(frozen=True)

@@ -113,3 +113,34 @@ def test_more_than_fifty_resources_in_one_batch_call_is_refused_by_the_service(
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request, context=context, timeout=5)
     assert refused.value.code == 400
+
+
+def test_metrics_made_to_go_missing_are_reported_missing_and_come_back(
+    azure_settings: Settings, emulator_instance: EmulatorHandle
+) -> None:
+    _, name, rid = make_scale_set(azure_settings, 1)
+    metrics = MonitorMetrics.from_settings(azure_settings)
+
+    def query() -> tuple[str, ...]:
+        return metrics.query(
+            [rid], ["Percentage CPU"], window=timedelta(minutes=3), grain=timedelta(minutes=1), aggregation="Average"
+        ).missing
+
+    admin(emulator_instance, "PUT", f"/_admin/metrics/{name}", {"missing": True})
+    assert query() == (rid,)
+    admin(emulator_instance, "PUT", f"/_admin/metrics/{name}", {"missing": False})
+    assert query() == ()
+
+
+def test_the_scale_set_template_setting_makes_a_spec_and_names_what_is_missing() -> None:
+    from shared.ports.scalesets import ScaleSetSpec as Spec
+    from shared.settings import TEMPLATE
+
+    spec = Spec.from_template(
+        TEMPLATE, name="vmss-bank-c", location="westeurope", capacity=2, tags={"member_id": "bank-c"}
+    )
+    assert spec.vm_size == "Standard_D2s_v5" and spec.capacity == 2 and spec.subnet_id.endswith("/subnets/nodes")
+    with pytest.raises(ValueError, match="image"):
+        Spec.from_template('{"vm_size": "x"}', name="v", location="l", capacity=1, tags={})
+    with pytest.raises(ValueError, match="not valid JSON"):
+        Spec.from_template("{", name="v", location="l", capacity=1, tags={})

@@ -7,6 +7,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP_PY := $(VENV)/.installed
 STAMP_NODE := node_modules/.installed
+CHECKOV_VENV := .venv-checkov
+STAMP_CHECKOV := $(CHECKOV_VENV)/.installed
 
 .DEFAULT_GOAL := help
 .PHONY: help bootstrap test lint unit up down demo bench chaos clean
@@ -24,16 +26,22 @@ $(STAMP_NODE): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
+$(STAMP_CHECKOV): infra/requirements-checkov.txt
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r infra/requirements-checkov.txt
+	@touch $@
+
 local.settings.json: local.settings.sample.json
 	@python3 tools/local_settings.py
 
 bootstrap: $(STAMP_PY) $(STAMP_NODE) local.settings.json ## install .venv and Azurite (incremental)
 
-lint: bootstrap ## ruff, mypy (strict on shared/) and the layer contracts
+lint: bootstrap $(STAMP_CHECKOV) ## ruff, mypy (strict on shared/), the layer contracts, checkov on infra/
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy shared functions function_app.py cli tools bench
 	$(VENV)/bin/lint-imports --no-cache
+	$(CHECKOV_VENV)/bin/checkov --directory infra --framework bicep --skip-download --quiet --compact
 
 test: lint ## the whole test suite (starts its own Azurite and emulator on free ports)
 	$(PY) -m pytest

@@ -1,0 +1,185 @@
+// One consortium member's deployment: its network, load balancer and Corda scale set, the storage
+// and Key Vault the control plane uses, and the Function App (Flex Consumption) with identity-only
+// access to all of them. Parameter files in parameters/ give the reference sizes (2, 7 and 15 VMs).
+targetScope = 'resourceGroup'
+
+@description('This member\'s id in the consortium (lower-case letters, digits and dashes).')
+@minLength(3)
+@maxLength(32)
+param memberId string
+
+@description('Region of every resource.')
+param location string = resourceGroup().location
+
+@description('Corda nodes the scale set starts with.')
+@minValue(1)
+@maxValue(100)
+param nodeCount int = 2
+
+@description('VM size of the Corda nodes.')
+param nodeVmSize string = 'Standard_D4s_v5'
+
+@description('SSH public key of the nodes\' admin user (password login is disabled).')
+param adminSshPublicKey string
+
+@description('Comma-separated member ids admitted without votes.')
+param consortiumFounders string
+
+@description('Admission rule for newcomers: majority, all, or a number of approvals.')
+param approvalQuorum string = 'majority'
+
+@description('Name of this deployment, shown as the coordinator holder.')
+param deploymentName string = '${memberId}-${location}'
+
+@description('Address space of the member network; subnets are carved from it.')
+param addressPrefix string = '10.40.0.0/16'
+
+@description('Subnet of the Corda nodes, inside addressPrefix.')
+param nodesSubnetPrefix string = '10.40.0.0/24'
+
+@description('Subnet delegated to the Function App (Flex Consumption VNet integration).')
+param functionsSubnetPrefix string = '10.40.1.0/24'
+
+@description('Subnet of the private endpoints (storage, Key Vault).')
+param privateEndpointsSubnetPrefix string = '10.40.2.0/24'
+
+@description('Resource id of another member\'s virtual network to peer with (empty: no peering).')
+param remoteVnetId string = ''
+
+@description('Port the Corda nodes listen on for peer-to-peer traffic (health-probed by the load balancer).')
+param cordaP2pPort int = 10002
+
+var suffix = uniqueString(resourceGroup().id, memberId)
+var tags = {
+  consortiumMember: memberId
+  workload: 'corda-consortium'
+}
+
+module network 'modules/network.bicep' = {
+  name: 'network'
+  params: {
+    location: location
+    name: 'vnet-${memberId}'
+    addressPrefix: addressPrefix
+    nodesSubnetPrefix: nodesSubnetPrefix
+    functionsSubnetPrefix: functionsSubnetPrefix
+    privateEndpointsSubnetPrefix: privateEndpointsSubnetPrefix
+    cordaP2pPort: cordaP2pPort
+    tags: tags
+  }
+}
+
+module loadBalancer 'modules/loadbalancer.bicep' = {
+  name: 'loadbalancer'
+  params: {
+    location: location
+    name: 'lb-${memberId}'
+    subnetId: network.outputs.nodesSubnetId
+    cordaP2pPort: cordaP2pPort
+    tags: tags
+  }
+}
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'monitoring'
+  params: {
+    location: location
+    name: memberId
+    tags: tags
+  }
+}
+
+module storage 'modules/storage.bicep' = {
+  name: 'storage'
+  params: {
+    location: location
+    name: take('st${replace(memberId, '-', '')}${suffix}', 24)
+    privateEndpointSubnetId: network.outputs.privateEndpointsSubnetId
+    vnetId: network.outputs.vnetId
+    logAnalyticsId: monitoring.outputs.logAnalyticsId
+    tags: tags
+  }
+}
+
+module keyVault 'modules/keyvault.bicep' = {
+  name: 'keyvault'
+  params: {
+    location: location
+    name: take('kv-${memberId}-${suffix}', 24)
+    privateEndpointSubnetId: network.outputs.privateEndpointsSubnetId
+    vnetId: network.outputs.vnetId
+    logAnalyticsId: monitoring.outputs.logAnalyticsId
+    tags: tags
+  }
+}
+
+module nodesIdentity 'modules/identity.bicep' = {
+  name: 'nodes-identity'
+  params: {
+    location: location
+    name: 'id-corda-${memberId}'
+    tags: tags
+  }
+}
+
+module scaleSet 'modules/scaleset.bicep' = {
+  name: 'scaleset'
+  params: {
+    location: location
+    name: 'vmss-${memberId}'
+    capacity: nodeCount
+    vmSize: nodeVmSize
+    subnetId: network.outputs.nodesSubnetId
+    backendPoolId: loadBalancer.outputs.backendPoolId
+    identityId: nodesIdentity.outputs.id
+    adminSshPublicKey: adminSshPublicKey
+    customData: loadTextContent('corda-node.cloud-init.yaml')
+    tags: tags
+  }
+}
+
+module functionApp 'modules/functionapp.bicep' = {
+  name: 'functionapp'
+  params: {
+    location: location
+    name: 'func-${memberId}-${suffix}'
+    storageAccountName: storage.outputs.name
+    integrationSubnetId: network.outputs.functionsSubnetId
+    appInsightsConnectionString: monitoring.outputs.appInsightsConnectionString
+    keyVaultUri: keyVault.outputs.uri
+    deploymentName: deploymentName
+    consortiumFounders: consortiumFounders
+    approvalQuorum: approvalQuorum
+    scaleSetTemplate: string({
+      vm_size: nodeVmSize
+      image: 'Canonical:ubuntu-24_04-lts:server:latest'
+      subnet_id: network.outputs.nodesSubnetId
+      backend_pool_id: loadBalancer.outputs.backendPoolId
+      identity_id: nodesIdentity.outputs.id
+      custom_data: base64(loadTextContent('corda-node.cloud-init.yaml'))
+    })
+    tags: tags
+  }
+}
+
+module roles 'modules/roles.bicep' = {
+  name: 'roles'
+  params: {
+    principalId: functionApp.outputs.principalId
+    storageAccountName: storage.outputs.name
+    keyVaultName: keyVault.outputs.name
+  }
+}
+
+module peering 'modules/peering.bicep' = if (!empty(remoteVnetId)) {
+  name: 'peering'
+  params: {
+    vnetName: network.outputs.vnetName
+    remoteVnetId: remoteVnetId
+  }
+}
+
+output functionAppName string = functionApp.outputs.name
+output keyVaultUri string = keyVault.outputs.uri
+output storageAccountName string = storage.outputs.name
+output scaleSetId string = scaleSet.outputs.id

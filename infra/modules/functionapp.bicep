@@ -1,0 +1,100 @@
+// The control plane: a Function App on Flex Consumption (Python 3.11) with a system-assigned identity.
+// Storage is reached identity-based (AzureWebJobsStorage__*): no connection string with a key exists.
+// Every setting the app reads is set here; tests/infra/test_settings_parity.py keeps it so.
+param location string
+param name string
+param storageAccountName string
+param integrationSubnetId string
+param appInsightsConnectionString string
+param keyVaultUri string
+param deploymentName string
+param consortiumFounders string
+param approvalQuorum string
+param scaleSetTemplate string
+param tags object
+
+resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+  name: storageAccountName
+}
+
+resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+  name: 'plan-${name}'
+  location: location
+  tags: tags
+  kind: 'functionapp'
+  sku: {
+    name: 'FC1'
+    tier: 'FlexConsumption'
+  }
+  properties: {
+    reserved: true
+    zoneRedundant: true
+  }
+}
+
+resource site 'Microsoft.Web/sites@2024-04-01' = {
+  // checkov:skip=CKV_AZURE_222:Operators reach /api/status and the deployment endpoint from outside the VNet; HTTP functions need a function key; storage and Key Vault stay private.
+  // checkov:skip=CKV_AZURE_212:Flex Consumption scales from zero on demand; queue and timer triggers wake it, and instances are stateless.
+  name: name
+  location: location
+  tags: tags
+  kind: 'functionapp,linux'
+  identity: { type: 'SystemAssigned' }
+  properties: {
+    serverFarmId: plan.id
+    httpsOnly: true
+    clientCertEnabled: true
+    clientCertMode: 'OptionalInteractiveUser'
+    publicNetworkAccess: 'Enabled'
+    virtualNetworkSubnetId: integrationSubnetId
+    functionAppConfig: {
+      deployment: {
+        storage: {
+          type: 'blobContainer'
+          value: '${storage.properties.primaryEndpoints.blob}deploymentpackage'
+          authentication: { type: 'SystemAssignedIdentity' }
+        }
+      }
+      scaleAndConcurrency: {
+        maximumInstanceCount: 40
+        instanceMemoryMB: 2048
+      }
+      runtime: {
+        name: 'python'
+        version: '3.11'
+      }
+    }
+    siteConfig: {
+      minTlsVersion: '1.2'
+      healthCheckPath: '/api/healthz'
+      ftpsState: 'Disabled'
+      http20Enabled: true
+      appSettings: [
+        { name: 'AzureWebJobsStorage__blobServiceUri', value: storage.properties.primaryEndpoints.blob }
+        { name: 'AzureWebJobsStorage__queueServiceUri', value: storage.properties.primaryEndpoints.queue }
+        { name: 'AzureWebJobsStorage__tableServiceUri', value: storage.properties.primaryEndpoints.table }
+        { name: 'AzureWebJobsStorage__credential', value: 'managedidentity' }
+        { name: 'AzureWebJobsFeatureFlags', value: 'EnableWorkerIndexing' }
+        { name: 'APPLICATIONINSIGHTS_CONNECTION_STRING', value: appInsightsConnectionString }
+        { name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING', value: 'Authorization=AAD' }
+        { name: 'CONSORTIUM_DEPLOYMENT', value: deploymentName }
+        { name: 'CONSORTIUM_FOUNDERS', value: consortiumFounders }
+        { name: 'APPROVAL_QUORUM', value: approvalQuorum }
+        { name: 'COORDINATOR_SCHEDULE', value: '*/2 * * * * *' }
+        { name: 'LEASE_SECONDS', value: '15' }
+        { name: 'AZURE_CREDENTIAL', value: 'default' }
+        { name: 'AZURE_SUBSCRIPTION_ID', value: subscription().subscriptionId }
+        { name: 'AZURE_RESOURCE_GROUP', value: resourceGroup().name }
+        { name: 'AZURE_REGION', value: location }
+        { name: 'AZURE_ARM_ENDPOINT', value: environment().resourceManager }
+        { name: 'AZURE_METRICS_ENDPOINT', value: 'https://${location}.metrics.monitor.azure.com' }
+        { name: 'AZURE_KEY_VAULT_URL', value: keyVaultUri }
+        { name: 'AZURE_CA_BUNDLE', value: '' }
+        { name: 'SCALE_SET_TEMPLATE', value: scaleSetTemplate }
+      ]
+    }
+  }
+}
+
+output name string = site.name
+output principalId string = site.identity.principalId

@@ -1,0 +1,125 @@
+// The control plane's storage: queues (messages, steps, poison), the consortium state container with
+// its leases, and the Flex Consumption deployment package. Shared-key access is off: identity only.
+param location string
+param name string
+param privateEndpointSubnetId string
+param vnetId string
+param logAnalyticsId string
+param tags object
+
+var queues = [
+  'onboarding-requests'
+  'onboarding-approvals'
+  'offboarding-requests'
+  'member-events'
+  'onboarding-requests-poison'
+  'onboarding-approvals-poison'
+  'offboarding-requests-poison'
+]
+var containers = ['consortium', 'deploymentpackage', 'azure-webjobs-hosts']
+
+resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
+  name: name
+  location: location
+  tags: tags
+  sku: { name: 'Standard_GZRS' }
+  kind: 'StorageV2'
+  properties: {
+    allowSharedKeyAccess: false
+    defaultToOAuthAuthentication: true
+    allowBlobPublicAccess: false
+    minimumTlsVersion: 'TLS1_2'
+    supportsHttpsTrafficOnly: true
+    publicNetworkAccess: 'Disabled'
+    allowCrossTenantReplication: false
+    networkAcls: {
+      defaultAction: 'Deny'
+      bypass: 'AzureServices'
+    }
+  }
+}
+
+resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' = {
+  parent: account
+  name: 'default'
+  properties: {
+    deleteRetentionPolicy: { enabled: true, days: 7 }
+    containerDeleteRetentionPolicy: { enabled: true, days: 7 }
+  }
+}
+
+resource blobContainers 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = [for c in containers: {
+  parent: blobService
+  name: c
+  properties: { publicAccess: 'None' }
+}]
+
+resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' = {
+  parent: account
+  name: 'default'
+}
+
+resource storageQueues 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = [for q in queues: {
+  parent: queueService
+  name: q
+}]
+
+resource queueDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'queue-logs'
+  scope: queueService
+  properties: {
+    workspaceId: logAnalyticsId
+    logs: [
+      { category: 'StorageRead', enabled: true }
+      { category: 'StorageWrite', enabled: true }
+      { category: 'StorageDelete', enabled: true }
+    ]
+  }
+}
+
+resource dnsZones 'Microsoft.Network/privateDnsZones@2020-06-01' = [for service in ['blob', 'queue', 'table']: {
+  name: 'privatelink.${service}.${environment().suffixes.storage}'
+  location: 'global'
+  tags: tags
+}]
+
+resource dnsLinks 'Microsoft.Network/privateDnsZones/virtualNetworkLinks@2020-06-01' = [for (service, i) in ['blob', 'queue', 'table']: {
+  parent: dnsZones[i]
+  name: 'link-${service}'
+  location: 'global'
+  properties: {
+    registrationEnabled: false
+    virtualNetwork: { id: vnetId }
+  }
+}]
+
+resource endpoints 'Microsoft.Network/privateEndpoints@2024-05-01' = [for (service, i) in ['blob', 'queue', 'table']: {
+  name: 'pe-${name}-${service}'
+  location: location
+  tags: tags
+  properties: {
+    subnet: { id: privateEndpointSubnetId }
+    privateLinkServiceConnections: [
+      {
+        name: service
+        properties: {
+          privateLinkServiceId: account.id
+          groupIds: [service]
+        }
+      }
+    ]
+  }
+}]
+
+resource endpointDns 'Microsoft.Network/privateEndpoints/privateDnsZoneGroups@2024-05-01' = [for (service, i) in ['blob', 'queue', 'table']: {
+  parent: endpoints[i]
+  name: 'default'
+  properties: {
+    privateDnsZoneConfigs: [
+      { name: service, properties: { privateDnsZoneId: dnsZones[i].id } }
+    ]
+  }
+}]
+
+output name string = account.name
+output id string = account.id

@@ -11,9 +11,13 @@ from functools import cached_property, lru_cache
 from shared import settings as settings_module
 from shared.adapters.blob_leases import BlobLeaseStore
 from shared.adapters.blob_state import CONTAINER, BlobStateStore
+from shared.adapters.compute import ArmScaleSets
+from shared.adapters.keyvault import KeyVaultKeyStore
 from shared.adapters.storage import blob_service, queue_service
 from shared.adapters.storage_queues import StorageQueues
+from shared.ports.clock import SystemClock
 from shared.services.leadership import Coordinator, holder_identity
+from shared.services.onboarding import Onboarding
 from shared.settings import Settings
 
 
@@ -38,9 +42,37 @@ class Platform:
         return self.settings.integer("LEASE_SECONDS", minimum=15, maximum=60)
 
     @cached_property
+    def keys(self) -> KeyVaultKeyStore:
+        return KeyVaultKeyStore.from_settings(self.settings)
+
+    @cached_property
+    def scalesets(self) -> ArmScaleSets:
+        return ArmScaleSets.from_settings(self.settings)
+
+    @cached_property
+    def holder(self) -> str:
+        return holder_identity(self.settings.text("CONSORTIUM_DEPLOYMENT"))
+
+    @cached_property
+    def onboarding(self) -> Onboarding:
+        return Onboarding(
+            state=self.state,
+            keys=self.keys,
+            scalesets=self.scalesets,
+            queues=self.queues,
+            leases=self.leases,
+            clock=SystemClock(),
+            founders=self.settings.csv("CONSORTIUM_FOUNDERS"),
+            quorum_rule=self.settings.text("APPROVAL_QUORUM"),
+            template=self.settings.text("SCALE_SET_TEMPLATE"),
+            holder=self.holder,
+            lease_seconds=self.lease_seconds,
+            poll_seconds=self.settings.integer("ONBOARDING_POLL_SECONDS", minimum=1, maximum=300),
+        )
+
+    @cached_property
     def coordinator(self) -> Coordinator:
-        deployment = self.settings.text("CONSORTIUM_DEPLOYMENT")
-        return Coordinator(self.leases, holder_identity(deployment), self.lease_seconds)
+        return Coordinator(self.leases, self.holder, self.lease_seconds)
 
 
 @lru_cache(maxsize=1)

@@ -112,6 +112,18 @@ REGISTRY: tuple[Setting, ...] = (
         "subnet_id, backend_pool_id, identity_id, custom_data (base64 cloud-init that installs and starts the node).",
     ),
     Setting("LEASE_SECONDS", "15", "Duration of coordinator and per-member blob leases (15 to 60).", default="15"),
+    Setting(
+        "ONBOARDING_POLL_SECONDS",
+        "1",
+        "Delay before an onboarding re-checks a scale set that ARM is still provisioning (1 to 300).",
+        default="10",
+    ),
+    Setting(
+        "POISON_SWEEP_SCHEDULE",
+        "*/5 * * * * *",
+        "NCRONTAB schedule of the sweep that records poison messages and marks their members failed.",
+        default="0 * * * * *",
+    ),
 )
 
 

@@ -82,6 +82,8 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'APPROVAL_QUORUM', value: approvalQuorum }
         { name: 'COORDINATOR_SCHEDULE', value: '*/2 * * * * *' }
         { name: 'LEASE_SECONDS', value: '15' }
+        { name: 'ONBOARDING_POLL_SECONDS', value: '10' }
+        { name: 'POISON_SWEEP_SCHEDULE', value: '0 * * * * *' }
         { name: 'AZURE_CREDENTIAL', value: 'default' }
         { name: 'AZURE_SUBSCRIPTION_ID', value: subscription().subscriptionId }
         { name: 'AZURE_RESOURCE_GROUP', value: resourceGroup().name }

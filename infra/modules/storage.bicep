@@ -7,15 +7,16 @@ param vnetId string
 param logAnalyticsId string
 param tags object
 
-var queues = [
+var workQueues = [
   'onboarding-requests'
   'onboarding-approvals'
+  'onboarding-keys'
+  'onboarding-provision'
+  'onboarding-publish'
+  'onboarding-activate'
   'offboarding-requests'
-  'member-events'
-  'onboarding-requests-poison'
-  'onboarding-approvals-poison'
-  'offboarding-requests-poison'
 ]
+var queues = concat(workQueues, map(workQueues, q => '${q}-poison'), ['member-events'])
 var containers = ['consortium', 'deploymentpackage', 'azure-webjobs-hosts']
 
 resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {

@@ -10,6 +10,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.queue import QueueServiceClient
 
 from shared.adapters.blob_state import translate
+from shared.ports.queues import QueuedMessage
 
 
 class StorageQueues:
@@ -38,6 +39,25 @@ class StorageQueues:
             return 0
         except Exception as e:
             raise translate(e, f"count {queue}") from e
+
+    def browse(self, queue: str, *, limit: int, hide_seconds: int) -> list[QueuedMessage]:
+        """Receive without deleting: each message reappears after ``hide_seconds`` (peek stops at 32)."""
+        client = self.service.get_queue_client(queue)
+        found: dict[str, QueuedMessage] = {}
+        try:
+            while len(found) < limit:
+                batch = client.receive_messages(
+                    max_messages=min(32, limit - len(found)), messages_per_page=32, visibility_timeout=hide_seconds
+                )
+                page = [QueuedMessage(m.id, m.content, int(m.dequeue_count or 0)) for m in batch]
+                if not page:
+                    break
+                found.update((m.id, m) for m in page)
+        except ResourceNotFoundError:
+            return []
+        except Exception as e:
+            raise translate(e, f"browse {queue}") from e
+        return list(found.values())
 
     def move_all(self, source: str, target: str, *, limit: int = 10_000) -> int:
         """Move every visible message of ``source`` to ``target`` (send first, then delete: never lost)."""

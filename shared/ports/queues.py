@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 
@@ -9,3 +10,18 @@ class MessageSender(Protocol):
     def send(self, queue: str, body: str, *, visible_after_seconds: int = 0) -> None:
         """Post ``body`` (UTF-8 JSON text, no base64) to ``queue``, visible after the given delay."""
         ...
+
+
+@dataclass(frozen=True)
+class QueuedMessage:
+    id: str
+    content: str
+    dequeue_count: int
+
+
+class QueueBrowser(Protocol):
+    def browse(self, queue: str, *, limit: int, hide_seconds: int) -> list[QueuedMessage]:
+        """Up to ``limit`` messages of ``queue``, left in place (hidden ``hide_seconds``, then visible again)."""
+        ...
+
+    def count(self, queue: str) -> int: ...

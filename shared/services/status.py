@@ -9,10 +9,11 @@ from typing import Any
 
 from shared.ports.leases import LeaseStore
 from shared.ports.state import StateStore
+from shared.services import onboarding
 from shared.services.leadership import coordinator_status
 
-#: Queues whose poison counts the status shows (the contract's queues; capability steps add theirs).
-WATCHED_QUEUES: tuple[str, ...] = ("onboarding-requests", "onboarding-approvals", "offboarding-requests")
+#: Queues whose poison counts the status shows: the contract's queues and the onboarding steps'.
+WATCHED_QUEUES: tuple[str, ...] = onboarding.QUEUES
 
 
 def member_view(record: dict[str, Any]) -> dict[str, Any]:
@@ -29,8 +30,8 @@ def member_view(record: dict[str, Any]) -> dict[str, Any]:
             "max_nodes": int(bounds.get("max_nodes", scale.get("max_nodes", 1))),
         },
         "keys": {
-            name: {"version": key.get("version"), "rotated_at": key.get("rotated_at")}
-            for name, key in (record.get("keys") or {}).items()
+            key.get("name", kind): {"version": key.get("version"), "rotated_at": key.get("rotated_at")}
+            for kind, key in (record.get("keys") or {}).items()
         },
     }
 

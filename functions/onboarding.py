@@ -1,0 +1,97 @@
+"""Onboarding and offboarding triggers: one queue-triggered function per step, and the poison sweep.
+
+Handlers only hand the message to ``shared.services.onboarding`` and log what it did. Bad input is
+recorded there and the message completes; a transient error is noted on the member and re-raised,
+so the host makes the message visible again and, after ``maxDequeueCount``, moves it to
+``<queue>-poison``, where the sweep records it and marks the member failed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import azure.functions as func
+
+from shared.bootstrap import platform
+from shared.errors import TransientError
+from shared.services import onboarding as ob
+from shared.services.poison import sweep
+
+bp = func.Blueprint()
+log = logging.getLogger(__name__)
+CONNECTION = "AzureWebJobsStorage"
+
+
+def _handle(msg: func.QueueMessage, queue: str, work: Callable[[bytes], ob.Outcome]) -> None:
+    body = msg.get_body()
+    try:
+        outcome = work(body)
+    except TransientError as e:
+        log.warning(
+            "transient failure; the host will retry",
+            extra={
+                "fields": {"queue": queue, "message_id": msg.id, "dequeue_count": msg.dequeue_count, "error": str(e)}
+            },
+        )
+        try:
+            platform().onboarding.note_failure(body, e)
+        except Exception:  # the note is best effort: the retry matters, not the note
+            log.debug("could not note the failure on the member", exc_info=True)
+        raise
+    log.info(
+        outcome.message,
+        extra={
+            "fields": {"queue": queue, "action": outcome.action, "member_id": outcome.member_id, "message_id": msg.id}
+        },
+    )
+
+
+@bp.function_name("onboarding_intake")
+@bp.queue_trigger(arg_name="msg", queue_name=ob.REQUESTS, connection=CONNECTION)
+def onboarding_intake(msg: func.QueueMessage) -> None:
+    _handle(msg, ob.REQUESTS, lambda body: platform().onboarding.intake(body))
+
+
+@bp.function_name("onboarding_vote")
+@bp.queue_trigger(arg_name="msg", queue_name=ob.APPROVALS, connection=CONNECTION)
+def onboarding_vote(msg: func.QueueMessage) -> None:
+    _handle(msg, ob.APPROVALS, lambda body: platform().onboarding.vote(body))
+
+
+@bp.function_name("onboarding_keys")
+@bp.queue_trigger(arg_name="msg", queue_name="onboarding-keys", connection=CONNECTION)
+def onboarding_keys(msg: func.QueueMessage) -> None:
+    _handle(msg, "onboarding-keys", lambda body: platform().onboarding.step(body, "keys"))
+
+
+@bp.function_name("onboarding_provision")
+@bp.queue_trigger(arg_name="msg", queue_name="onboarding-provision", connection=CONNECTION)
+def onboarding_provision(msg: func.QueueMessage) -> None:
+    _handle(msg, "onboarding-provision", lambda body: platform().onboarding.step(body, "provision"))
+
+
+@bp.function_name("onboarding_publish")
+@bp.queue_trigger(arg_name="msg", queue_name="onboarding-publish", connection=CONNECTION)
+def onboarding_publish(msg: func.QueueMessage) -> None:
+    _handle(msg, "onboarding-publish", lambda body: platform().onboarding.step(body, "publish"))
+
+
+@bp.function_name("onboarding_activate")
+@bp.queue_trigger(arg_name="msg", queue_name="onboarding-activate", connection=CONNECTION)
+def onboarding_activate(msg: func.QueueMessage) -> None:
+    _handle(msg, "onboarding-activate", lambda body: platform().onboarding.step(body, "activate"))
+
+
+@bp.function_name("offboarding")
+@bp.queue_trigger(arg_name="msg", queue_name=ob.OFFBOARDING, connection=CONNECTION)
+def offboarding(msg: func.QueueMessage) -> None:
+    _handle(msg, ob.OFFBOARDING, lambda body: platform().onboarding.offboard(body))
+
+
+@bp.function_name("poison_sweep")
+@bp.timer_trigger(arg_name="timer", schedule="%POISON_SWEEP_SCHEDULE%", run_on_startup=False)
+def poison_sweep(timer: func.TimerRequest) -> None:
+    p = platform()
+    for outcome in sweep(p.queues, p.onboarding, ob.QUEUES):
+        log.warning(outcome.message, extra={"fields": {"action": outcome.action, "member_id": outcome.member_id}})

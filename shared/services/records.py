@@ -1,0 +1,159 @@
+"""What every workflow needs around its state: events, rejections, poison records, record updates.
+
+- ``Events`` posts to ``member-events``. Delivery is at least once (a step that crashed after
+  emitting emits again when redelivered), so every event carries a stable ``event_id`` derived
+  from what it announces: consumers drop an id they have seen.
+- ``Rejections`` records a message that can never succeed, once (keyed by queue and body), where
+  ``consortium rejections`` lists it, and announces ``member.rejected`` where a member id is readable.
+- ``update_record`` is the read → decide → conditional write loop every state change goes through.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from shared.errors import ConflictError, TransientError
+from shared.messages import MEMBER_ID_PATTERN, REQUEST_ID_PATTERN, Rejection
+from shared.ports.clock import Clock
+from shared.ports.queues import MessageSender
+from shared.ports.state import Document, StateStore
+
+EVENTS_QUEUE = "member-events"
+HISTORY_LIMIT = 50
+EXCERPT_CHARS = 512
+
+
+def member_path(member_id: str) -> str:
+    return f"members/{member_id}.json"
+
+
+def request_path(request_id: str) -> str:
+    return f"requests/{request_id}.json"
+
+
+def stable_id(*parts: object) -> str:
+    return hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).hexdigest()[:32]
+
+
+def iso(clock: Clock) -> str:
+    return clock.now().isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def readable_ids(raw: str | bytes) -> tuple[str | None, str | None]:
+    """The member and request ids of a message, where they can be read and are well-formed."""
+    try:
+        document = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return None, None
+    if not isinstance(document, dict):
+        return None, None
+    member, request = document.get("member_id"), document.get("request_id")
+    return (
+        member if isinstance(member, str) and re.fullmatch(MEMBER_ID_PATTERN, member) else None,
+        request if isinstance(request, str) and re.fullmatch(REQUEST_ID_PATTERN, request) else None,
+    )
+
+
+@dataclass
+class Events:
+    queues: MessageSender
+    clock: Clock
+
+    def emit(self, type_: str, member_id: str | None, key: object, **fields: Any) -> dict[str, Any]:
+        """Announce ``type_``; ``key`` makes the event id stable across redeliveries of one fact."""
+        event = {
+            "type": type_,
+            "member_id": member_id,
+            "at": iso(self.clock),
+            "event_id": stable_id(type_, member_id, key),
+            **fields,
+        }
+        self.queues.send(EVENTS_QUEUE, json.dumps(event, separators=(",", ":")))
+        return event
+
+
+@dataclass
+class Rejections:
+    state: StateStore
+    events: Events
+    clock: Clock
+
+    def record(self, queue: str, raw: str | bytes, rejection: Rejection) -> dict[str, Any]:
+        """Record the refusal once; a redelivered copy of the same message finds it and records nothing."""
+        data = raw.encode(errors="replace") if isinstance(raw, str) else raw
+        key = stable_id(queue, hashlib.sha256(data).hexdigest())
+        body = {
+            "at": iso(self.clock),
+            "queue": queue,
+            "reason": rejection.reason,
+            "field": rejection.field,
+            "message": rejection.message,
+            "member_id": rejection.member_id,
+            "request_id": rejection.request_id,
+            "excerpt": data[:EXCERPT_CHARS].decode(errors="replace"),
+            "bytes": len(data),
+        }
+        try:
+            self.state.create(f"rejections/{key}.json", body)
+        except ConflictError:
+            pass  # already recorded by an earlier delivery; announce again in case that one stopped here
+        if rejection.member_id:
+            self.events.emit(
+                "member.rejected", rejection.member_id, ("message", key),
+                scope="message", queue=queue, request_id=rejection.request_id,
+                reason=rejection.reason, message=rejection.message,
+            )  # fmt: skip
+        return body
+
+    def list(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """Recorded rejections, newest first."""
+        found = []
+        for path in self.state.list_paths("rejections/"):
+            doc = self.state.read(path)
+            if doc is not None:
+                found.append(doc.body)
+        found.sort(key=lambda r: str(r.get("at")), reverse=True)
+        return found[:limit] if limit else found
+
+
+def with_history(record: dict[str, Any], clock: Clock, status: str, reason: str) -> dict[str, Any]:
+    """``record`` moved to ``status``, the change appended to its (bounded) history."""
+    history = [*record.get("history", []), {"at": iso(clock), "status": status, "reason": reason}]
+    return {
+        **record,
+        "status": status,
+        "status_reason": reason,
+        "updated_at": iso(clock),
+        "history": history[-HISTORY_LIMIT:],
+    }
+
+
+def update_record(
+    state: StateStore,
+    path: str,
+    change: Callable[[dict[str, Any]], dict[str, Any] | None],
+    *,
+    attempts: int = 8,
+) -> Document | None:
+    """Apply ``change`` to the stored document with If-Match, re-reading on a lost race.
+
+    ``change`` returns the new body, or None when nothing needs to change (then nothing is written).
+    Returns the document as it stands afterwards, or None when there is no document.
+    """
+    for _ in range(attempts):
+        doc = state.read(path)
+        if doc is None:
+            return None
+        body = change(doc.body)
+        if body is None or body == doc.body:
+            return doc
+        try:
+            return state.replace(path, body, doc.etag)
+        except ConflictError:
+            continue
+    raise TransientError(f"{path}: still contended after {attempts} attempts")

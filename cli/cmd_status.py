@@ -48,6 +48,7 @@ def render(model: dict[str, Any]) -> str:
         row = f"{m['member_id']:16} {m['status']:17} {s['capacity']:5} {s['min_nodes']:4} {s['max_nodes']:4}"
         lines.append(f"{row}  {keys or '-'}")
     lines.append("")
-    poison = ", ".join(f"{q} {n}" for q, n in model["poison"].items())
-    lines.append(f"poison       {poison}")
+    poisoned = {q: n for q, n in model["poison"].items() if n}
+    poison = ", ".join(f"{q} {n}" for q, n in poisoned.items()) if poisoned else "none"
+    lines.append(f"poison       {poison}" + ("  (consortium replay-poison puts them back)" if poisoned else ""))
     return "\n".join(lines)

@@ -16,6 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from shared.canonical import unb64u
 
 MAX_MESSAGE_BYTES = 16 * 1024
+#: The autoscale ceiling of a member whose request names no ``scale`` (never below its ``node_count``).
+DEFAULT_MAX_NODES = 6
 MEMBER_ID_PATTERN = r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$"
 REQUEST_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 

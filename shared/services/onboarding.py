@@ -32,6 +32,7 @@ from shared.canonical import approval_payload, digest, unb64u
 from shared.decisions.onboarding import Intake, Status, Vote, decide_intake, decide_vote
 from shared.errors import ConflictError, PermanentError
 from shared.messages import (
+    DEFAULT_MAX_NODES,
     Approval,
     OffboardingRequest,
     OnboardingRequest,
@@ -212,7 +213,7 @@ class Onboarding:
                 "scale": (
                     request.scale.model_dump()
                     if request.scale
-                    else {"min_nodes": 1, "max_nodes": max(request.node_count, 1)}
+                    else {"min_nodes": 1, "max_nodes": max(request.node_count, DEFAULT_MAX_NODES)}
                 ),
                 "request_id": rid,
                 "founder": founder,
@@ -560,7 +561,7 @@ class Onboarding:
                 "recorded", f"{member_id} is {record.get('status')}; poison message {message_id} recorded", member_id
             )
         last = (record.get("last_error") or {}).get("message") or "transient failures"
-        reason = f"{queue}: gave up after {dequeue_count} deliveries: {last}"
+        reason = f"{queue}: retries exhausted (moved to {queue}-poison): {last}"
         self._update(
             member_id,
             lambda r: with_history(

@@ -111,14 +111,18 @@ class Rejections:
         return body
 
     def list(self, limit: int | None = None) -> list[dict[str, Any]]:
-        """Recorded rejections, newest first."""
-        found = []
-        for path in self.state.list_paths("rejections/"):
-            doc = self.state.read(path)
-            if doc is not None:
-                found.append(doc.body)
-        found.sort(key=lambda r: str(r.get("at")), reverse=True)
-        return found[:limit] if limit else found
+        return list_rejections(self.state, limit)
+
+
+def list_rejections(state: StateStore, limit: int | None = None) -> list[dict[str, Any]]:
+    """Recorded rejections, newest first."""
+    found = []
+    for path in state.list_paths("rejections/"):
+        doc = state.read(path)
+        if doc is not None:
+            found.append(doc.body)
+    found.sort(key=lambda r: str(r.get("at")), reverse=True)
+    return found[:limit] if limit else found
 
 
 def with_history(record: dict[str, Any], clock: Clock, status: str, reason: str) -> dict[str, Any]:

@@ -478,23 +478,23 @@ class Onboarding:
             )
         with member_lock(self.leases, mid, self.holder, self.lease_seconds) as term:
 
-            def leave(r: dict[str, Any]) -> dict[str, Any] | None:
+            def mark(r: dict[str, Any]) -> dict[str, Any] | None:
+                if r.get("status") == Status.OFFBOARDED.value or r.get("offboarding"):
+                    return None  # leaving already: the effects below are repeated, not the mark
+                return {**r, "offboarding": {"request_id": rid, "reason": request.reason, "at": iso(self.clock)}}
+
+            def done(r: dict[str, Any]) -> dict[str, Any] | None:
                 if r.get("status") == Status.OFFBOARDED.value:
                     return None
-                left = {**r, "offboarding": {"request_id": rid, "reason": request.reason, "at": iso(self.clock)}}
-                return with_history(left, self.clock, Status.OFFBOARDED.value, request.reason)
+                scale_set = {**(r.get("scale_set") or {}), "capacity": 0} if r.get("scale_set") else None
+                return with_history({**r, "scale_set": scale_set}, self.clock, Status.OFFBOARDED.value, request.reason)
 
-            record = self._update(mid, leave)
+            self._update(mid, mark)  # a leaving member is out of the map and its vote counts no more
             published = self.publisher.publish()
             term.check()
             capacity = self._drain(mid)
             disabled = self._disable_keys(mid)
-            self._update(
-                mid,
-                lambda r: (
-                    {**r, "scale_set": {**(r.get("scale_set") or {}), "capacity": 0}} if r.get("scale_set") else None
-                ),
-            )
+            self._update(mid, done)  # offboarded only once every effect is there
         if published.changed:
             self.events.emit("network_map.published", mid, ("version", published.version), version=published.version)
         self.events.emit("member.offboarded", mid, rid, request_id=rid, reason=request.reason)

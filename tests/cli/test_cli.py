@@ -22,7 +22,10 @@ def use_settings(monkeypatch: pytest.MonkeyPatch, azure_settings: Settings) -> S
     context.settings.cache_clear()
 
 
-@pytest.mark.parametrize("command", ["status", "load", "fault"])
+@pytest.mark.parametrize(
+    "command",
+    ["status", "load", "fault", "onboard", "approve", "reject", "offboard", "members", "rejections", "replay-poison"],
+)
 def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as done:
         main([command, "--help"])
@@ -69,3 +72,48 @@ def test_status_json_has_the_contract_shape(use_settings: Settings, capsys: pyte
     assert set(model["coordinator"]) == {"holder", "fencing_token", "expires_at"}
     assert isinstance(model["network_map_version"], int)
     assert all(q.endswith("-poison") and isinstance(n, int) for q, n in model["poison"].items())
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["onboard", "bank-c", "--legal-name", "Bank C"], "legal_name: 'Bank C' is not ATTRIBUTE=value"),
+        (["onboard", "bank-c", "--legal-name", "O=Bank C, L=Amsterdam, C=XX"], "not an ISO 3166"),
+        (["onboard", "../x", "--legal-name", "O=Bank C, L=Amsterdam, C=NL"], "MEMBER '../x' must match"),
+        (["approve", "req-1", "--as", "Bank A"], "--as 'Bank A' must match"),
+        (["onboard", "bank-c", "--legal-name", "O=Bank C, L=Amsterdam, C=NL", "--nodes", "0"], "node_count"),
+        (["offboard", "bank-c", "--reason", ""], "reason"),
+        (["rejections", "--limit", "0"], "--limit"),
+    ],
+)
+def test_bad_input_is_exit_2_naming_the_field_before_anything_is_posted(
+    use_settings: Settings, capsys: pytest.CaptureFixture[str], argv: list[str], words: str
+) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and words in err
+
+
+def test_a_vote_for_an_unknown_request_is_bad_input(use_settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["approve", "req-nobody", "--as", "bank-a", "--wait", "0"]) == 2
+    assert "no onboarding request with that id" in capsys.readouterr().err
+
+
+def test_onboard_posts_a_valid_request_and_members_and_rejections_answer(
+    use_settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from shared.bootstrap import Platform
+
+    argv = ["onboard", "cli-bank", "--legal-name", "O=CLI Bank, L=Oslo, C=NO", "--request-id", "req-cli-1"]
+    assert main(argv) == 0
+    assert "posted req-cli-1" in capsys.readouterr().out
+    queues = Platform(context.settings()).queues
+    client = queues.service.get_queue_client("onboarding-requests")
+    bodies = [json.loads(m.content) for m in client.peek_messages(max_messages=32)]
+    assert {"request_id": "req-cli-1", "member_id": "cli-bank"}.items() <= next(
+        b for b in bodies if b["request_id"] == "req-cli-1"
+    ).items()
+    assert main(["members"]) == 0
+    capsys.readouterr()
+    assert main(["rejections", "--json"]) == 0
+    assert isinstance(json.loads(capsys.readouterr().out), list)

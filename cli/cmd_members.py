@@ -153,6 +153,10 @@ def _wait(platform: Platform, member_id: str, request_id: str, seconds: float) -
         if now != last:
             print(f"  {member_id}: {status}" + (f" (steps done: {steps})" if steps else ""), file=sys.stderr)
             last = now
+        if record is None:
+            refused = [r for r in list_rejections(platform.state) if r.get("request_id") == request_id]
+            if refused:
+                raise CommandError(f"{request_id} was rejected: {refused[0]['reason']}: {refused[0]['message']}")
         if status in FINAL or status == "pending_approval":
             return 0 if status in ("active", "pending_approval") else 1
         time.sleep(0.5)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -53,6 +54,55 @@ def probe_liveness() -> None:
 
 
 STANDBY: dict[str, subprocess.Popen[bytes]] = {}
+CLI = os.path.join(os.path.dirname(sys.executable), "consortium")
+FOUNDERS = {"bank-a": "O=Bank A, L=London, C=GB", "bank-b": "O=Bank B, L=Paris, C=FR"}
+
+
+def consortium(*argv: str, check: bool = True) -> int:
+    """Run the `consortium` CLI as an operator would, showing the command and its output."""
+    say(f"  $ consortium {' '.join(argv)}")
+    done = subprocess.run([CLI, *argv], capture_output=True, text=True, timeout=180)
+    for line in (done.stdout + done.stderr).splitlines():
+        say(f"    {line}")
+    if check and done.returncode != 0:
+        raise stack.StackError(f"`consortium {' '.join(argv)}` exited {done.returncode}")
+    return done.returncode
+
+
+def found_the_consortium() -> None:
+    for member, legal_name in FOUNDERS.items():
+        consortium("onboard", member, "--legal-name", legal_name, "--request-id", f"req-{member}-001", "--wait", "90")
+
+
+def newcomer_voted_in() -> None:
+    consortium("onboard", "bank-c", "--legal-name", "O=Bank C, L=Amsterdam, C=NL", "--request-id", "req-bank-c-001",
+               "--wait", "60")  # fmt: skip
+    for founder in FOUNDERS:
+        consortium("approve", "req-bank-c-001", "--as", founder)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        members = {m["member_id"]: m for m in consortium_status()["members"]}
+        if members.get("bank-c", {}).get("status") in ("active", "failed", "rejected"):
+            break
+        time.sleep(0.5)
+    consortium("members")
+
+
+def show_the_network_map() -> None:
+    from cli.context import settings
+    from shared.bootstrap import Platform
+    from shared.services.network_map import MAP_PATH, verify_map
+
+    platform = Platform(settings())
+    doc = platform.state.read(MAP_PATH)
+    if doc is None:
+        raise stack.StackError("no network map was published")
+    current = doc.body
+    names = ", ".join(f"{m['member_id']} ({m['legal_name']})" for m in current["members"])
+    say(f"  network map version {current['version']}: {names}")
+    verified = verify_map(current, platform.keys)
+    say(f"  signed by {current['signing_key_id']}: signature {'verifies' if verified else 'DOES NOT VERIFY'}")
+    consortium("status")
 
 
 def consortium_status() -> dict[str, Any]:
@@ -123,6 +173,9 @@ def stop_second_deployment() -> None:
 ACTS = [
     Act("The function app, indexed by the local host", show_functions),
     Act("A liveness probe through the HTTP trigger", probe_liveness),
+    Act("bank-a and bank-b found the consortium (founders are admitted without votes)", found_the_consortium),
+    Act("bank-c asks to join; both founders vote, signing in Key Vault; bank-c goes active", newcomer_voted_in),
+    Act("The signed network map that Corda nodes read", show_the_network_map),
     Act("A second deployment joins; one coordinator is elected through a blob lease", start_second_deployment),
     Act("The coordinator dies; the other deployment takes over when its lease expires", kill_the_coordinator),
 ]
@@ -136,6 +189,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     say("== Starting the local stack")
     try:
+        if not any(v.get("running") for v in stack.status().values()):
+            say("  nothing runs yet: the scenario plays on a fresh consortium (local Azurite and emulator data reset)")
+            paths = stack.StackPaths()
+            for folder in ("azurite", "emulator"):
+                shutil.rmtree(paths.local / folder, ignore_errors=True)
         stack.up()
         for number, act in enumerate(ACTS, start=1):
             say(f"\n== {number}. {act.title}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from functools import cached_property, lru_cache
 
 from shared import settings as settings_module
+from shared.adapters import metering
 from shared.adapters.blob_leases import BlobLeaseStore
 from shared.adapters.blob_state import CONTAINER, BlobStateStore
 from shared.adapters.compute import ArmScaleSets
@@ -27,15 +28,19 @@ class Platform:
 
     @cached_property
     def state(self) -> BlobStateStore:
-        return BlobStateStore(blob_service(self.settings.values).get_container_client(CONTAINER))
+        return BlobStateStore(
+            blob_service(self.settings.values, **metering.hook("storage")).get_container_client(CONTAINER)
+        )
 
     @cached_property
     def leases(self) -> BlobLeaseStore:
-        return BlobLeaseStore(blob_service(self.settings.values).get_container_client(CONTAINER))
+        return BlobLeaseStore(
+            blob_service(self.settings.values, **metering.hook("storage")).get_container_client(CONTAINER)
+        )
 
     @cached_property
     def queues(self) -> StorageQueues:
-        return StorageQueues(queue_service(self.settings.values))
+        return StorageQueues(queue_service(self.settings.values, **metering.hook("storage")))
 
     @cached_property
     def lease_seconds(self) -> int:

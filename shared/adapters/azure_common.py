@@ -26,6 +26,7 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 
+from shared.adapters import metering
 from shared.errors import ConflictError, NotFoundError, PermanentError, TransientError
 from shared.settings import Settings
 
@@ -57,9 +58,9 @@ def credential(settings: Settings) -> TokenCredential:
     raise PermanentError(f"setting AZURE_CREDENTIAL={mode!r} must be 'default' or 'emulator'", reason="settings")
 
 
-def client_options(settings: Settings) -> dict[str, Any]:
-    """Keyword arguments for any SDK client: TLS trust and the retry policy."""
-    options: dict[str, Any] = dict(RETRY)
+def client_options(settings: Settings, service: str = "azure") -> dict[str, Any]:
+    """Keyword arguments for any SDK client: TLS trust, the retry policy, request metering."""
+    options: dict[str, Any] = {**RETRY, **metering.hook(service)}
     bundle = settings.text("AZURE_CA_BUNDLE")
     if bundle:
         path = Path(bundle)

@@ -71,7 +71,7 @@ class ArmScaleSets:
             settings.text("AZURE_SUBSCRIPTION_ID"),
             base_url=endpoint,
             credential_scopes=["https://management.azure.com/.default"],
-            **client_options(settings),
+            **client_options(settings, "arm"),
         )
         return cls(client, settings.text("AZURE_RESOURCE_GROUP"))
 

@@ -58,7 +58,7 @@ class KeyVaultKeyStore:
     @classmethod
     def from_settings(cls, settings: Settings) -> KeyVaultKeyStore:
         cred = credential(settings)
-        options = {**client_options(settings), "verify_challenge_resource": not is_emulator(settings)}
+        options = {**client_options(settings, "keyvault"), "verify_challenge_resource": not is_emulator(settings)}
         client = KeyClient(settings.text("AZURE_KEY_VAULT_URL"), cred, **options)
         return cls(client, {"credential": cred, **options})
 

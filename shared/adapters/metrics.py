@@ -20,7 +20,7 @@ class MonitorMetrics:
     @classmethod
     def from_settings(cls, settings: Settings) -> MonitorMetrics:
         client = MetricsClient(
-            settings.text("AZURE_METRICS_ENDPOINT"), credential(settings), **client_options(settings)
+            settings.text("AZURE_METRICS_ENDPOINT"), credential(settings), **client_options(settings, "metrics")
         )
         return cls(client)
 

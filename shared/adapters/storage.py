@@ -10,6 +10,7 @@ as the Functions host itself reads it: ``AzureWebJobsStorage__blobServiceUri`` /
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from azure.core.credentials import TokenCredential
 from azure.storage.blob import BlobServiceClient
@@ -46,22 +47,26 @@ def _credential(settings: Mapping[str, str], connection: str) -> TokenCredential
     return DefaultAzureCredential(managed_identity_client_id=client_id) if client_id else DefaultAzureCredential()
 
 
-def queue_service(settings: Mapping[str, str], connection: str = "AzureWebJobsStorage") -> QueueServiceClient:
+def queue_service(
+    settings: Mapping[str, str], connection: str = "AzureWebJobsStorage", **options: Any
+) -> QueueServiceClient:
     """A queue service client for the named connection setting."""
     value = settings.get(connection)
     if value:
-        return QueueServiceClient.from_connection_string(expand_connection_string(value))
+        return QueueServiceClient.from_connection_string(expand_connection_string(value), **options)
     uri = settings.get(f"{connection}__queueServiceUri") or _derived(settings, connection, "queue")
-    return QueueServiceClient(uri, credential=_credential(settings, connection))
+    return QueueServiceClient(uri, credential=_credential(settings, connection), **options)
 
 
-def blob_service(settings: Mapping[str, str], connection: str = "AzureWebJobsStorage") -> BlobServiceClient:
+def blob_service(
+    settings: Mapping[str, str], connection: str = "AzureWebJobsStorage", **options: Any
+) -> BlobServiceClient:
     """A blob service client for the named connection setting."""
     value = settings.get(connection)
     if value:
-        return BlobServiceClient.from_connection_string(expand_connection_string(value))
+        return BlobServiceClient.from_connection_string(expand_connection_string(value), **options)
     uri = settings.get(f"{connection}__blobServiceUri") or _derived(settings, connection, "blob")
-    return BlobServiceClient(uri, credential=_credential(settings, connection))
+    return BlobServiceClient(uri, credential=_credential(settings, connection), **options)
 
 
 def _derived(settings: Mapping[str, str], connection: str, service: str) -> str:

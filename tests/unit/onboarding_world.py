@@ -66,7 +66,7 @@ class World:
 
     def drain(self, limit: int = 500) -> list[ob.Outcome]:
         """Deliver every work message (not events) until none is left."""
-        outcomes = []
+        outcomes: list[ob.Outcome] = []
         for _ in range(limit):
             work = self.pending_work()
             if not work:

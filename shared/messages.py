@@ -9,16 +9,17 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from shared.canonical import unb64u
+from shared.naming import MEMBER_ID
 
 MAX_MESSAGE_BYTES = 16 * 1024
 #: The autoscale ceiling of a member whose request names no ``scale`` (never below its ``node_count``).
 DEFAULT_MAX_NODES = 6
-MEMBER_ID_PATTERN = r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$"
+MEMBER_ID_PATTERN = MEMBER_ID.pattern
 REQUEST_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 
 MemberId = Annotated[str, Field(pattern=MEMBER_ID_PATTERN)]
@@ -160,6 +161,23 @@ class Rejection:
 M = TypeVar("M", bound=BaseModel)
 
 
+def _safe_ids(document: dict[str, Any]) -> tuple[str | None, str | None]:
+    member, request = document.get("member_id"), document.get("request_id")
+    return (
+        member if isinstance(member, str) and re.fullmatch(MEMBER_ID_PATTERN, member) else None,
+        request if isinstance(request, str) and re.fullmatch(REQUEST_ID_PATTERN, request) else None,
+    )
+
+
+def readable_ids(raw: str | bytes) -> tuple[str | None, str | None]:
+    """The member and request ids of a message, where they can be read and are well-formed."""
+    try:
+        document = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return None, None
+    return _safe_ids(document) if isinstance(document, dict) else (None, None)
+
+
 def parse(model: type[M], raw: str | bytes) -> M | Rejection:
     """The message, or a Rejection naming the field and the rule; never raises for bad input."""
     data = raw.encode() if isinstance(raw, str) else raw
@@ -171,10 +189,7 @@ def parse(model: type[M], raw: str | bytes) -> M | Rejection:
         return Rejection("not_json", f"message is not UTF-8 JSON: {e}")
     if not isinstance(document, dict):
         return Rejection("schema", "message must be a JSON object")
-    member = document.get("member_id") if isinstance(document.get("member_id"), str) else None
-    request = document.get("request_id") if isinstance(document.get("request_id"), str) else None
-    safe_member = member if member and re.fullmatch(MEMBER_ID_PATTERN, member) else None
-    safe_request = request if request and re.fullmatch(REQUEST_ID_PATTERN, request) else None
+    safe_member, safe_request = _safe_ids(document)
     try:
         return model.model_validate(document)
     except ValidationError as e:

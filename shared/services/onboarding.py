@@ -39,6 +39,7 @@ from shared.messages import (
     Rejection,
     StepMessage,
     parse,
+    readable_ids,
 )
 from shared.naming import KEY_KINDS, key_name, scale_set_name
 from shared.ports.clock import Clock
@@ -54,7 +55,6 @@ from shared.services.records import (
     Rejections,
     iso,
     member_path,
-    readable_ids,
     request_path,
     update_record,
     with_history,

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from shared.errors import ConflictError, TransientError
-from shared.messages import MEMBER_ID_PATTERN, REQUEST_ID_PATTERN, Rejection
+from shared.messages import Rejection
 from shared.ports.clock import Clock
 from shared.ports.queues import MessageSender
 from shared.ports.state import Document, StateStore
@@ -42,21 +41,6 @@ def stable_id(*parts: object) -> str:
 
 def iso(clock: Clock) -> str:
     return clock.now().isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def readable_ids(raw: str | bytes) -> tuple[str | None, str | None]:
-    """The member and request ids of a message, where they can be read and are well-formed."""
-    try:
-        document = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        return None, None
-    if not isinstance(document, dict):
-        return None, None
-    member, request = document.get("member_id"), document.get("request_id")
-    return (
-        member if isinstance(member, str) and re.fullmatch(MEMBER_ID_PATTERN, member) else None,
-        request if isinstance(request, str) and re.fullmatch(REQUEST_ID_PATTERN, request) else None,
-    )
 
 
 @dataclass

@@ -8,14 +8,8 @@ from typing import Any
 
 from cli.context import settings
 from cli.emulator_admin import call
-from cli.main import UsageError
-from shared.naming import MEMBER_ID, scale_set_name, valid_member_id
-
-
-def _member(value: str) -> str:
-    if not valid_member_id(value):
-        raise UsageError(f"MEMBER {value!r} must match {MEMBER_ID.pattern}")
-    return value
+from cli.main import UsageError, member_arg
+from shared.naming import scale_set_name
 
 
 def register(sub: Any) -> None:
@@ -58,7 +52,7 @@ def register(sub: Any) -> None:
 
 
 def run_load(args: argparse.Namespace) -> int:
-    member = _member(args.member)
+    member = member_arg(args.member)
     if args.tpm < 0:
         raise UsageError("--tpm must be 0 or more")
     result = call(settings(), "PUT", f"/_admin/load/{scale_set_name(member)}", {"tpm": args.tpm})
@@ -75,7 +69,7 @@ def run_service_fault(args: argparse.Namespace) -> int:
 
 
 def run_node_fault(args: argparse.Namespace) -> int:
-    member = _member(args.member)
+    member = member_arg(args.member)
     fault = None if args.kind == "none" else args.kind
     call(settings(), "PUT", f"/_admin/instances/{scale_set_name(member)}/{args.instance}", {"fault": fault})
     print(f"{member}: instance {args.instance} is now {args.kind if fault else 'healthy'}")
@@ -83,7 +77,7 @@ def run_node_fault(args: argparse.Namespace) -> int:
 
 
 def run_missing(args: argparse.Namespace) -> int:
-    member = _member(args.member)
+    member = member_arg(args.member)
     call(settings(), "PUT", f"/_admin/metrics/{scale_set_name(member)}", {"missing": not args.back})
     print(f"{member}: metrics {'are back' if args.back else 'now go missing'}")
     return 0

@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 from cli.context import settings
-from cli.main import CommandError, UsageError
+from cli.main import CommandError, UsageError, member_arg
 from shared.bootstrap import Platform
 from shared.canonical import approval_payload, b64u, digest
 from shared.messages import (
@@ -27,7 +27,7 @@ from shared.messages import (
     Rejection,
     parse,
 )
-from shared.naming import MEMBER_ID, key_name, valid_member_id
+from shared.naming import key_name
 from shared.services import onboarding as ob
 from shared.services.poison import replay
 from shared.services.records import list_rejections, member_path, request_path
@@ -112,14 +112,8 @@ def _check(model: Any, body: dict[str, Any]) -> str:
     return raw
 
 
-def _member(value: str, what: str = "MEMBER") -> str:
-    if not valid_member_id(value):
-        raise UsageError(f"{what} {value!r} must match {MEMBER_ID.pattern}")
-    return value
-
-
 def run_onboard(args: argparse.Namespace) -> int:
-    _member(args.member)
+    member_arg(args.member)
     body: dict[str, Any] = {
         "request_id": args.request_id or f"req-{args.member}-{int(time.time())}",
         "member_id": args.member,
@@ -166,7 +160,7 @@ def _wait(platform: Platform, member_id: str, request_id: str, seconds: float) -
 def run_vote(args: argparse.Namespace) -> int:
     if not re.fullmatch(REQUEST_ID_PATTERN, args.request_id):
         raise UsageError(f"REQUEST_ID {args.request_id!r} must match {REQUEST_ID_PATTERN}")
-    _member(args.approver, "--as")
+    member_arg(args.approver, "--as")
     platform = _platform()
     deadline = time.monotonic() + args.wait
     index = platform.state.read(request_path(args.request_id))
@@ -181,7 +175,7 @@ def run_vote(args: argparse.Namespace) -> int:
     payload = approval_payload(
         approver_id=args.approver, decision=args.decision, member_id=member_id, request_id=args.request_id
     )
-    name = key_name(_member(args.approver, "--as"), "governance")
+    name = key_name(member_arg(args.approver, "--as"), "governance")
     key = platform.keys.get_key(name)
     if key is None:
         raise CommandError(f"{args.approver} has no governance key ({name}) in Key Vault: is it an active member?")
@@ -193,7 +187,7 @@ def run_vote(args: argparse.Namespace) -> int:
 
 
 def run_offboard(args: argparse.Namespace) -> int:
-    _member(args.member)
+    member_arg(args.member)
     body = {
         "request_id": args.request_id or f"off-{args.member}-{int(time.time())}",
         "member_id": args.member,

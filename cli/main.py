@@ -16,12 +16,20 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import cli
+from shared.naming import MEMBER_ID, valid_member_id
 
 Handler = Callable[[argparse.Namespace], int]
 
 
 class UsageError(Exception):
     """Bad usage or input: exit code 2, the message on stderr."""
+
+
+def member_arg(value: str, what: str = "MEMBER") -> str:
+    """A member id from the command line, or a UsageError naming the argument and the rule."""
+    if not valid_member_id(value):
+        raise UsageError(f"{what} {value!r} must match {MEMBER_ID.pattern}")
+    return value
 
 
 class CommandError(Exception):

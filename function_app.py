@@ -6,10 +6,11 @@ host, `func start` and the local host (`tools/funchost`) all import this module 
 
 import azure.functions as func
 
-from functions import coordination, onboarding, ops
+from functions import autoscale, coordination, onboarding, ops
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
 app.register_functions(ops.bp)
 app.register_functions(coordination.bp)
 app.register_functions(onboarding.bp)
+app.register_functions(autoscale.bp)

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import atexit
 import logging
+from collections.abc import Callable
 
 import azure.functions as func
 
 from shared.bootstrap import platform
+from shared.errors import LeaseLostError, TransientError
+from shared.services.leadership import Term
 
 bp = func.Blueprint()
 log = logging.getLogger(__name__)
@@ -33,3 +36,22 @@ def coordinator_heartbeat(timer: func.TimerRequest) -> None:
         else:
             log.info("standing by: another instance is coordinator")
         _last_token[0] = token
+
+
+def as_coordinator(what: str, work: Callable[[Term], object]) -> object | None:
+    """Run a capability timer's work only on the coordinator, with its term; standbys skip the tick.
+
+    A term lost mid-work (``LeaseLostError``) stops it where it stands: the new coordinator's next
+    tick re-reads and re-decides. A transient failure waits for the next tick too, the timer's retry.
+    """
+    term = platform().coordinator.ensure()
+    if term is None:
+        log.debug("%s: standing by, another instance is coordinator", what)
+        return None
+    try:
+        return work(term)
+    except LeaseLostError as e:
+        log.warning("%s stopped: %s", what, e)
+    except TransientError as e:
+        log.warning("%s failed for now, the next tick retries: %s", what, e)
+    return None

@@ -14,9 +14,12 @@ from shared.adapters.blob_leases import BlobLeaseStore
 from shared.adapters.blob_state import CONTAINER, BlobStateStore
 from shared.adapters.compute import ArmScaleSets
 from shared.adapters.keyvault import KeyVaultKeyStore
+from shared.adapters.metrics import MonitorMetrics
 from shared.adapters.storage import blob_service, queue_service
 from shared.adapters.storage_queues import StorageQueues
+from shared.decisions.autoscale import ScalePolicy
 from shared.ports.clock import SystemClock
+from shared.services.autoscale import Autoscaler
 from shared.services.leadership import Coordinator, holder_identity
 from shared.services.onboarding import Onboarding
 from shared.settings import Settings
@@ -78,6 +81,31 @@ class Platform:
     @cached_property
     def coordinator(self) -> Coordinator:
         return Coordinator(self.leases, self.holder, self.lease_seconds)
+
+    @cached_property
+    def metrics(self) -> MonitorMetrics:
+        return MonitorMetrics.from_settings(self.settings)
+
+    @cached_property
+    def scale_policy(self) -> ScalePolicy:
+        """Default autoscale policy from settings; each member's record gives its own bounds."""
+        s = self.settings
+        return ScalePolicy(
+            max_nodes=s.integer("AUTOSCALE_DEFAULT_MAX_NODES", minimum=1, maximum=1000),
+            target_cpu=s.number("AUTOSCALE_TARGET_CPU", minimum=1),
+            target_tpm_per_node=s.number("AUTOSCALE_TARGET_TPM_PER_NODE", minimum=1),
+            tolerance=s.number("AUTOSCALE_TOLERANCE", minimum=0),
+            scale_in_window_seconds=s.number("AUTOSCALE_SCALE_IN_WINDOW_SECONDS", minimum=0),
+            cooldown_seconds=s.number("AUTOSCALE_COOLDOWN_SECONDS", minimum=0),
+            boot_seconds=s.number("AUTOSCALE_BOOT_SECONDS", minimum=0),
+        )
+
+    @cached_property
+    def autoscaler(self) -> Autoscaler:
+        return Autoscaler(
+            state=self.state, scalesets=self.scalesets, metrics=self.metrics, queues=self.queues,
+            leases=self.leases, clock=SystemClock(), defaults=self.scale_policy,
+        )  # fmt: skip
 
 
 @lru_cache(maxsize=1)

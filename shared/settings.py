@@ -127,6 +127,60 @@ REGISTRY: tuple[Setting, ...] = (
 )
 
 
+AUTOSCALE: tuple[Setting, ...] = (
+    Setting(
+        "AUTOSCALE_SCHEDULE",
+        "*/10 * * * * *",
+        "NCRONTAB schedule of the autoscale tick (it acts only on the coordinator).",
+        default="0 * * * * *",
+    ),
+    Setting(
+        "AUTOSCALE_TARGET_CPU",
+        "75",
+        "Average CPU (percent) each scale set is sized for; the larger of the CPU and transaction targets wins.",
+        default="75",
+    ),
+    Setting(
+        "AUTOSCALE_TARGET_TPM_PER_NODE",
+        "850",
+        "Transactions per minute one Corda node is sized to carry.",
+        default="850",
+    ),
+    Setting(
+        "AUTOSCALE_TOLERANCE",
+        "0.1",
+        "Dead band around the target (0.1: within 10% nothing changes).",
+        default="0.1",
+    ),
+    Setting(
+        "AUTOSCALE_SCALE_IN_WINDOW_SECONDS",
+        "60",
+        "Load must ask for fewer nodes for this long before a scale-in (the highest recommendation in it wins).",
+        default="300",
+    ),
+    Setting(
+        "AUTOSCALE_COOLDOWN_SECONDS",
+        "30",
+        "No scale-in for this long after any capacity change.",
+        default="120",
+    ),
+    Setting(
+        "AUTOSCALE_BOOT_SECONDS",
+        "90",
+        "How long a new node takes to serve; nodes this young count as warming, not as missing capacity.",
+        default="90",
+    ),
+    Setting(
+        "AUTOSCALE_DEFAULT_MAX_NODES",
+        "6",
+        "Largest scale set for a member whose record gives no max_nodes.",
+        default="6",
+    ),
+)
+
+REGISTRY = REGISTRY + AUTOSCALE
+
+
 def names() -> tuple[str, ...]:
     """Names of every registered setting, in registry order."""
     return tuple(s.name for s in REGISTRY)

@@ -1,0 +1,285 @@
+"""The autoscale policy, pure: one scale set's observation, its policy and history, and ``now`` in;
+a decision (target capacity, reason, one-line message) and the history to store out.
+
+How it reads the metrics (the HPA's replica maths, with what it lacks for VMs that boot slowly):
+- **Target tracking on each metric, the larger wins.** CPU: ``ready × cpu ÷ target_cpu`` nodes;
+  transactions: ``tpm ÷ target_tpm_per_node`` nodes. Only *ready* nodes carry load: nodes added
+  less than ``boot_seconds`` ago (known from the stored changes, not from extra ARM reads) are warming.
+- **Tolerance band.** Within ``±tolerance`` of the current size nothing changes (the HPA's 0.1).
+- **Scale out at once, bounded.** Up to ``max(step_out_nodes, capacity × step_out_ratio)`` more per
+  minute (the HPA's 4 pods or 100%, over the capacity a minute ago). A saturated set (CPU at
+  ``saturation_cpu``) hides how much load it turns away, so it asks for at least twice its ready
+  nodes instead of ``cpu ÷ target``, which at 100% CPU would only be ``100 ÷ target`` times.
+- **Warming counts.** Nodes still booting are part of the capacity a scale-out is compared with, so
+  a set that already asked for enough does not ask again while they boot.
+- **Scale in only after the window.** Each tick's recommendation is stored; a scale-in goes to the
+  highest recommendation of the last ``scale_in_window_seconds``, only once the stored history
+  covers the whole window (a fresh coordinator does not scale in on one sample), never on missing
+  or partial data, never within ``cooldown_seconds`` of a change, never below the instances
+  protected from scale-in.
+- **Bounds.** Never below ``max(1, min_nodes)`` nor above ``max_nodes``; a set outside its bounds is
+  brought back whatever the metrics say.
+- **Compute's throttle.** At most ``max_updates_per_minute`` capacity writes per scale set per minute.
+
+Nothing here reads a clock or keeps state in memory: history goes in and comes out.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+
+class Reason(StrEnum):
+    SCALE_OUT = "scale_out"  # load above target beyond the tolerance
+    SATURATED = "saturated"  # CPU at saturation: demand above capacity is hidden, ask for twice the ready nodes
+    SCALE_IN = "scale_in"  # the window's highest recommendation is below the current size
+    BELOW_MIN = "below_min"  # brought up to the member's minimum
+    ABOVE_MAX = "above_max"  # brought down to the member's maximum
+    WITHIN_TOLERANCE = "within_tolerance"  # close enough to target: no change
+    WARMING = "warming"  # nodes still booting already cover what is asked
+    STABILIZING = "stabilizing"  # lower load, but not for the whole scale-in window yet
+    COOLDOWN = "cooldown"  # a change was made too recently to scale in
+    MISSING_DATA = "missing_data"  # no metrics for this scale set: hold
+    PARTIAL_DATA = "partial_data"  # some metrics missing: may scale out, never in
+    AT_MAX = "at_max"  # more is needed but the member's maximum is reached
+    AT_MIN = "at_min"  # less is needed but the minimum (or protected instances) holds
+    PROTECTED = "protected"  # scale-in stops at the instances protected from it
+    RATE_LIMITED = "rate_limited"  # Compute allows only so many capacity writes per minute
+
+
+class Action(StrEnum):
+    SCALE_OUT = "scale_out"
+    SCALE_IN = "scale_in"
+    HOLD = "hold"
+
+
+@dataclass(frozen=True)
+class ScalePolicy:
+    """How one member's scale set is sized; defaults come from settings, overrides from the member record."""
+
+    min_nodes: int = 1
+    max_nodes: int = 6
+    target_cpu: float = 75.0
+    target_tpm_per_node: float = 850.0
+    tolerance: float = 0.1
+    saturation_cpu: float = 95.0
+    step_out_nodes: int = 4
+    step_out_ratio: float = 1.0
+    scale_in_window_seconds: float = 300.0
+    cooldown_seconds: float = 120.0
+    boot_seconds: float = 90.0
+    max_updates_per_minute: int = 4
+
+    def __post_init__(self) -> None:
+        if self.min_nodes < 0 or self.max_nodes < max(1, self.min_nodes):
+            raise ValueError(
+                f"bounds min_nodes={self.min_nodes} max_nodes={self.max_nodes}: need 0 <= min <= max, max >= 1"
+            )
+        if not 0 < self.target_cpu < 100:
+            raise ValueError(f"target_cpu={self.target_cpu} must be between 0 and 100")
+        if self.target_tpm_per_node <= 0:
+            raise ValueError(f"target_tpm_per_node={self.target_tpm_per_node} must be positive")
+        if not 0 <= self.tolerance < 1:
+            raise ValueError(f"tolerance={self.tolerance} must be in [0, 1)")
+
+    @property
+    def floor(self) -> int:
+        return max(1, self.min_nodes)
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What one tick saw of one scale set."""
+
+    capacity: int
+    #: Average CPU of the set over the last minute with data; None when the service returned none.
+    cpu_percent: float | None
+    #: Transactions per minute the set served; None when the service returned none.
+    tpm: float | None
+    #: True when the tick's metric reads came back incomplete (a resource or a metric missing).
+    partial: bool = False
+    #: Instances protected from scale-in (None when not read this tick: then scale-in is not decided).
+    protected: int | None = 0
+
+
+@dataclass(frozen=True)
+class Change:
+    at: datetime
+    before: int
+    after: int
+
+
+@dataclass(frozen=True)
+class History:
+    """Per scale set, persisted between ticks: recent recommendations and capacity changes."""
+
+    #: (when, recommended capacity) of each tick with complete data, within the scale-in window.
+    recommendations: tuple[tuple[datetime, int], ...] = ()
+    #: Capacity changes this policy applied, newest last (enough for boot, cooldown and throttle).
+    changes: tuple[Change, ...] = ()
+    #: When recommendations started being recorded without a gap (the window must be covered).
+    since: datetime | None = None
+
+    def warming(self, now: datetime, boot_seconds: float, capacity: int) -> int:
+        """Nodes added less than ``boot_seconds`` ago that are still in the set."""
+        added = sum(
+            c.after - c.before
+            for c in self.changes
+            if c.after > c.before and (now - c.at).total_seconds() < boot_seconds
+        )
+        return max(0, min(capacity, added))
+
+    def last_change(self) -> Change | None:
+        return self.changes[-1] if self.changes else None
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    target: int
+    reason: Reason
+    message: str
+    #: The unclamped, unstabilized size the metrics ask for (None without data).
+    desired: int | None = None
+    inputs: dict[str, float | int | bool | None] = field(default_factory=dict)
+
+    @property
+    def changes(self) -> bool:
+        return self.action is not Action.HOLD
+
+
+def _hold(capacity: int, reason: Reason, message: str, desired: int | None = None) -> Decision:
+    return Decision(Action.HOLD, capacity, reason, message, desired)
+
+
+def _move(before: int, target: int, reason: Reason, message: str, desired: int | None) -> Decision:
+    action = Action.SCALE_OUT if target > before else Action.SCALE_IN
+    return Decision(action, target, reason, message, desired)
+
+
+def _desired(obs: Observation, ready: int, policy: ScalePolicy) -> tuple[float, bool]:
+    """Nodes the load asks for (fractional) and whether the set is saturated."""
+    wants: list[float] = []
+    saturated = False
+    if obs.cpu_percent is not None:
+        wants.append(ready * obs.cpu_percent / policy.target_cpu)
+        saturated = obs.cpu_percent >= policy.saturation_cpu
+    if obs.tpm is not None:
+        wants.append(obs.tpm / policy.target_tpm_per_node)
+    want = max(wants)
+    if saturated:
+        want = max(want, 2.0 * max(ready, 1))
+    return want, saturated
+
+
+def decide(obs: Observation, policy: ScalePolicy, history: History, now: datetime) -> tuple[Decision, History]:
+    """The decision for one scale set this tick, and the history to store for the next."""
+    capacity = obs.capacity
+    history = _remember(obs, policy, history, now)
+    decision = _decide(obs, policy, history, now)
+    recent = [c for c in history.changes if (now - c.at).total_seconds() < 60]
+    if decision.changes and len(recent) >= policy.max_updates_per_minute:
+        message = f"{len(recent)} capacity writes in the last minute (Compute allows {policy.max_updates_per_minute})"
+        decision = _hold(capacity, Reason.RATE_LIMITED, message, decision.desired)
+    if decision.changes:
+        keep = max(policy.boot_seconds, policy.cooldown_seconds, 600.0)
+        kept = tuple(c for c in history.changes if (now - c.at).total_seconds() < keep)
+        history = replace(history, changes=(*kept, Change(now, capacity, decision.target))[-16:])
+    inputs: dict[str, float | int | bool | None] = {
+        "capacity": capacity, "cpu_percent": obs.cpu_percent, "tpm": obs.tpm, "partial": obs.partial,
+        "protected": obs.protected, "warming": history.warming(now, policy.boot_seconds, capacity),
+    }  # fmt: skip
+    return replace(decision, inputs=inputs), history
+
+
+def _remember(obs: Observation, policy: ScalePolicy, history: History, now: datetime) -> History:
+    """Add this tick's recommendation; a tick without complete data breaks the window (it restarts)."""
+    if obs.partial or obs.cpu_percent is None or obs.tpm is None:
+        return replace(history, recommendations=(), since=None)
+    ready = obs.capacity - history.warming(now, policy.boot_seconds, obs.capacity)
+    desired = _round(_desired(obs, ready, policy)[0])
+    window = timedelta(seconds=policy.scale_in_window_seconds)
+    kept = tuple((t, r) for t, r in history.recommendations if now - t < window)
+    return replace(history, recommendations=(*kept, (now, desired)), since=history.since or now)
+
+
+def _round(want: float) -> int:
+    return max(0, math.ceil(want - 1e-9))
+
+
+def _decide(obs: Observation, policy: ScalePolicy, history: History, now: datetime) -> Decision:
+    capacity = obs.capacity
+    ceiling, floor = policy.max_nodes, policy.floor
+    if capacity < floor:
+        ready = capacity - history.warming(now, policy.boot_seconds, capacity)
+        has_data = obs.cpu_percent is not None or obs.tpm is not None
+        asked = _round(_desired(obs, ready, policy)[0]) if has_data else 0
+        target = max(floor, min(asked, ceiling))
+        return _move(capacity, target, Reason.BELOW_MIN, f"capacity {capacity} is below the minimum {floor}", None)
+    if capacity > ceiling:
+        if obs.protected is None:
+            return _hold(capacity, Reason.PROTECTED, "above the maximum, but protected instances were not read")
+        target = max(ceiling, obs.protected)
+        if target >= capacity:
+            return _hold(capacity, Reason.PROTECTED, f"above the maximum {ceiling}, but {obs.protected} are protected")
+        return _move(capacity, target, Reason.ABOVE_MAX, f"capacity {capacity} is above the maximum {ceiling}", None)
+    if obs.cpu_percent is None and obs.tpm is None:
+        return _hold(capacity, Reason.MISSING_DATA, "no metrics for this scale set: holding")
+
+    warming = history.warming(now, policy.boot_seconds, capacity)
+    ready = capacity - warming
+    want, saturated = _desired(obs, ready, policy)
+    desired = _round(want)
+    ratio = want / ready if ready else math.inf
+    if desired > capacity and (saturated or ratio > 1 + policy.tolerance):
+        # The step bounds a minute's growth, not one tick's: ticks every 10 s must not add it six times.
+        base = min([capacity, *(c.before for c in history.changes if (now - c.at).total_seconds() < 60)])
+        step = max(policy.step_out_nodes, math.ceil(base * policy.step_out_ratio))
+        target = min(desired, base + step, ceiling)
+        if target <= capacity and capacity >= ceiling:
+            return _hold(capacity, Reason.AT_MAX, f"load asks for {desired} nodes; the maximum is {ceiling}", desired)
+        if target <= capacity:
+            message = f"load asks for {desired} nodes; this minute's step (from {base}) is used up"
+            return _hold(capacity, Reason.RATE_LIMITED, message, desired)
+        if saturated:
+            basis = f"CPU {obs.cpu_percent:.0f}% is saturated"
+        else:
+            basis = f"load asks for {want:.1f} nodes ({ratio:.0%} of {ready} ready)"
+        capped = " (step-limited)" if target < min(desired, ceiling) else ""
+        reason = Reason.SATURATED if saturated else Reason.SCALE_OUT
+        return _move(capacity, target, reason, f"{basis}: {capacity} → {target}{capped}", desired)
+    if desired > ready and ready < capacity:
+        return _hold(capacity, Reason.WARMING, f"{warming} warming node(s) cover the {desired} asked for", desired)
+    if desired >= capacity or ratio >= 1 - policy.tolerance:
+        message = f"load is {ratio:.0%} of target on {ready} ready node(s)"
+        return _hold(capacity, Reason.WITHIN_TOLERANCE, message, desired)
+
+    # Below target: every rule that keeps a scale-in from acting on a guess comes first.
+    if obs.partial or obs.cpu_percent is None or obs.tpm is None:
+        return _hold(capacity, Reason.PARTIAL_DATA, "metrics are incomplete: never scaling in on them", desired)
+    last = history.last_change()
+    if last is not None and (now - last.at).total_seconds() < policy.cooldown_seconds:
+        left = policy.cooldown_seconds - (now - last.at).total_seconds()
+        message = f"changed {last.before} → {last.after} recently: {left:.0f}s of cooldown left"
+        return _hold(capacity, Reason.COOLDOWN, message, desired)
+    window = policy.scale_in_window_seconds
+    if history.since is None or (now - history.since).total_seconds() < window:
+        message = f"load asks for {desired}, not yet for a whole {window:.0f}s window"
+        return _hold(capacity, Reason.STABILIZING, message, desired)
+    stabilized = max(r for _, r in history.recommendations)
+    if stabilized >= capacity:
+        message = f"the highest recommendation of the last {window:.0f}s is {stabilized}"
+        return _hold(capacity, Reason.STABILIZING, message, desired)
+    if obs.protected is None:
+        message = "instances protected from scale-in were not read: not scaling in"
+        return _hold(capacity, Reason.PROTECTED, message, desired)
+    bottom = max(floor, obs.protected)
+    target = max(stabilized, bottom)
+    if target >= capacity:
+        reason = Reason.PROTECTED if obs.protected > floor else Reason.AT_MIN
+        return _hold(capacity, reason, f"load asks for {stabilized}; {bottom} node(s) must stay", desired)
+    message = f"load has asked for at most {stabilized} for {window:.0f}s: {capacity} → {target}"
+    return _move(capacity, target, Reason.SCALE_IN, message, desired)

@@ -1,0 +1,258 @@
+"""The autoscale tick: read every member scale set's metrics in batches, decide, apply only the changes.
+
+One tick, on the coordinator only (the caller passes its fencing token):
+1. the active members' records (their ``scale`` bounds) and every scale set in one paged ARM listing
+   (ARM reads refill at 25 per second: no GET per scale set);
+2. CPU and transactions per minute through the metrics batch API, at most 50 resources per call,
+   grouped by region; a failed or incomplete batch marks its scale sets' data partial or missing, so
+   the policy holds them (never scales in) rather than guessing;
+3. the pure policy (``shared.decisions.autoscale``) per scale set, with the history stored in
+   ``autoscale/state.json``; instances are listed only for the few sets the policy would scale in,
+   to count those protected from scale-in;
+4. each change written as an absolute capacity with If-Match on the ETag that was listed (a lost race
+   is left for the next tick to re-decide), announced as ``scale.changed``, and the history and each
+   decision with its inputs and reason stored fenced with the coordinator's token.
+A replayed tick finds capacities already at their targets and the history saying so: it changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from shared.decisions.autoscale import Change, Decision, History, Observation, Reason, ScalePolicy, decide
+from shared.errors import ConflictError, ControlPlaneError, FencedError, TransientError
+from shared.naming import scale_set_name
+from shared.ports.clock import Clock
+from shared.ports.leases import LeaseStore
+from shared.ports.metrics import MAX_RESOURCES_PER_BATCH, MetricsBatch, MetricsSource
+from shared.ports.queues import MessageSender
+from shared.ports.scalesets import ScaleSet, ScaleSets
+from shared.ports.state import StateStore
+from shared.services.leadership import COORDINATOR, FencedWriter
+from shared.services.network_map import active_members
+from shared.services.records import Events
+
+log = logging.getLogger(__name__)
+
+STATE_PATH = "autoscale/state.json"
+CPU = "Percentage CPU"
+TPM = "TransactionsPerMinute"
+#: Metrics older than this are stale: the set is treated as having no data.
+FRESH = timedelta(minutes=3)
+WINDOW = timedelta(minutes=5)
+RECENT_LIMIT = 100
+
+
+@dataclass(frozen=True)
+class Tick:
+    """What one tick did: every decision, keyed by scale set name, and the changes it applied."""
+
+    decisions: dict[str, Decision]
+    applied: dict[str, int]
+    metrics_calls: int
+    arm_reads: int
+
+    @property
+    def partial(self) -> bool:
+        return any(d.reason in (Reason.MISSING_DATA, Reason.PARTIAL_DATA) for d in self.decisions.values())
+
+
+def _iso(at: datetime) -> str:
+    return at.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _when(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def history_to_json(h: History) -> dict[str, Any]:
+    return {
+        "recommendations": [[_iso(t), r] for t, r in h.recommendations],
+        "changes": [{"at": _iso(c.at), "before": c.before, "after": c.after} for c in h.changes],
+        "since": _iso(h.since) if h.since else None,
+    }
+
+
+def history_from_json(body: dict[str, Any] | None) -> History:
+    if not body:
+        return History()
+    return History(
+        recommendations=tuple((_when(t), int(r)) for t, r in body.get("recommendations", [])),
+        changes=tuple(Change(_when(c["at"]), int(c["before"]), int(c["after"])) for c in body.get("changes", [])),
+        since=_when(body["since"]) if body.get("since") else None,
+    )
+
+
+def latest(batch: MetricsBatch, resource_id: str, metric: str, now: datetime) -> float | None:
+    """The newest value of one metric for one resource, if it is fresh enough to act on."""
+    for series in batch.series:
+        if series.resource_id.lower() == resource_id.lower() and series.metric == metric:
+            for point in sorted(series.points, key=lambda p: p.timestamp, reverse=True):
+                if point.value is not None:
+                    return point.value if now - point.timestamp <= FRESH else None
+    return None
+
+
+def policy_for(record: dict[str, Any], defaults: ScalePolicy) -> ScalePolicy:
+    """The member's bounds from its record over the defaults from settings."""
+    bounds = record.get("scale") or {}
+    minimum = int(bounds.get("min_nodes", defaults.min_nodes))
+    maximum = int(bounds.get("max_nodes", max(defaults.max_nodes, minimum)))
+    return replace(defaults, min_nodes=minimum, max_nodes=max(maximum, 1, minimum))
+
+
+def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+@dataclass
+class Autoscaler:
+    state: StateStore
+    scalesets: ScaleSets
+    metrics: MetricsSource
+    queues: MessageSender
+    leases: LeaseStore
+    clock: Clock
+    defaults: ScalePolicy
+    workers: int = 4
+
+    def __post_init__(self) -> None:
+        self.events = Events(self.queues, self.clock)
+        self.fenced = FencedWriter(self.state, self.leases)
+
+    def _read_metrics(self, sets: list[ScaleSet], now: datetime) -> tuple[MetricsBatch, int]:
+        """Every set's CPU and TPM in batch calls of at most 50 ids per region; a failed call marks its ids missing."""
+        by_region: dict[str, list[str]] = defaultdict(list)
+        for s in sets:
+            by_region[s.location.lower()].append(s.id)
+        calls = [chunk for ids in by_region.values() for chunk in _chunks(ids, MAX_RESOURCES_PER_BATCH)]
+
+        def one(ids: list[str]) -> MetricsBatch:
+            try:
+                return self.metrics.query(
+                    ids, [CPU, TPM], window=WINDOW, grain=timedelta(minutes=1), aggregation="Average", end=now
+                )
+            except ControlPlaneError as e:
+                log.warning("metrics batch of %d scale set(s) failed: %s; holding them this tick", len(ids), e)
+                return MetricsBatch((), tuple(ids))
+
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            results = list(pool.map(one, calls))
+        series = tuple(s for r in results for s in r.series)
+        missing = tuple(m for r in results for m in r.missing)
+        return MetricsBatch(series, missing), len(calls)
+
+    def _protected(self, name: str) -> int | None:
+        try:
+            return sum(1 for i in self.scalesets.list_instances(name) if i.protected_from_scale_in)
+        except ControlPlaneError as e:
+            log.warning("listing instances of %s failed: %s; not scaling it in this tick", name, e)
+            return None
+
+    def tick(self, fencing_token: int, check: Callable[[], None] = lambda: None) -> Tick:
+        """One tick with the coordinator's token; ``check`` raises once the term is over (before each write)."""
+        now = self.clock.now()
+        newest = self.leases.read(COORDINATOR).fencing_token
+        if newest > fencing_token:
+            raise FencedError(f"autoscale with fencing token {fencing_token} refused: token {newest} is newer")
+        members = {r["member_id"]: r for r in active_members(self.state)}
+        listed = {s.name: s for s in self.scalesets.list_all()}
+        arm_reads = 1
+        sets = {
+            mid: listed[scale_set_name(mid)]
+            for mid in sorted(members)
+            if scale_set_name(mid) in listed and listed[scale_set_name(mid)].provisioning_state == "Succeeded"
+        }
+        if not sets:
+            return Tick({}, {}, 0, arm_reads)
+        batch, calls = self._read_metrics(list(sets.values()), now)
+        stored = self.state.read(STATE_PATH)
+        histories = dict((stored.body if stored else {}).get("sets", {}))
+
+        decisions: dict[str, Decision] = {}
+        new_histories: dict[str, History] = {}
+        for mid, scale_set in sets.items():
+            policy = policy_for(members[mid], self.defaults)
+            cpu, tpm = latest(batch, scale_set.id, CPU, now), latest(batch, scale_set.id, TPM, now)
+            obs = Observation(scale_set.capacity, cpu, tpm, partial=cpu is None or tpm is None, protected=None)
+            before = history_from_json(histories.get(scale_set.name))
+            decision, history = decide(obs, policy, before, now)
+            if decision.reason is Reason.PROTECTED and obs.protected is None:
+                # Only a set the policy would scale in costs an instance listing.
+                arm_reads += 1
+                obs = replace(obs, protected=self._protected(scale_set.name))
+                decision, history = decide(obs, policy, before, now)
+            decisions[scale_set.name], new_histories[scale_set.name] = decision, history
+
+        applied: dict[str, int] = {}
+        for mid, scale_set in sets.items():
+            decision = decisions[scale_set.name]
+            if not decision.changes:
+                continue
+            check()
+            try:
+                self.scalesets.set_capacity(scale_set.name, decision.target, etag=scale_set.etag)
+            except (ConflictError, TransientError) as e:
+                # Someone else changed it, or ARM is throttling: the next tick re-reads and re-decides.
+                log.warning("scaling %s to %d not applied: %s", scale_set.name, decision.target, e)
+                h = new_histories[scale_set.name]
+                new_histories[scale_set.name] = replace(h, changes=h.changes[:-1])
+                continue
+            applied[scale_set.name] = decision.target
+            self.events.emit(
+                "scale.changed", mid, (scale_set.name, _iso(now), decision.target),
+                scale_set_id=scale_set.id, before=scale_set.capacity, after=decision.target,
+                reason=decision.reason.value, message=decision.message,
+            )  # fmt: skip
+            log.info(
+                "scaled %s %d → %d: %s", scale_set.name, scale_set.capacity, decision.target, decision.message,
+                extra={"fields": {"member_id": mid, "reason": decision.reason.value}},
+            )  # fmt: skip
+
+        check()
+        self._record(fencing_token, now, sets, decisions, new_histories, applied)
+        return Tick(decisions, applied, calls, arm_reads)
+
+    def _record(
+        self,
+        token: int,
+        now: datetime,
+        sets: dict[str, ScaleSet],
+        decisions: dict[str, Decision],
+        histories: dict[str, History],
+        applied: dict[str, int],
+    ) -> None:
+        at = _iso(now)
+        members = {s.name: mid for mid, s in sets.items()}
+
+        def change(body: dict[str, Any] | None) -> dict[str, Any]:
+            body = dict(body or {})
+            stored_sets = dict(body.get("sets", {}))
+            last = dict(body.get("last", {}))
+            for name, decision in decisions.items():
+                stored_sets[name] = history_to_json(histories[name])
+                last[name] = {
+                    "at": at, "member_id": members[name], "action": decision.action.value,
+                    "capacity": applied.get(name, sets[members[name]].capacity), "target": decision.target,
+                    "reason": decision.reason.value, "message": decision.message, "desired": decision.desired,
+                    "inputs": decision.inputs, "applied": name in applied,
+                }  # fmt: skip
+            recent = list(body.get("recent", []))
+            recent += [last[name] for name in applied]
+            return {**body, "updated_at": at, "sets": stored_sets, "last": last, "recent": recent[-RECENT_LIMIT:]}
+
+        self.fenced.update(STATE_PATH, token, change)
+
+
+def autoscale_view(state: StateStore) -> dict[str, Any]:
+    """The autoscaler's last word per scale set and its recent changes, for status and the dashboard."""
+    doc = state.read(STATE_PATH)
+    body = doc.body if doc else {}
+    return {"updated_at": body.get("updated_at"), "last": body.get("last", {}), "recent": body.get("recent", [])}

@@ -1,0 +1,172 @@
+"""The autoscale tick on the fakes: what the scale sets, the state and the events hold after a tick."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+
+from shared.decisions.autoscale import Reason, ScalePolicy
+from shared.errors import FencedError, TransientError
+from shared.fakes.clock import FakeClock
+from shared.fakes.leases import FakeLeaseStore
+from shared.fakes.metrics import FakeMetricsSource
+from shared.fakes.queues import FakeQueues
+from shared.fakes.scalesets import FakeScaleSets
+from shared.fakes.state import FakeStateStore
+from shared.ports.scalesets import ScaleSetSpec
+from shared.services.autoscale import CPU, STATE_PATH, TPM, Autoscaler
+from shared.services.leadership import COORDINATOR
+from shared.settings import TEMPLATE
+
+
+class FlakyMetrics(FakeMetricsSource):
+    """Throttles every call whose first resource id is in ``throttled``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.throttled: set[str] = set()
+
+    def query(self, resource_ids, metric_names, **kw):  # type: ignore[no-untyped-def]
+        if resource_ids[0] in self.throttled:
+            self.calls += 1
+            raise TransientError("429 Too Many Requests", retry_after=1)
+        return super().query(resource_ids, metric_names, **kw)
+
+
+class Fleet:
+    def __init__(self, members: int = 2, capacity: int = 2, max_nodes: int = 8):
+        self.clock = FakeClock()
+        self.state, self.sets, self.queues = FakeStateStore(), FakeScaleSets(), FakeQueues()
+        self.metrics = FlakyMetrics()
+        self.leases = FakeLeaseStore(self.clock.now)
+        grant = self.leases.try_acquire(COORDINATOR, "test/1", 15)
+        assert grant is not None
+        self.token = grant.fencing_token
+        self.scaler = Autoscaler(
+            state=self.state, scalesets=self.sets, metrics=self.metrics, queues=self.queues, leases=self.leases,
+            clock=self.clock, defaults=ScalePolicy(scale_in_window_seconds=60, cooldown_seconds=30),
+        )  # fmt: skip
+        self.ids: dict[str, str] = {}
+        for n in range(members):
+            mid = f"bank-{n:04d}"
+            self.state.create(f"members/{mid}.json", {"member_id": mid, "status": "active",
+                                                      "scale": {"min_nodes": 1, "max_nodes": max_nodes}})  # fmt: skip
+            spec = ScaleSetSpec.from_template(TEMPLATE, name=f"vmss-{mid}", location="westeurope", capacity=capacity,
+                                              tags={"member_id": mid})  # fmt: skip
+            self.sets.poll(self.sets.begin_create_or_update(spec))
+            self.ids[mid] = self.sets.sets[f"vmss-{mid}"].id
+
+    def load(self, mid: str, cpu: float | None, tpm: float | None) -> None:
+        for metric, value in ((CPU, cpu), (TPM, tpm)):
+            if value is None:
+                self.metrics.values.pop((self.ids[mid], metric), None)
+            else:
+                self.metrics.set(self.ids[mid], metric, value)
+
+    def capacity(self, mid: str) -> int:
+        return self.sets.sets[f"vmss-{mid}"].capacity
+
+    def tick(self, seconds: float = 10):  # type: ignore[no-untyped-def]
+        self.clock.advance(seconds)
+        return self.scaler.tick(self.token)
+
+
+def test_a_saturated_member_is_scaled_out_and_the_change_is_announced_and_recorded() -> None:
+    fleet = Fleet()
+    fleet.load("bank-0000", 99, 2000)
+    fleet.load("bank-0001", 70, 1500)
+    tick = fleet.tick()
+    assert fleet.capacity("bank-0000") == 4 and fleet.capacity("bank-0001") == 2
+    assert tick.applied == {"vmss-bank-0000": 4}
+    [event] = [e for e in fleet.queues.events() if e["type"] == "scale.changed"]
+    assert (event["member_id"], event["before"], event["after"], event["reason"]) == ("bank-0000", 2, 4, "saturated")
+    stored = fleet.state.read(STATE_PATH)
+    assert stored is not None and stored.body["fencing_token"] == fleet.token
+    last = stored.body["last"]["vmss-bank-0000"]
+    assert last["reason"] == "saturated" and last["inputs"]["cpu_percent"] == 99 and last["applied"]
+    assert stored.body["last"]["vmss-bank-0001"]["reason"] == "within_tolerance"
+
+
+def test_a_drop_holds_through_the_window_then_scales_in_once() -> None:
+    fleet = Fleet(members=1, capacity=6)
+    fleet.load("bank-0000", 20, 1000)  # asks for 2
+    reasons = []
+    for _ in range(9):
+        tick = fleet.tick(10)
+        reasons.append(tick.decisions["vmss-bank-0000"].reason)
+    assert Reason.STABILIZING in reasons and reasons.count(Reason.SCALE_IN) == 1, reasons
+    assert fleet.capacity("bank-0000") == 2
+
+
+def test_missing_metrics_hold_and_one_missing_metric_never_scales_in() -> None:
+    fleet = Fleet(capacity=6)
+    fleet.load("bank-0001", 10, None)
+    for _ in range(12):
+        tick = fleet.tick(10)
+    assert tick.decisions["vmss-bank-0000"].reason is Reason.MISSING_DATA
+    assert tick.decisions["vmss-bank-0001"].reason is Reason.PARTIAL_DATA
+    assert fleet.capacity("bank-0000") == 6 and fleet.capacity("bank-0001") == 6
+
+
+def test_a_throttled_metrics_batch_holds_its_scale_sets_and_decides_the_rest() -> None:
+    fleet = Fleet(members=60, capacity=6)
+    for mid in fleet.ids:
+        fleet.load(mid, 10, 500)
+    fleet.metrics.throttled.add(fleet.ids["bank-0000"])  # the first batch of 50
+    for _ in range(12):
+        tick = fleet.tick(10)
+    assert {fleet.capacity(f"bank-{n:04d}") for n in range(50)} == {6}
+    assert {fleet.capacity(f"bank-{n:04d}") for n in range(50, 60)} == {1}
+    assert tick.decisions["vmss-bank-0000"].reason is Reason.MISSING_DATA
+
+
+def test_a_thousand_scale_sets_cost_twenty_metrics_calls_and_one_listing() -> None:
+    fleet = Fleet(members=1000)
+    for mid in fleet.ids:
+        fleet.load(mid, 75, 1700)
+    tick = fleet.tick()
+    assert (tick.metrics_calls, fleet.metrics.calls, tick.arm_reads) == (20, 20, 1)
+    assert len(tick.decisions) == 1000 and not tick.applied
+
+
+def test_a_replayed_tick_changes_nothing() -> None:
+    fleet = Fleet()
+    fleet.load("bank-0000", 99, 2000)
+    fleet.tick()
+    before = fleet.capacity("bank-0000")
+    events = len(fleet.queues.events())
+    replay = fleet.scaler.tick(fleet.token)  # the same instant again
+    assert fleet.capacity("bank-0000") == before and not replay.applied
+    assert len(fleet.queues.events()) == events
+
+
+def test_a_protected_instance_is_never_scaled_in() -> None:
+    fleet = Fleet(members=1, capacity=4)
+    for instance in fleet.sets.instances["vmss-bank-0000"][:3]:
+        fleet.sets.set_protection("vmss-bank-0000", instance.instance_id, protect_from_scale_in=True)
+    fleet.load("bank-0000", 5, 10)
+    for _ in range(12):
+        tick = fleet.tick(10)
+    assert fleet.capacity("bank-0000") == 3 and tick.arm_reads >= 1
+
+
+def test_a_deposed_coordinator_is_refused_before_it_touches_anything() -> None:
+    fleet = Fleet()
+    fleet.load("bank-0000", 99, 2000)
+    fleet.clock.advance(16)
+    assert fleet.leases.try_acquire(COORDINATOR, "test/2", 15) is not None
+    with pytest.raises(FencedError):
+        fleet.scaler.tick(fleet.token)
+    assert fleet.capacity("bank-0000") == 2 and fleet.state.read(STATE_PATH) is None
+
+
+def test_member_bounds_come_from_the_record() -> None:
+    fleet = Fleet(members=1, capacity=2, max_nodes=3)
+    fleet.load("bank-0000", 99, 2000)
+    fleet.tick()
+    assert fleet.capacity("bank-0000") == 3
+    decision = fleet.tick(timedelta(minutes=3).total_seconds()).decisions["vmss-bank-0000"]
+    assert decision.reason is Reason.AT_MAX
+    assert json.loads(fleet.queues.sent[0].body)["type"] == "scale.changed"

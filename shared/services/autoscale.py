@@ -246,7 +246,9 @@ class Autoscaler:
                 }  # fmt: skip
             recent = list(body.get("recent", []))
             recent += [last[name] for name in applied]
-            return {**body, "updated_at": at, "sets": stored_sets, "last": last, "recent": recent[-RECENT_LIMIT:]}
+            ticks = int(body.get("ticks", 0)) + 1
+            return {**body, "updated_at": at, "ticks": ticks, "sets": stored_sets, "last": last,
+                    "recent": recent[-RECENT_LIMIT:]}  # fmt: skip
 
         self.fenced.update(STATE_PATH, token, change)
 

@@ -51,4 +51,10 @@ def render(model: dict[str, Any]) -> str:
     poisoned = {q: n for q, n in model["poison"].items() if n}
     poison = ", ".join(f"{q} {n}" for q, n in poisoned.items()) if poisoned else "none"
     lines.append(f"poison       {poison}" + ("  (consortium replay-poison puts them back)" if poisoned else ""))
+    scaling = model.get("autoscale") or {}
+    recent = scaling.get("recent") or []
+    lines.append("")
+    lines.append(f"scale changes (last tick {scaling.get('updated_at') or 'never'})" + ("" if recent else ": none yet"))
+    for change in recent[:5]:
+        lines.append(f"  {change['at']}  {change['member_id']:16} {change['reason']:12} {change['message']}")
     return "\n".join(lines)

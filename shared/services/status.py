@@ -10,14 +10,18 @@ from typing import Any
 from shared.ports.leases import LeaseStore
 from shared.ports.state import StateStore
 from shared.services import onboarding
+from shared.services.autoscale import autoscale_view
 from shared.services.leadership import coordinator_status
 
 #: Queues whose poison counts the status shows: the contract's queues and the onboarding steps'.
 WATCHED_QUEUES: tuple[str, ...] = onboarding.QUEUES
+#: Scale changes shown, newest first.
+RECENT_SHOWN = 10
 
 
-def member_view(record: dict[str, Any]) -> dict[str, Any]:
-    scale = record.get("scale_set") or {}
+def member_view(record: dict[str, Any], scaled: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One member for the status model; ``scaled`` is the autoscaler's last word on its scale set."""
+    scale = {**(record.get("scale_set") or {}), **({"capacity": scaled["capacity"]} if scaled else {})}
     bounds = record.get("scale") or {}
     return {
         "member_id": record.get("member_id"),
@@ -42,15 +46,22 @@ def build_status(
     count: Callable[[str], int],
     queues: tuple[str, ...] = WATCHED_QUEUES,
 ) -> dict[str, Any]:
+    scaling = autoscale_view(state)
     members = []
     for path in state.list_paths("members/"):
         doc = state.read(path)
         if doc is not None:
-            members.append(member_view(doc.body))
+            scaled = scaling["last"].get(f"vmss-{doc.body.get('member_id')}")
+            members.append(member_view(doc.body, scaled if doc.body.get("status") == "active" else None))
     network_map = state.read("network-map/current.json")
     return {
         "coordinator": coordinator_status(leases),
         "network_map_version": int(network_map.body.get("version", 0)) if network_map else 0,
         "members": sorted(members, key=lambda m: str(m["member_id"])),
         "poison": {f"{q}-poison": count(f"{q}-poison") for q in queues},
+        "autoscale": {
+            "updated_at": scaling["updated_at"],
+            "recent": list(reversed(scaling["recent"][-RECENT_SHOWN:])),
+            "last": {name: {"reason": d["reason"], "message": d["message"]} for name, d in scaling["last"].items()},
+        },
     }

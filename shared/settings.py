@@ -166,8 +166,9 @@ AUTOSCALE: tuple[Setting, ...] = (
     ),
     Setting(
         "AUTOSCALE_BOOT_SECONDS",
-        "90",
-        "How long a new node takes to serve; nodes this young count as warming, not as missing capacity.",
+        "30",
+        "How long a new node takes to serve; nodes this young count as warming, not as missing capacity "
+        "(locally, `make up` makes the emulator's nodes boot this long).",
         default="90",
     ),
     Setting(

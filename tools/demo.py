@@ -170,12 +170,46 @@ def stop_second_deployment() -> None:
         proc.wait(timeout=150)
 
 
+def watch_scaling(member: str, until: Callable[[dict[str, Any]], bool], timeout: float) -> None:
+    """A live line per change: capacity, serving nodes, the autoscaler's last reason for the member."""
+    from cli.context import settings
+    from cli.emulator_admin import call
+
+    name, deadline, shown, started = f"vmss-{member}", time.monotonic() + timeout, "", time.monotonic()
+    while time.monotonic() < deadline:
+        model = consortium_status()
+        member_view = next(m for m in model["members"] if m["member_id"] == member)
+        last = model["autoscale"]["last"].get(name, {})
+        load = call(settings(), "GET", f"/_admin/load/{name}")
+        line = (f"{member}: {member_view['scale_set']['capacity']} node(s), {load['serving']} serving, "
+                f"{load['tpm']:.0f} tpm offered | {last.get('reason', '-')}: {last.get('message', '')}")  # fmt: skip
+        if line != shown:
+            say(f"  +{time.monotonic() - started:5.1f}s  {line}")
+            shown = line
+        if until(member_view):
+            return
+        time.sleep(1)
+    raise stack.StackError(f"{member} did not get there within {timeout:.0f} s")
+
+
+def load_rises_and_falls() -> None:
+    consortium("load", "bank-a", "--tpm", "1200")
+    watch_scaling("bank-a", lambda m: m["scale_set"]["capacity"] == 2, 30)
+    say("  a surge: bank-a's load quadruples")
+    consortium("load", "bank-a", "--tpm", "4800")
+    watch_scaling("bank-a", lambda m: m["scale_set"]["capacity"] >= 6, 150)
+    say("  the surge is over: load drops; the autoscaler waits out its scale-in window")
+    consortium("load", "bank-a", "--tpm", "600")
+    watch_scaling("bank-a", lambda m: m["scale_set"]["capacity"] <= 1, 180)
+
+
 ACTS = [
     Act("The function app, indexed by the local host", show_functions),
     Act("A liveness probe through the HTTP trigger", probe_liveness),
     Act("bank-a and bank-b found the consortium (founders are admitted without votes)", found_the_consortium),
     Act("bank-c asks to join; both founders vote, signing in Key Vault; bank-c goes active", newcomer_voted_in),
     Act("The signed network map that Corda nodes read", show_the_network_map),
+    Act("Load rises and falls: the coordinator scales bank-a from Monitor metrics", load_rises_and_falls),
     Act("A second deployment joins; one coordinator is elected through a blob lease", start_second_deployment),
     Act("The coordinator dies; the other deployment takes over when its lease expires", kill_the_coordinator),
 ]

@@ -85,6 +85,17 @@ def _http_ready(url: str, *, ca: Path | None = None) -> bool:
         return False
 
 
+def _configure_emulator(url: str, ca: Path) -> str:
+    """Nodes in the emulator boot as long as the app believes (AUTOSCALE_BOOT_SECONDS in local.settings.json)."""
+    values = json.loads((ROOT / "local.settings.json").read_text()).get("Values", {})
+    boot = str(values.get("AUTOSCALE_BOOT_SECONDS", "90"))
+    body = json.dumps({"boot_delay_seconds": float(boot)}).encode()
+    headers = {"Content-Type": "application/json"}
+    request = urllib.request.Request(f"{url}/_admin/config", data=body, method="PUT", headers=headers)  # noqa: S310
+    with urllib.request.urlopen(request, timeout=10, context=ssl.create_default_context(cafile=str(ca))):  # noqa: S310
+        return boot
+
+
 def _wait(check: Any, proc: subprocess.Popen[bytes], what: str, log: Path, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -151,7 +162,8 @@ def up(
             )
             _wait(lambda: _http_ready(health, ca=state / "ca.pem"), proc, "the Azure emulator", log, 60)
             record["emulator"] = {"pid": proc.pid, "port": emulator_port}
-            say(f"emulator       ready on https://localhost:{emulator_port} (pid {proc.pid})")
+            boot = _configure_emulator(f"https://localhost:{emulator_port}", state / "ca.pem")
+            say(f"emulator       ready on https://localhost:{emulator_port} (pid {proc.pid}, nodes boot in {boot} s)")
         _write(paths, record)
 
     if host:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -44,7 +45,8 @@ class Metrics:
         return sum(1 for i in vmss["instances"] if i["created"] + boot <= at and not i.get("fault"))
 
     def point(self, name: str, vmss: dict[str, Any], minute: datetime) -> tuple[float, float]:
-        at = minute.timestamp() + 59
+        # The minute still under way is measured as of now: it must not see nodes that are still booting.
+        at = min(minute.timestamp() + 59, time.time())
         offered = self.offered(name, at)
         serving = self.serving_at(vmss, at)
         capacity = serving * self.compute.config("node_capacity_tpm")

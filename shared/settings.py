@@ -156,13 +156,13 @@ AUTOSCALE: tuple[Setting, ...] = (
         "AUTOSCALE_SCALE_IN_WINDOW_SECONDS",
         "60",
         "Load must ask for fewer nodes for this long before a scale-in (the highest recommendation in it wins).",
-        default="300",
+        default="600",
     ),
     Setting(
         "AUTOSCALE_COOLDOWN_SECONDS",
         "30",
-        "No scale-in for this long after any capacity change.",
-        default="120",
+        "No scale-in for this long after any capacity change (600: no reversal within 10 minutes of a scale-out).",
+        default="600",
     ),
     Setting(
         "AUTOSCALE_BOOT_SECONDS",

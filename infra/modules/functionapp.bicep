@@ -88,8 +88,8 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'AUTOSCALE_TARGET_CPU', value: '75' }
         { name: 'AUTOSCALE_TARGET_TPM_PER_NODE', value: '850' }
         { name: 'AUTOSCALE_TOLERANCE', value: '0.1' }
-        { name: 'AUTOSCALE_SCALE_IN_WINDOW_SECONDS', value: '300' }
-        { name: 'AUTOSCALE_COOLDOWN_SECONDS', value: '120' }
+        { name: 'AUTOSCALE_SCALE_IN_WINDOW_SECONDS', value: '600' }
+        { name: 'AUTOSCALE_COOLDOWN_SECONDS', value: '600' }
         { name: 'AUTOSCALE_BOOT_SECONDS', value: '90' }
         { name: 'AUTOSCALE_DEFAULT_MAX_NODES', value: '6' }
         { name: 'AZURE_CREDENTIAL', value: 'default' }

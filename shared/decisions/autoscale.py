@@ -66,10 +66,12 @@ class ScalePolicy:
     target_tpm_per_node: float = 850.0
     tolerance: float = 0.1
     saturation_cpu: float = 95.0
+    #: A saturated set asks for at least this many times its ready nodes.
+    saturation_factor: float = 2.0
     step_out_nodes: int = 4
     step_out_ratio: float = 1.0
-    scale_in_window_seconds: float = 300.0
-    cooldown_seconds: float = 120.0
+    scale_in_window_seconds: float = 600.0
+    cooldown_seconds: float = 600.0
     boot_seconds: float = 90.0
     max_updates_per_minute: int = 4
 
@@ -171,7 +173,7 @@ def _desired(obs: Observation, ready: int, policy: ScalePolicy) -> tuple[float, 
         wants.append(obs.tpm / policy.target_tpm_per_node)
     want = max(wants)
     if saturated:
-        want = max(want, 2.0 * max(ready, 1))
+        want = max(want, policy.saturation_factor * max(ready, 1))
     return want, saturated
 
 

@@ -47,6 +47,8 @@ TPM = "TransactionsPerMinute"
 FRESH = timedelta(minutes=3)
 WINDOW = timedelta(minutes=5)
 RECENT_LIMIT = 100
+#: Instance listings a tick may spend on scale-in candidates (ARM reads refill at 25 per second).
+MAX_INSTANCE_READS = 50
 
 
 @dataclass(frozen=True)
@@ -178,18 +180,23 @@ class Autoscaler:
 
         decisions: dict[str, Decision] = {}
         new_histories: dict[str, History] = {}
+        candidates: list[tuple[str, Observation, ScalePolicy, History]] = []
         for mid, scale_set in sets.items():
             policy = policy_for(members[mid], self.defaults)
             cpu, tpm = latest(batch, scale_set.id, CPU, now), latest(batch, scale_set.id, TPM, now)
             obs = Observation(scale_set.capacity, cpu, tpm, partial=cpu is None or tpm is None, protected=None)
             before = history_from_json(histories.get(scale_set.name))
-            decision, history = decide(obs, policy, before, now)
-            if decision.reason is Reason.PROTECTED and obs.protected is None:
-                # Only a set the policy would scale in costs an instance listing.
-                arm_reads += 1
-                obs = replace(obs, protected=self._protected(scale_set.name))
-                decision, history = decide(obs, policy, before, now)
-            decisions[scale_set.name], new_histories[scale_set.name] = decision, history
+            decisions[scale_set.name], new_histories[scale_set.name] = decide(obs, policy, before, now)
+            if decisions[scale_set.name].reason is Reason.PROTECTED:
+                candidates.append((scale_set.name, obs, policy, before))
+        # Only a set the policy would scale in costs an instance listing (to count protected instances),
+        # and at most MAX_INSTANCE_READS a tick, taking turns, so a fleet-wide drop cannot exhaust ARM reads.
+        ticks = int((stored.body if stored else {}).get("ticks", 0))
+        start = (ticks * MAX_INSTANCE_READS) % len(candidates) if candidates else 0
+        for name, obs, policy, before in (candidates[start:] + candidates[:start])[:MAX_INSTANCE_READS]:
+            arm_reads += 1
+            obs = replace(obs, protected=self._protected(name))
+            decisions[name], new_histories[name] = decide(obs, policy, before, now)
 
         applied: dict[str, int] = {}
         for mid, scale_set in sets.items():

@@ -170,3 +170,14 @@ def test_member_bounds_come_from_the_record() -> None:
     decision = fleet.tick(timedelta(minutes=3).total_seconds()).decisions["vmss-bank-0000"]
     assert decision.reason is Reason.AT_MAX
     assert json.loads(fleet.queues.sent[0].body)["type"] == "scale.changed"
+
+
+def test_a_fleet_wide_drop_lists_instances_of_at_most_fifty_sets_a_tick_taking_turns() -> None:
+    fleet = Fleet(members=120, capacity=6)
+    for mid in fleet.ids:
+        fleet.load(mid, 10, 500)
+    reads = []
+    for _ in range(14):
+        reads.append(fleet.tick(10).arm_reads)
+    assert max(reads) <= 51
+    assert {fleet.capacity(mid) for mid in fleet.ids} == {1}

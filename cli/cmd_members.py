@@ -31,6 +31,7 @@ from shared.naming import key_name
 from shared.services import onboarding as ob
 from shared.services.poison import replay
 from shared.services.records import list_rejections, member_path, request_path
+from shared.services.status import WATCHED_QUEUES
 
 FINAL = {"active", "rejected", "failed", "offboarded"}
 
@@ -96,7 +97,7 @@ def register(sub: Any) -> None:
     rp = sub.add_parser("replay-poison", help="put poison messages back on their queues",
                         description="Move every message of <queue>-poison back to <queue>. Every step is "
                         "idempotent, so a failed onboarding resumes where it stopped.")  # fmt: skip
-    rp.add_argument("--queue", choices=ob.QUEUES, help="only this queue (default all)")
+    rp.add_argument("--queue", choices=WATCHED_QUEUES, help="only this queue (default all)")
     rp.set_defaults(handler=run_replay)
 
 
@@ -234,7 +235,7 @@ def run_rejections(args: argparse.Namespace) -> int:
 
 def run_replay(args: argparse.Namespace) -> int:
     platform = _platform()
-    queues = [args.queue] if args.queue else list(ob.QUEUES)
+    queues = [args.queue] if args.queue else list(WATCHED_QUEUES)
 
     def progress(queue: str, moved: int) -> None:
         print(f"  {queue}: {moved} moved back", file=sys.stderr)

@@ -16,7 +16,8 @@ def register(sub: Any) -> None:
         "status",
         help="show the consortium's state",
         description="Show the coordinator (holder, fencing token, lease expiry), the network map version, "
-        "every member with its scale set and keys, and the poison queue counts.",
+        "every member with its scale set and keys (version, age, rotation stage), the poison queue counts, "
+        "recent scale changes and key rotations.",
     )
     p.add_argument("--json", action="store_true", help="print the status model as one JSON object")
     p.set_defaults(handler=run)
@@ -44,7 +45,7 @@ def render(model: dict[str, Any]) -> str:
         lines.append("(no members yet)")
     for m in model["members"]:
         s = m["scale_set"]
-        keys = ", ".join(f"{name}@{k['version'][:8] if k['version'] else '?'}" for name, k in m["keys"].items())
+        keys = ", ".join(_key(name.removeprefix(f"{m['member_id']}-"), k) for name, k in m["keys"].items())
         row = f"{m['member_id']:16} {m['status']:17} {s['capacity']:5} {s['min_nodes']:4} {s['max_nodes']:4}"
         lines.append(f"{row}  {keys or '-'}")
     lines.append("")
@@ -57,4 +58,21 @@ def render(model: dict[str, Any]) -> str:
     lines.append(f"scale changes (last tick {scaling.get('updated_at') or 'never'})" + ("" if recent else ": none yet"))
     for change in recent[:5]:
         lines.append(f"  {change['at']}  {change['member_id']:16} {change['reason']:12} {change['message']}")
+    rotation = model.get("rotation") or {}
+    signer = rotation.get("network_map_signer")
+    lines.append("")
+    lines.append(f"map signer   {_key('network-map-signer', signer) if signer else '(not rotated yet)'}")
+    last = rotation.get("last_run") or {}
+    none_yet = "" if rotation.get("recent") else ": none yet"
+    lines.append(f"key rotation (last run {last.get('at') or 'never'}){none_yet}")
+    for action in (rotation.get("recent") or [])[:5]:
+        lines.append(f"  {action['at']}  {action['action']:8} {action['message']}")
     return "\n".join(lines)
+
+
+def _key(name: str, key: dict[str, Any]) -> str:
+    """``tls@1a2b3c4d 12d``, with the rotation stage when one is under way."""
+    version = (key.get("version") or "?")[:8]
+    age = f" {key['age_days']:.0f}d" if key.get("age_days") is not None else ""
+    stage = f" [{key['stage']}]" if key.get("stage") not in (None, "current") else ""
+    return f"{name}@{version}{age}{stage}"

@@ -17,6 +17,7 @@ from shared.bootstrap import platform
 from shared.errors import TransientError
 from shared.services import onboarding as ob
 from shared.services.poison import sweep
+from shared.services.status import WATCHED_QUEUES
 
 bp = func.Blueprint()
 log = logging.getLogger(__name__)
@@ -93,5 +94,5 @@ def offboarding(msg: func.QueueMessage) -> None:
 @bp.timer_trigger(arg_name="timer", schedule="%POISON_SWEEP_SCHEDULE%", run_on_startup=False)
 def poison_sweep(timer: func.TimerRequest) -> None:
     p = platform()
-    for outcome in sweep(p.queues, p.onboarding, ob.QUEUES):
+    for outcome in sweep(p.queues, p.onboarding, WATCHED_QUEUES):
         log.warning(outcome.message, extra={"fields": {"action": outcome.action, "member_id": outcome.member_id}})

@@ -18,11 +18,22 @@ from shared.adapters.metrics import MonitorMetrics
 from shared.adapters.storage import blob_service, queue_service
 from shared.adapters.storage_queues import StorageQueues
 from shared.decisions.autoscale import ScalePolicy
+from shared.decisions.rotation import KeyPolicy, parse_policy
 from shared.ports.clock import SystemClock
 from shared.services.autoscale import Autoscaler
 from shared.services.leadership import Coordinator, holder_identity
 from shared.services.onboarding import Onboarding
-from shared.settings import Settings
+from shared.services.rotation import KeyRotator
+from shared.settings import SettingError, Settings
+
+#: Each key kind's policy setting; node identity is off by default and says why.
+KEY_POLICY_SETTINGS = {
+    "tls": "KEY_ROTATION_TLS",
+    "governance": "KEY_ROTATION_GOVERNANCE",
+    "signer": "KEY_ROTATION_SIGNER",
+    "identity": "KEY_ROTATION_IDENTITY",
+}
+IDENTITY_OFF = "off: Corda cannot rotate a node's legal identity key without R3's key rotation tool"
 
 
 class Platform:
@@ -105,6 +116,26 @@ class Platform:
         return Autoscaler(
             state=self.state, scalesets=self.scalesets, metrics=self.metrics, queues=self.queues,
             leases=self.leases, clock=SystemClock(), defaults=self.scale_policy,
+        )  # fmt: skip
+
+    @cached_property
+    def key_policies(self) -> dict[str, KeyPolicy]:
+        """Each key kind's rotation policy, from its setting; a malformed one names itself and the rule."""
+        policies = {}
+        for kind, name in KEY_POLICY_SETTINGS.items():
+            try:
+                policies[kind] = parse_policy(
+                    kind, self.settings.text(name), off_reason=IDENTITY_OFF if kind == "identity" else None
+                )
+            except ValueError as e:
+                raise SettingError(f"{name}: {e}") from None
+        return policies
+
+    @cached_property
+    def rotator(self) -> KeyRotator:
+        return KeyRotator(
+            state=self.state, keys=self.keys, leases=self.leases, queues=self.queues, clock=SystemClock(),
+            policies=self.key_policies, holder=self.holder, lease_seconds=self.lease_seconds,
         )  # fmt: skip
 
 

@@ -179,7 +179,42 @@ AUTOSCALE: tuple[Setting, ...] = (
     ),
 )
 
-REGISTRY = REGISTRY + AUTOSCALE
+ROTATION: tuple[Setting, ...] = (
+    Setting(
+        "KEY_ROTATION_SCHEDULE",
+        "*/15 * * * * *",
+        "NCRONTAB schedule of the key rotation check (on the coordinator only); `consortium rotate-keys` asks at once.",
+        default="0 0 3 * * *",
+    ),
+    Setting(
+        "KEY_ROTATION_TLS",
+        "rotate=P90D overlap=PT60S warn=P14D",
+        "Nodes' TLS keys: rotate= age that makes a key due, overlap= how long the old version stays enabled and "
+        "published beside the new, warn= how long before due key.expiring is announced (ISO 8601 durations).",
+        default="rotate=P90D overlap=P7D warn=P14D",
+    ),
+    Setting(
+        "KEY_ROTATION_GOVERNANCE",
+        "rotate=P365D overlap=PT60S warn=P30D",
+        "Members' governance (voting) keys; same form as KEY_ROTATION_TLS.",
+        default="rotate=P365D overlap=P30D warn=P30D",
+    ),
+    Setting(
+        "KEY_ROTATION_SIGNER",
+        "rotate=P180D overlap=PT60S warn=P30D",
+        "The network-map signer; during the overlap the old version signs and the map announces the new one.",
+        default="rotate=P180D overlap=P14D warn=P30D",
+    ),
+    Setting(
+        "KEY_ROTATION_IDENTITY",
+        "off rotate=P730D overlap=P30D warn=P60D",
+        "Nodes' legal identity keys: off (Corda cannot rotate a legal identity key without R3's tool); "
+        "leading 'off' removed turns it on.",
+        default="off rotate=P730D overlap=P30D warn=P60D",
+    ),
+)
+
+REGISTRY = REGISTRY + AUTOSCALE + ROTATION
 
 
 def names() -> tuple[str, ...]:

@@ -92,6 +92,11 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'AUTOSCALE_COOLDOWN_SECONDS', value: '600' }
         { name: 'AUTOSCALE_BOOT_SECONDS', value: '90' }
         { name: 'AUTOSCALE_DEFAULT_MAX_NODES', value: '6' }
+        { name: 'KEY_ROTATION_SCHEDULE', value: '0 0 3 * * *' }
+        { name: 'KEY_ROTATION_TLS', value: 'rotate=P90D overlap=P7D warn=P14D' }
+        { name: 'KEY_ROTATION_GOVERNANCE', value: 'rotate=P365D overlap=P30D warn=P30D' }
+        { name: 'KEY_ROTATION_SIGNER', value: 'rotate=P180D overlap=P14D warn=P30D' }
+        { name: 'KEY_ROTATION_IDENTITY', value: 'off rotate=P730D overlap=P30D warn=P60D' }
         { name: 'AZURE_CREDENTIAL', value: 'default' }
         { name: 'AZURE_SUBSCRIPTION_ID', value: subscription().subscriptionId }
         { name: 'AZURE_RESOURCE_GROUP', value: resourceGroup().name }

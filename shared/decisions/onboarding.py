@@ -126,10 +126,7 @@ def decide_vote(
 
 
 def map_entry(record: dict[str, Any]) -> dict[str, Any]:
-    keys = {
-        kind: {"kid": key.get("kid"), "version": key.get("version"), "public_jwk": key.get("public_jwk")}
-        for kind, key in (record.get("keys") or {}).items()
-    }
+    keys = {kind: _published_key(key) for kind, key in (record.get("keys") or {}).items()}
     return {
         "member_id": record["member_id"],
         "legal_name": record["legal_name"],
@@ -138,12 +135,40 @@ def map_entry(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _published_key(key: dict[str, Any]) -> dict[str, Any]:
+    """A key as nodes see it; during a rotation's overlap, with the version it replaces as ``previous``."""
+    entry = {"kid": key.get("kid"), "version": key.get("version"), "public_jwk": key.get("public_jwk")}
+    previous = key.get("previous")
+    if previous:
+        entry["previous"] = {k: previous.get(k) for k in ("kid", "version", "public_jwk")}
+    return entry
+
+
 def build_network_map(
-    current: dict[str, Any] | None, members: list[dict[str, Any]], *, issued_at: str, signing_key_id: str
+    current: dict[str, Any] | None,
+    members: list[dict[str, Any]],
+    *,
+    issued_at: str,
+    signing_key_id: str,
+    next_signing_key: dict[str, Any] | None = None,
 ) -> dict[str, Any] | None:
-    """The next map (unsigned) for ``members``, or None when it would not change (no new version)."""
+    """The next map (unsigned) for ``members``, or None when it would not change (no new version).
+
+    ``next_signing_key`` (kid and public JWK) announces the signer's incoming version during its
+    rotation's overlap: a node that trusts this map's signer learns the key the next maps are signed with.
+    """
     entries = sorted((map_entry(m) for m in members), key=lambda e: str(e["member_id"]))
-    if current is not None and current.get("members") == entries and current.get("signing_key_id") == signing_key_id:
+    if (
+        current is not None
+        and current.get("members") == entries
+        and current.get("signing_key_id") == signing_key_id
+        and current.get("next_signing_key") == next_signing_key
+    ):
         return None
     version = int(current.get("version", 0)) + 1 if current else 1
-    return {"version": version, "issued_at": issued_at, "members": entries, "signing_key_id": signing_key_id}
+    document: dict[str, Any] = {
+        "version": version, "issued_at": issued_at, "members": entries, "signing_key_id": signing_key_id,
+    }  # fmt: skip
+    if next_signing_key is not None:
+        document["next_signing_key"] = next_signing_key
+    return document

@@ -12,6 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, utils
+
 from shared.canonical import b64u, digest, network_map_payload, unb64u
 from shared.decisions.onboarding import Status, build_network_map
 from shared.errors import ConflictError, TransientError
@@ -22,6 +26,11 @@ from shared.ports.state import Document, StateStore
 from shared.services.records import iso
 
 MAP_PATH = "network-map/current.json"
+#: The signer's rotation record: ``{"keys": {"signer": <key entry>}}``, written by the key rotation.
+SIGNER_PATH = "network-map/signer.json"
+SIGNER_KIND = "signer"
+#: Rotation stages during which the outgoing signer still signs and the incoming one is announced.
+OVERLAP_STAGES = ("announced", "published")
 
 
 @dataclass(frozen=True)
@@ -52,8 +61,32 @@ class NetworkMapPublisher:
     clock: Clock
     attempts: int = 8
 
+    def signing(self, current: dict[str, Any] | None) -> tuple[str, dict[str, Any] | None]:
+        """The key id to sign with, and the incoming signer to announce (during its rotation's overlap).
+
+        Once the signer has been rotated, ``network-map/signer.json`` (the rotation's record) says:
+        while a rotation is announced or published, the outgoing version still signs and the map
+        announces the incoming one; otherwise the current version signs. Before any rotation: the
+        version the map is signed with while it is enabled (a rotation stopped before its record was
+        written must not switch signers early), else the newest, created on first use.
+        """
+        record = self.state.read(SIGNER_PATH)
+        entry = (record.body.get("keys") or {}).get(SIGNER_KIND) if record else None
+        if entry and entry.get("kid"):
+            stage = (entry.get("rotation") or {}).get("stage")
+            previous = entry.get("previous")
+            if previous and stage in OVERLAP_STAGES:
+                return str(previous["kid"]), {"kid": entry["kid"], "public_jwk": entry.get("public_jwk")}
+            return str(entry["kid"]), None
+        named = str((current or {}).get("signing_key_id") or "")
+        if named:
+            key = self.keys.get_key(NETWORK_MAP_SIGNER, named.rstrip("/").rsplit("/", 1)[-1])
+            if key is not None and key.enabled:
+                return key.kid, None
+        return self.signer().kid, None
+
     def signer(self) -> KeyVersion:
-        """The current signing key, created (EC P-256, non-exportable) on first use."""
+        """The newest enabled signing key, created (EC P-256, non-exportable) on first use."""
         key = self.keys.get_key(NETWORK_MAP_SIGNER)
         if key is None or not key.enabled:
             key = self.keys.create_key(NETWORK_MAP_SIGNER, "EC", tags={"purpose": "network-map"})
@@ -62,19 +95,20 @@ class NetworkMapPublisher:
     def publish(self) -> Published:
         for _ in range(self.attempts):
             current: Document | None = self.state.read(MAP_PATH)
-            signer = self.signer()
+            signing_key_id, next_signer = self.signing(current.body if current else None)
             proposed = build_network_map(
                 current.body if current else None,
                 active_members(self.state),
                 issued_at=iso(self.clock),
-                signing_key_id=signer.kid,
+                signing_key_id=signing_key_id,
+                next_signing_key=next_signer,
             )
             if proposed is None and current is not None:
                 return Published(current.body, changed=False)
             assert proposed is not None  # build_network_map returns a map when there is none yet
             if current is not None and "fencing_token" in current.body:
                 proposed["fencing_token"] = current.body["fencing_token"]  # the coordinator's fence stays
-            proposed["signature"] = b64u(self.keys.sign(signer.kid, digest(network_map_payload(proposed))))
+            proposed["signature"] = b64u(self.keys.sign(signing_key_id, digest(network_map_payload(proposed))))
             try:
                 if current is None:
                     self.state.create(MAP_PATH, proposed)
@@ -93,3 +127,51 @@ def verify_map(document: dict[str, Any], keys: KeyStore) -> bool:
     except (KeyError, ValueError):
         return False
     return keys.verify(str(document.get("signing_key_id")), digest(network_map_payload(document)), signature)
+
+
+def verify_with_public_key(document: dict[str, Any], public_jwk: dict[str, Any]) -> bool:
+    """Does the map's signature verify with this EC P-256 public key? (What a node does, offline.)"""
+    try:
+        x = int.from_bytes(unb64u(str(public_jwk["x"])), "big")
+        y = int.from_bytes(unb64u(str(public_jwk["y"])), "big")
+        signature = unb64u(str(document["signature"]))
+        key = ec.EllipticCurvePublicNumbers(x, y, ec.SECP256R1()).public_key()
+    except (KeyError, ValueError):
+        return False
+    if len(signature) != 64:
+        return False
+    der = utils.encode_dss_signature(int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big"))
+    try:
+        key.verify(der, digest(network_map_payload(document)), ec.ECDSA(utils.Prehashed(hashes.SHA256())))
+    except InvalidSignature:
+        return False
+    return True
+
+
+@dataclass
+class NodeTrust:
+    """How a Corda node follows the map across signer rotations, from the one key it was given.
+
+    A node trusts the signer key it was installed with (kid and public JWK). It accepts a map only
+    if the map is signed by a key it trusts, and its version is not older than the last it took. A
+    map it accepted that announces ``next_signing_key`` adds that key to the trusted ones, so the
+    map signed by the incoming version after the overlap verifies; once a map signed by the new
+    key is accepted, the keys before it are dropped.
+    """
+
+    trusted: dict[str, dict[str, Any]]
+    version: int = 0
+
+    def accept(self, document: dict[str, Any]) -> bool:
+        kid = str(document.get("signing_key_id"))
+        jwk = self.trusted.get(kid)
+        if jwk is None or int(document.get("version", 0)) < self.version:
+            return False
+        if not verify_with_public_key(document, jwk):
+            return False
+        self.version = int(document.get("version", 0))
+        self.trusted = {kid: jwk}
+        announced = document.get("next_signing_key")
+        if isinstance(announced, dict) and announced.get("kid") and announced.get("public_jwk"):
+            self.trusted[str(announced["kid"])] = dict(announced["public_jwk"])
+        return True

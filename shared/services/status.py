@@ -5,22 +5,28 @@ the dashboard all serve, read from the consortium state, the coordinator lease a
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from shared.ports.leases import LeaseStore
 from shared.ports.state import StateStore
-from shared.services import onboarding
+from shared.services import onboarding, rotation
 from shared.services.autoscale import autoscale_view
 from shared.services.leadership import coordinator_status
+from shared.services.rotation import key_status, rotation_view
 
-#: Queues whose poison counts the status shows: the contract's queues and the onboarding steps'.
-WATCHED_QUEUES: tuple[str, ...] = onboarding.QUEUES
+#: Queues whose poison counts the status shows (and the sweep records, and replay-poison puts back):
+#: the contract's queues, the onboarding steps' and the key rotation requests'.
+WATCHED_QUEUES: tuple[str, ...] = (*onboarding.QUEUES, rotation.REQUESTS)
 #: Scale changes shown, newest first.
 RECENT_SHOWN = 10
 
 
-def member_view(record: dict[str, Any], scaled: dict[str, Any] | None = None) -> dict[str, Any]:
+def member_view(
+    record: dict[str, Any], scaled: dict[str, Any] | None = None, now: datetime | None = None
+) -> dict[str, Any]:
     """One member for the status model; ``scaled`` is the autoscaler's last word on its scale set."""
+    now = now or datetime.now(UTC)
     scale = {**(record.get("scale_set") or {}), **({"capacity": scaled["capacity"]} if scaled else {})}
     bounds = record.get("scale") or {}
     return {
@@ -33,10 +39,7 @@ def member_view(record: dict[str, Any], scaled: dict[str, Any] | None = None) ->
             "min_nodes": int(bounds.get("min_nodes", scale.get("min_nodes", 1))),
             "max_nodes": int(bounds.get("max_nodes", scale.get("max_nodes", 1))),
         },
-        "keys": {
-            key.get("name", kind): {"version": key.get("version"), "rotated_at": key.get("rotated_at")}
-            for kind, key in (record.get("keys") or {}).items()
-        },
+        "keys": {key.get("name", kind): key_status(key, now) for kind, key in (record.get("keys") or {}).items()},
     }
 
 
@@ -45,14 +48,16 @@ def build_status(
     leases: LeaseStore,
     count: Callable[[str], int],
     queues: tuple[str, ...] = WATCHED_QUEUES,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
+    now = now or datetime.now(UTC)
     scaling = autoscale_view(state)
     members = []
     for path in state.list_paths("members/"):
         doc = state.read(path)
         if doc is not None:
             scaled = scaling["last"].get(f"vmss-{doc.body.get('member_id')}")
-            members.append(member_view(doc.body, scaled if doc.body.get("status") == "active" else None))
+            members.append(member_view(doc.body, scaled if doc.body.get("status") == "active" else None, now))
     network_map = state.read("network-map/current.json")
     return {
         "coordinator": coordinator_status(leases),
@@ -64,4 +69,5 @@ def build_status(
             "recent": list(reversed(scaling["recent"][-RECENT_SHOWN:])),
             "last": {name: {"reason": d["reason"], "message": d["message"]} for name, d in scaling["last"].items()},
         },
+        "rotation": rotation_view(state, now),
     }

@@ -1,0 +1,58 @@
+"""Key rotation triggers: the daily check and `consortium rotate-keys` requests, on the coordinator only.
+
+The timer (``KEY_ROTATION_SCHEDULE``: daily in Azure, every 15 s locally) rotates what is due and
+moves rotations under way along (announce, overlap, retire). A request on ``key-rotation-requests``
+asks for the same at once, for one member or all, optionally forced; an instance that is not the
+coordinator posts the request back with a short delay, so the coordinator (any deployment's) takes it.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import azure.functions as func
+
+from functions.coordination import as_coordinator
+from shared.bootstrap import platform
+from shared.services import rotation
+from shared.services.leadership import Term
+
+bp = func.Blueprint()
+log = logging.getLogger(__name__)
+CONNECTION = "AzureWebJobsStorage"
+#: How long a request waits before it is offered again when this instance is not the coordinator.
+DEFER_SECONDS = 5
+
+
+def _log(run: rotation.RotationRun, what: str, term: Term) -> None:
+    log.info(
+        "%s: %s", what, ", ".join(f"{n} {a}" for a, n in sorted(run.summary().items())) or "no keys",
+        extra={"fields": {"fencing_token": term.fencing_token, "map_version": run.map_version, "busy": run.busy,
+                          "acted": [r.as_json() for r in run.results if r.action not in ("none", "wait")]}},
+    )  # fmt: skip
+
+
+def _scheduled(term: Term) -> None:
+    _log(platform().rotator.run(term.fencing_token, term.check), "key rotation check", term)
+
+
+@bp.function_name("key_rotation")
+@bp.timer_trigger(arg_name="timer", schedule="%KEY_ROTATION_SCHEDULE%", run_on_startup=False)
+def key_rotation(timer: func.TimerRequest) -> None:
+    as_coordinator("key rotation", _scheduled)
+
+
+@bp.function_name("key_rotation_request")
+@bp.queue_trigger(arg_name="msg", queue_name=rotation.REQUESTS, connection=CONNECTION)
+def key_rotation_request(msg: func.QueueMessage) -> None:
+    body = msg.get_body()
+    term = platform().coordinator.ensure()
+    if term is None:
+        platform().queues.send(rotation.REQUESTS, body.decode(errors="replace"), visible_after_seconds=DEFER_SECONDS)
+        log.info("rotation request passed on to the coordinator", extra={"fields": {"message_id": msg.id}})
+        return
+    run = platform().rotator.take_request(body, term.fencing_token, term.check)
+    if run is None:
+        log.info("rotation request rejected (see consortium rejections)", extra={"fields": {"message_id": msg.id}})
+        return
+    _log(run, "key rotation request", term)

@@ -1,0 +1,177 @@
+"""The key rotation plan, pure: one key's state, its kind's policy and ``now`` in; the next action out.
+
+A rotation is keyed by the key and its *period*, the version it replaces (``{key}@{from_version}``),
+and moves through stages stored on the key's entry, so a tick or a message that comes again finds
+the rotation where the last one left it and does the next step, never a second rotation:
+
+    started    the intent is recorded; the new version is being created in Key Vault (tagged with
+               the rotation id, so a crash before it was recorded finds it again)
+    announced  the new version is current on the record and the old one is kept as ``previous``;
+               the network map must be republished with both
+    published  the map carries both: the overlap runs until ``retire_after``
+    retiring   ``previous`` is off the record; the map must drop it and the old version be disabled
+               (never deleted); then the rotation is done and goes to the key's history
+
+A key is *due* ``rotate_after`` after its current version was created; ``warn_before`` earlier it is
+*expiring* and ``key.expiring`` is announced once for that version. ``force`` starts a rotation that
+is not due yet, once per request id. A kind whose policy is off (node identity, by default: Corda
+cannot rotate a node's legal identity key without R3's tool) is never rotated, forced or not.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from pydantic import TypeAdapter, ValidationError
+
+
+class Stage(StrEnum):
+    STARTED = "started"
+    ANNOUNCED = "announced"
+    PUBLISHED = "published"
+    RETIRING = "retiring"
+
+
+class Action(StrEnum):
+    NONE = "none"  # nothing to do: not due, or policy off
+    WARN = "warn"  # announce key.expiring for this version
+    START = "start"  # create the new version (or find the one a stopped rotation created) and announce it
+    PUBLISH = "publish"  # the map must carry old and new; then key.rotated
+    WAIT = "wait"  # in the overlap: the old version stays enabled and published
+    RETIRE = "retire"  # the overlap is over: take the old version off the record
+    FINISH = "finish"  # the map must drop the old version; then disable it and close the rotation
+
+
+@dataclass(frozen=True)
+class KeyPolicy:
+    """How one kind of key rotates. ``enabled=False`` means never, whatever is asked."""
+
+    kind: str
+    enabled: bool
+    rotate_after: timedelta
+    overlap: timedelta
+    warn_before: timedelta
+    #: Why a disabled kind is off, said wherever the plan is shown.
+    off_reason: str = "rotation is off for this kind of key"
+
+    def __post_init__(self) -> None:
+        if self.rotate_after <= timedelta(0):
+            raise ValueError(f"{self.kind}: rotate must be a positive duration")
+        if self.overlap < timedelta(0) or self.overlap >= self.rotate_after:
+            raise ValueError(f"{self.kind}: overlap must be at least 0 and shorter than rotate")
+        if self.warn_before < timedelta(0) or self.warn_before >= self.rotate_after:
+            raise ValueError(f"{self.kind}: warn must be at least 0 and shorter than rotate")
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """A rotation under way, as stored on the key's entry."""
+
+    id: str
+    stage: Stage
+    from_version: str
+    request_id: str | None = None
+    retire_after: datetime | None = None
+
+
+@dataclass(frozen=True)
+class KeyView:
+    """What the plan needs to know about one key."""
+
+    name: str
+    kind: str
+    version: str
+    created_at: datetime
+    rotation: Rotation | None = None
+    #: The map shows what the rotation's stage needs (announced: old and new; retiring: old gone).
+    in_map: bool = False
+    #: The version ``key.expiring`` was last announced for.
+    warned_version: str | None = None
+    #: The request id of the last rotation of this key (under way or done), to run a request once.
+    last_request_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    action: Action
+    reason: str
+    message: str
+    due_at: datetime | None = None
+
+
+def rotation_id(name: str, from_version: str) -> str:
+    """The key and the period: the version a rotation replaces."""
+    return f"{name}@{from_version}"
+
+
+def plan(key: KeyView, policy: KeyPolicy, now: datetime, *, force: bool = False, request_id: str | None = None) -> Plan:
+    due_at = key.created_at + policy.rotate_after
+    if key.rotation is not None:
+        return _resume(key, key.rotation, now)
+    if not policy.enabled:
+        return Plan(Action.NONE, "off", f"{key.name}: {policy.off_reason}")
+    if force:
+        if request_id is not None and request_id == key.last_request_id:
+            return Plan(Action.NONE, "done", f"{key.name} was already rotated for request {request_id}", due_at)
+        return Plan(Action.START, "forced", f"{key.name} v{_short(key.version)} rotated on request", due_at)
+    if now >= due_at:
+        return Plan(Action.START, "due", f"{key.name} v{_short(key.version)} is due since {_iso(due_at)}", due_at)
+    if now >= due_at - policy.warn_before and key.warned_version != key.version:
+        return Plan(Action.WARN, "expiring", f"{key.name} v{_short(key.version)} is due at {_iso(due_at)}", due_at)
+    return Plan(Action.NONE, "not_due", f"{key.name} is due at {_iso(due_at)}", due_at)
+
+
+def _resume(key: KeyView, rotation: Rotation, now: datetime) -> Plan:
+    if rotation.stage is Stage.STARTED:
+        return Plan(Action.START, "resume", f"{rotation.id}: resuming, its new version was not recorded yet")
+    if rotation.stage is Stage.ANNOUNCED:
+        if key.in_map:
+            return Plan(Action.PUBLISH, "published", f"{rotation.id}: the map carries old and new")
+        return Plan(Action.PUBLISH, "announce", f"{rotation.id}: the map must carry old and new")
+    if rotation.stage is Stage.PUBLISHED:
+        if rotation.retire_after is not None and now < rotation.retire_after:
+            return Plan(Action.WAIT, "overlap", f"{rotation.id}: old version retires at {_iso(rotation.retire_after)}")
+        return Plan(Action.RETIRE, "overlap_over", f"{rotation.id}: the overlap is over, the old version retires")
+    return Plan(Action.FINISH, "retiring", f"{rotation.id}: the old version leaves the map and is disabled")
+
+
+# ---------------------------------------------------------------------------------------- settings
+
+_OFF = re.compile(r"^off\b", re.IGNORECASE)
+_DURATION: TypeAdapter[timedelta] = TypeAdapter(timedelta)
+
+
+def parse_policy(kind: str, text: str, *, off_reason: str | None = None) -> KeyPolicy:
+    """``"rotate=P90D overlap=P7D warn=P14D"``, optionally led by ``off``; ISO 8601 durations.
+
+    ValueError names the setting's part and the rule when the text is wrong.
+    """
+    parts = text.split()
+    enabled = not (parts and _OFF.match(parts[0]))
+    if not enabled:
+        parts = parts[1:]
+    values: dict[str, timedelta] = {}
+    for part in parts:
+        name, sep, value = part.partition("=")
+        if not sep or name not in ("rotate", "overlap", "warn"):
+            raise ValueError(f"{kind}: {part!r} must be rotate=, overlap= or warn= with an ISO 8601 duration")
+        try:
+            values[name] = _DURATION.validate_python(value)
+        except ValidationError:
+            raise ValueError(f"{kind}: {name}={value!r} is not an ISO 8601 duration such as P90D or PT60S") from None
+    missing = [n for n in ("rotate", "overlap", "warn") if n not in values]
+    if missing:
+        raise ValueError(f"{kind}: {', '.join(missing)} missing (expected rotate=… overlap=… warn=…)")
+    kwargs = {"off_reason": off_reason} if off_reason else {}
+    return KeyPolicy(kind, enabled, values["rotate"], values["overlap"], values["warn"], **kwargs)
+
+
+def _iso(at: datetime) -> str:
+    return at.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _short(version: str) -> str:
+    return version[:8]

@@ -151,7 +151,8 @@ def key_view(name: str, kind: str, entry: dict[str, Any], shown: dict[str, Any] 
         name=name,
         kind=kind,
         version=str(entry.get("version")),
-        created_at=_when(entry.get("created_at")) or datetime.min.replace(tzinfo=UTC),
+        # A key's age runs from when it became current (rotated_at, on the control plane's clock).
+        created_at=_when(entry.get("rotated_at") or entry.get("created_at")) or datetime.min.replace(tzinfo=UTC),
         rotation=Rotation(
             id=str(rotation["id"]),
             stage=Stage(rotation["stage"]),
@@ -553,7 +554,7 @@ def rotation_view(state: StateStore, now: datetime) -> dict[str, Any]:
 
 def key_status(entry: dict[str, Any], now: datetime) -> dict[str, Any]:
     """One key for people: version, when it was made and rotated, its age, and any rotation under way."""
-    created = _when(entry.get("created_at"))
+    created = _when(entry.get("rotated_at") or entry.get("created_at"))
     rotation = entry.get("rotation") or {}
     view: dict[str, Any] = {
         "version": entry.get("version"),

@@ -44,6 +44,7 @@ class RotationWorld:
     events: Callable[[], list[dict[str, Any]]]
     policies: dict[str, KeyPolicy] = field(default_factory=lambda: dict(POLICIES))
     token: int = 0
+    grant: Any = None
 
     def rotator(self, **kwargs: Any) -> KeyRotator:
         return KeyRotator(
@@ -52,9 +53,9 @@ class RotationWorld:
         )  # fmt: skip
 
     def become_coordinator(self, holder: str = "test/1") -> int:
-        for grant in [self.leases.try_acquire(COORDINATOR, holder, 60)]:
-            assert grant is not None, "the coordinator lease is held by someone else"
-            self.token = grant.fencing_token
+        grant = self.leases.try_acquire(COORDINATOR, holder, 60)
+        assert grant is not None, "the coordinator lease is held by someone else"
+        self.grant, self.token = grant, grant.fencing_token
         return self.token
 
     def seed_member(self, member_id: str) -> dict[str, Any]:

@@ -1,0 +1,96 @@
+"""The rotation plan, a row per rule with the sentence that explains it, and the policy settings."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from shared.decisions.rotation import Action, KeyView, Rotation, Stage, parse_policy, plan
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+DAY = timedelta(days=1)
+TLS = parse_policy("tls", "rotate=P90D overlap=P7D warn=P14D")
+IDENTITY = parse_policy("identity", "off rotate=P730D overlap=P30D warn=P60D", off_reason="off: R3's tool")
+
+
+def key(**changes: object) -> KeyView:
+    base: dict[str, object] = {"name": "bank-a-tls", "kind": "tls", "version": "v1", "created_at": T0}
+    base.update(changes)
+    return KeyView(**base)  # type: ignore[arg-type]
+
+
+def rotation(stage: Stage, **changes: object) -> Rotation:
+    base: dict[str, object] = {"id": "bank-a-tls@v1", "stage": stage, "from_version": "v1"}
+    base.update(changes)
+    return Rotation(**base)  # type: ignore[arg-type]
+
+
+ROWS = [
+    ("a young key is left alone", key(), T0 + 10 * DAY, {}, Action.NONE, "not_due"),
+    ("warn_before its age a key is expiring", key(), T0 + 76 * DAY, {}, Action.WARN, "expiring"),
+    ("a key is warned about once per version", key(warned_version="v1"), T0 + 80 * DAY, {}, Action.NONE, "not_due"),
+    ("a new version is warned about again", key(version="v2", warned_version="v1"), T0 + 80 * DAY, {},
+     Action.WARN, "expiring"),
+    ("at its rotation age a key is due", key(), T0 + 90 * DAY, {}, Action.START, "due"),
+    ("a warned key still rotates when due", key(warned_version="v1"), T0 + 95 * DAY, {}, Action.START, "due"),
+    ("force rotates a key that is not due", key(), T0 + DAY, {"force": True, "request_id": "r1"},
+     Action.START, "forced"),
+    ("a forced request rotates once", key(last_request_id="r1"), T0 + DAY, {"force": True, "request_id": "r1"},
+     Action.NONE, "done"),
+    ("another forced request rotates again", key(last_request_id="r1"), T0 + DAY,
+     {"force": True, "request_id": "r2"}, Action.START, "forced"),
+    ("a kind whose policy is off never rotates", key(kind="identity"), T0 + 999 * DAY, {}, Action.NONE, "off"),
+    ("not even when forced", key(kind="identity"), T0, {"force": True, "request_id": "r1"}, Action.NONE, "off"),
+    ("a rotation stopped before its version was recorded resumes", key(rotation=rotation(Stage.STARTED)),
+     T0 + 91 * DAY, {}, Action.START, "resume"),
+    ("an announced rotation needs the map", key(rotation=rotation(Stage.ANNOUNCED)), T0 + 91 * DAY, {},
+     Action.PUBLISH, "announce"),
+    ("an announced rotation the map already shows is confirmed", key(rotation=rotation(Stage.ANNOUNCED), in_map=True),
+     T0 + 91 * DAY, {}, Action.PUBLISH, "published"),
+    ("during the overlap the old version stays", key(rotation=rotation(Stage.PUBLISHED, retire_after=T0 + 97 * DAY)),
+     T0 + 96 * DAY, {}, Action.WAIT, "overlap"),
+    ("force does not cut an overlap short", key(rotation=rotation(Stage.PUBLISHED, retire_after=T0 + 97 * DAY)),
+     T0 + 96 * DAY, {"force": True, "request_id": "r9"}, Action.WAIT, "overlap"),
+    ("after the overlap the old version retires", key(rotation=rotation(Stage.PUBLISHED, retire_after=T0 + 97 * DAY)),
+     T0 + 97 * DAY, {}, Action.RETIRE, "overlap_over"),
+    ("a retirement stopped half-way finishes", key(rotation=rotation(Stage.RETIRING)), T0 + 98 * DAY, {},
+     Action.FINISH, "retiring"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("sentence", "view", "now", "kwargs", "action", "reason"), ROWS, ids=[r[0] for r in ROWS])
+def test_plan(
+    sentence: str, view: KeyView, now: datetime, kwargs: dict[str, object], action: Action, reason: str
+) -> None:
+    policy = IDENTITY if view.kind == "identity" else TLS
+    decided = plan(view, policy, now, **kwargs)  # type: ignore[arg-type]
+    assert (decided.action, decided.reason) == (action, reason), sentence
+    assert decided.message
+
+
+def test_an_identity_key_says_why_it_is_off() -> None:
+    assert "R3" in plan(key(kind="identity"), IDENTITY, T0, force=True, request_id="r").message
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("rotate=P90D overlap=P7D", "warn missing"),
+        ("rotate=P90D overlap=P7D warn=soon", "warn='soon' is not an ISO 8601 duration"),
+        ("rotate=P90D overlap=P90D warn=P1D", "overlap must be at least 0 and shorter than rotate"),
+        ("rotate=P90D overlap=P7D warn=P91D", "warn must be at least 0 and shorter than rotate"),
+        ("rotate=P90D overlap=P7D warn=P1D every=P1D", "'every=P1D' must be rotate=, overlap= or warn="),
+        ("rotate=PT0S overlap=PT0S warn=PT0S", "rotate must be a positive duration"),
+    ],
+)
+def test_a_bad_policy_setting_names_the_part_and_the_rule(text: str, error: str) -> None:
+    with pytest.raises(ValueError, match="tls: ") as raised:
+        parse_policy("tls", text)
+    assert error in str(raised.value)
+
+
+def test_policies_parse_iso_durations_and_off() -> None:
+    assert (TLS.rotate_after, TLS.overlap, TLS.warn_before, TLS.enabled) == (90 * DAY, 7 * DAY, 14 * DAY, True)
+    assert not IDENTITY.enabled
+    assert parse_policy("tls", "rotate=P90D overlap=PT60S warn=P14D").overlap == timedelta(seconds=60)

@@ -123,7 +123,7 @@ def test_due_keys_warn_then_rotate_once_with_an_overlap_then_retire(make_world: 
     shown = next(m for m in world.network_map()["members"] if m["member_id"] == a)["keys"]["tls"]
     assert (shown["kid"], shown["previous"]["kid"]) == (tls["kid"], tls["previous"]["kid"]), "old and new in the map"
     assert world.network_map()["version"] == version_before + 1
-    assert [e for e in world.events() if e["type"] == "key.rotated"][0]["key_name"] == key_name(a, "tls")
+    assert next(e for e in world.events() if e["type"] == "key.rotated")["key_name"] == key_name(a, "tls")
     assert all(v.enabled for v in world.versions_of(a, "tls")), "the old version stays enabled in the overlap"
 
     assert rotator.run(token, member_id=a).summary() == {"wait": 1, "none": 2}, "a repeated run rotates once"

@@ -19,7 +19,7 @@ from cli.main import CommandError, UsageError, member_arg
 from shared.bootstrap import Platform
 from shared.messages import KeyRotationRequest, Rejection, parse
 from shared.services.records import list_rejections
-from shared.services.rotation import REQUESTS
+from shared.services.rotation import REQUESTS, request_report_path
 
 #: Actions not worth a line of their own when following a request.
 QUIET = ("none",)
@@ -60,12 +60,14 @@ def run(args: argparse.Namespace) -> int:
     if isinstance(parsed, Rejection):
         raise UsageError(parsed.message)
     platform = Platform(settings())
+    earlier = platform.state.read(request_report_path(body["request_id"]))
+    runs_before = int(earlier.body.get("runs", 0)) if earlier else 0
     platform.queues.send(REQUESTS, raw)
     scope = f"{args.member}'s keys" if args.member else "every member's keys and the network-map signer"
     print(f"posted {body['request_id']}: rotate {scope}{' (forced)' if args.force else ' (what is due)'}")
     if not args.wait:
         return 0
-    report = _follow(platform, body["request_id"], args.wait)
+    report = _follow(platform, body["request_id"], args.wait, runs_before)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
@@ -78,17 +80,22 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _follow(platform: Platform, request_id: str, seconds: float) -> dict[str, Any]:
+def _follow(platform: Platform, request_id: str, seconds: float, runs_before: int) -> dict[str, Any]:
+    """The coordinator's report once it has taken this delivery (its ``runs`` passed ``runs_before``)."""
     deadline = time.monotonic() + seconds
-    path = f"rotation/requests/{request_id}.json"
+    path = request_report_path(request_id)
+    waited = False
     while time.monotonic() < deadline:
         doc = platform.state.read(path)
-        if doc is not None:
+        if doc is not None and int(doc.body.get("runs", 0)) > runs_before:
+            if waited:
+                print(file=sys.stderr)
             return doc.body
         refused = next((r for r in list_rejections(platform.state, 50) if r.get("request_id") == request_id), None)
         if refused is not None:
             raise CommandError(f"request {request_id} was rejected: {refused['reason']}: {refused['message']}")
         print(".", end="", file=sys.stderr, flush=True)
+        waited = True
         time.sleep(1)
     print(file=sys.stderr)
     raise CommandError(

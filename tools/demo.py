@@ -203,6 +203,52 @@ def load_rises_and_falls() -> None:
     watch_scaling("bank-a", lambda m: m["scale_set"]["capacity"] <= 1, 180)
 
 
+def keys_rotate() -> None:
+    from cli.context import settings
+    from shared.bootstrap import Platform
+    from shared.services.network_map import MAP_PATH, NodeTrust
+
+    platform = Platform(settings())
+
+    def current_map() -> dict[str, Any]:
+        doc = platform.state.read(MAP_PATH)
+        if doc is None:
+            raise stack.StackError("no network map was published")
+        return doc.body
+
+    before = current_map()
+    signer = platform.keys.get_key("network-map-signer", before["signing_key_id"].rsplit("/", 1)[-1])
+    if signer is None:
+        raise stack.StackError("the map's signing key is not in Key Vault")
+    node = NodeTrust({signer.kid: signer.public_jwk})
+    say(f"  a Corda node trusts only the signer it was installed with: v{signer.version[:8]}")
+    node.accept(before)
+    consortium("rotate-keys", "--force", "--wait", "90")
+    overlap = current_map()
+    announced = (overlap.get("next_signing_key") or {}).get("kid", "")
+    bank_c = next(m for m in overlap["members"] if m["member_id"] == "bank-c")["keys"]["tls"]
+    say(f"  map v{overlap['version']}: bank-c's TLS key v{bank_c['version'][:8]} is published beside "
+        f"v{(bank_c.get('previous') or {}).get('version', '?')[:8]}; the outgoing signer signs it and announces "
+        f"v{announced.rsplit('/', 1)[-1][:8]}")  # fmt: skip
+    say(f"  the node takes map v{overlap['version']}: {'yes' if node.accept(overlap) else 'NO'}")
+    overlap_seconds = platform.key_policies["tls"].overlap.total_seconds()
+    say(f"  the overlap lasts {overlap_seconds:.0f} s here (days in Azure); then the old versions retire")
+    deadline = time.monotonic() + overlap_seconds + 90
+    while time.monotonic() < deadline:
+        after = current_map()
+        if after["signing_key_id"] == announced and "next_signing_key" not in after:
+            break
+        time.sleep(2)
+    else:
+        raise stack.StackError("the old versions did not retire after the overlap")
+    say(f"  map v{after['version']} is signed by the new signer; the node takes it: "
+        f"{'yes' if node.accept(after) else 'NO'} (it learnt the key from the map it trusted)")  # fmt: skip
+    old = platform.keys.get_key("network-map-signer", signer.version)
+    state = "still enabled" if old and old.enabled else "disabled, kept (never deleted)"
+    say(f"  the old signer v{signer.version[:8]} is {state} in Key Vault")
+    consortium("status")
+
+
 ACTS = [
     Act("The function app, indexed by the local host", show_functions),
     Act("A liveness probe through the HTTP trigger", probe_liveness),
@@ -212,6 +258,7 @@ ACTS = [
     Act("Load rises and falls: the coordinator scales bank-a from Monitor metrics", load_rises_and_falls),
     Act("A second deployment joins; one coordinator is elected through a blob lease", start_second_deployment),
     Act("The coordinator dies; the other deployment takes over when its lease expires", kill_the_coordinator),
+    Act("Keys rotate in Key Vault with an overlap; nodes follow the map's signer to its new key", keys_rotate),
 ]
 
 

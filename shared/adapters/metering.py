@@ -42,3 +42,12 @@ def hook(service: str) -> dict[str, Any]:
 
     counter: Callable[[Any], None] = count
     return {"raw_request_hook": counter}
+
+
+def stop() -> None:
+    """Forget the counts and the file to write them to (for a process that measured only a part of its life)."""
+    with _lock:
+        COUNTS.clear()
+    if _registered:
+        atexit.unregister(_dump)
+        _registered.clear()

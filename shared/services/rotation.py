@@ -25,6 +25,7 @@ so a node that trusts the current signer learns the next one from a map it can v
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -97,8 +98,8 @@ class RotationRun:
     busy: list[str] = field(default_factory=list)
     map_version: int | None = None
 
-    def count(self, *actions: Action) -> int:
-        return sum(1 for r in self.results if r.action in actions)
+    def count_action(self, action: str) -> int:
+        return sum(1 for r in self.results if r.action == action)
 
     def summary(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -195,6 +196,8 @@ class KeyRotator:
     rejections: Rejections = field(init=False)
     publisher: NetworkMapPublisher = field(init=False)
     fenced: FencedWriter = field(init=False)
+    #: One run at a time on this instance: the timer and a request never do the same step twice over.
+    _running: threading.Lock = field(init=False, default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self.events = Events(self.queues, self.clock)
@@ -246,6 +249,18 @@ class KeyRotator:
         trigger: str = "schedule",
     ) -> RotationRun:
         """Rotate what is due (or, with ``force``, everything named), resuming what was under way."""
+        with self._running:
+            return self._run(token, check, member_id, force, request_id, trigger)
+
+    def _run(
+        self,
+        token: int,
+        check: Callable[[], None],
+        member_id: str | None,
+        force: bool,
+        request_id: str | None,
+        trigger: str,
+    ) -> RotationRun:
         self._fence(token)
         network_map = self._read(MAP_PATH)
         holders = self._holders(member_id, network_map, token)
@@ -535,7 +550,16 @@ class KeyRotator:
         self.fenced.update(STATE_PATH, token, change)
         if request_id is not None:
             report = {**summary, "results": [r.as_json() for r in run.results]}
-            self.fenced.update(f"rotation/requests/{request_id}.json", token, lambda _: report)
+            self.fenced.update(
+                request_report_path(request_id),
+                token,
+                lambda body: {**report, "runs": int((body or {}).get("runs", 0)) + 1},
+            )
+
+
+def request_report_path(request_id: str) -> str:
+    """What the coordinator did for a rotation request; ``runs`` counts the deliveries it took."""
+    return f"rotation/requests/{request_id}.json"
 
 
 def rotation_view(state: StateStore, now: datetime) -> dict[str, Any]:

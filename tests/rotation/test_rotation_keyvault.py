@@ -26,7 +26,7 @@ from shared.fakes.queues import FakeQueues
 from shared.naming import NETWORK_MAP_SIGNER, key_name
 from shared.services.leadership import COORDINATOR
 from shared.services.network_map import SIGNER_PATH, NodeTrust, verify_map
-from shared.services.rotation import STATE_PATH
+from shared.services.rotation import STATE_PATH, request_report_path
 from shared.settings import Settings
 from tests.rotation.world import RotationWorld
 
@@ -153,8 +153,8 @@ def test_a_forced_request_rotates_once_however_often_it_comes(make_world: Callab
     assert rotator.take_request(request, token).summary() == {"none": 3}  # type: ignore[union-attr]
     for kind in ("tls", "governance"):
         assert_rotated_once(world, a, kind)
-    report = world.state.read("rotation/requests/rot-twice.json")
-    assert report is not None and report.body["request_id"] == "rot-twice"
+    report = world.state.read(request_report_path("rot-twice"))
+    assert report is not None and (report.body["request_id"], report.body["runs"]) == ("rot-twice", 3)
 
 
 def test_bad_requests_are_rejected_with_their_reason(make_world: Callable[[], RotationWorld]) -> None:

@@ -75,7 +75,7 @@ def _noisy(rng: random.Random, value: float, sigma: float) -> float:
 
 def step_surge(seed: int = 1) -> Trace:
     """Flat 2,400 tpm, a sudden ×4 step to 9,600 at minute 90, back down at minute 240 (1% noise)."""
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # seeded, reproducible load noise  # nosec B311
     return Trace("step_surge", [_noisy(rng, 9_600.0 if 90 <= m < 240 else 2_400.0, 0.01) for m in range(MINUTES)])
 
 
@@ -86,13 +86,13 @@ def _day(m: int) -> float:
 
 
 def diurnal(seed: int = 2) -> Trace:
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # seeded, reproducible load noise  # nosec B311
     return Trace("diurnal", [_noisy(rng, _day(m), 0.02) for m in range(MINUTES)])
 
 
 def spiky_noisy(seed: int = 3) -> Trace:
     """4,000 tpm with Gaussian noise (σ 500) and 14 spikes of 2 to 6 minutes to +3,000..+8,000."""
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # seeded, reproducible load noise  # nosec B311
     offered = [max(0.0, 4_000.0 + rng.gauss(0.0, 500.0)) for _ in range(MINUTES)]
     for _ in range(14):
         start, length, height = rng.randrange(10, MINUTES - 10), rng.randint(2, 6), rng.uniform(3_000.0, 8_000.0)
@@ -103,7 +103,7 @@ def spiky_noisy(seed: int = 3) -> Trace:
 
 def slow_ramp(seed: int = 4) -> Trace:
     """2,000 tpm rising linearly to 12,000 at minute 180, then back down to 2,000 (1% noise)."""
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # seeded, reproducible load noise  # nosec B311
     half = MINUTES / 2
     ramp = [2_000.0 + 10_000.0 * (1 - abs(m - half) / half) for m in range(MINUTES)]
     return Trace("slow_ramp", [_noisy(rng, v, 0.01) for v in ramp])
@@ -111,7 +111,7 @@ def slow_ramp(seed: int = 4) -> Trace:
 
 def metric_gaps(seed: int = 5) -> Trace:
     """The diurnal curve with 12 metric gaps of 1 to 5 minutes, one of 15 minutes on the rising edge."""
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # seeded, reproducible load noise  # nosec B311
     offered = [_noisy(rng, _day(m), 0.02) for m in range(MINUTES)]
     gaps: set[int] = set(range(100, 115))
     for _ in range(12):
@@ -300,7 +300,7 @@ def simulate(trace: Trace, scaler: Scaler, initial: int) -> Run:
     run = Run(trace.name, scaler.name)
     start = scaler.capacity_at(0.0) if isinstance(scaler, Oracle) else initial
     created: list[float] = [-math.inf] * start  # creation times, oldest first; the first ones are booted
-    noise = random.Random(f"{trace.name}|cpu").gauss
+    noise = random.Random(f"{trace.name}|cpu").gauss  # seeded simulation noise  # nosec B311
     cpu_noise = [noise(0.0, CPU_NOISE) for _ in trace.offered]
     steps_per_minute = round(60 / STEP_SECONDS)
     samples: list[tuple[float, float]] = []  # (cpu, served) of the current minute's steps

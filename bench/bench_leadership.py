@@ -43,13 +43,14 @@ class Contender:
         cmd = [sys.executable, "-m", "bench.leadership_contender", connection, container, "--me", me,
                "--elections", str(elections)] + (["--write"] if write else [])  # fmt: skip
         self.me = me
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)  # argv built above  # nosec B603
         self.events: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
-        assert self.proc.stdout is not None
+        if self.proc.stdout is None:  # never: the contender is started with stdout=PIPE
+            raise RuntimeError(f"contender {self.me} has no stdout pipe")
         for line in self.proc.stdout:
             with self._lock:
                 self.events.append(json.loads(line))

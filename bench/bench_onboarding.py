@@ -82,7 +82,7 @@ def run() -> dict[str, float]:
             settings_file.write_text(json.dumps({"IsEncrypted": False, "Values": values}))
             counts_file, ready = work / "counts.json", work / "ready"
             log = open(work / "host.log", "wb")  # noqa: SIM115 - closed with the process
-            host = subprocess.Popen(
+            host = subprocess.Popen(  # our own interpreter and module  # nosec B603
                 [sys.executable, "-m", "tools.funchost", "--app-dir", str(ROOT), "--settings", str(settings_file),
                  "--no-http", "--ready-file", str(ready)],
                 cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, ENV: str(counts_file)},

@@ -76,7 +76,8 @@ def run() -> dict[str, float]:
             NetworkMapPublisher(platform.state, platform.keys, clock).publish()
             print(f"seeded {MEMBERS} members ({MEMBERS * len(KEY_KINDS)} keys) in {time.monotonic() - started:.1f} s")
             grant = platform.leases.try_acquire(COORDINATOR, "bench/1", 60)
-            assert grant is not None  # nosec B101 - a fresh storage account: nobody else holds it
+            if grant is None:
+                raise RuntimeError("the coordinator lease of a fresh storage account is held by someone else")
             rotator = KeyRotator(
                 state=platform.state, keys=platform.keys, leases=platform.leases, queues=FakeQueues(), clock=clock,
                 policies=platform.key_policies, holder="bench/1", lease_seconds=platform.lease_seconds,

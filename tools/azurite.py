@@ -72,7 +72,7 @@ def free_ports(count: int) -> list[int]:
 def is_azurite(port: int) -> bool:
     """Whether an Azurite blob service answers on ``port`` (it names itself in the Server header)."""
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/{ACCOUNT}?comp=list", timeout=1) as r:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/{ACCOUNT}?comp=list", timeout=1) as r:  # a local http URL  # nosec B310
             server = r.headers.get("Server", "")
     except urllib.error.HTTPError as e:
         server = e.headers.get("Server", "")
@@ -125,7 +125,7 @@ def start(
     ]  # fmt: skip
     if log_file:
         cmd += ["--debug", str(log_file.with_suffix(".debug.log"))] if os.environ.get("AZURITE_DEBUG") else []
-    proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)  # argv built above  # nosec B603
     az = Azurite(*ports, pid=proc.pid)
     try:
         wait_ready(az, timeout=timeout, proc=proc)

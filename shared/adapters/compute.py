@@ -97,7 +97,7 @@ class ArmScaleSets:
                 self.rg, spec.name, body, polling=False
             ).result()
         except Exception as e:
-            raise translate(e, f"create or update scale set {spec.name}") from e  # noqa: S608 - not SQL
+            raise translate(e, f"create or update scale set {spec.name}") from e  # noqa: S608 - not SQL  # nosec B608
         return Operation(token=spec.name, status="InProgress")
 
     def poll(self, operation: Operation) -> Operation:

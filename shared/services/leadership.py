@@ -108,8 +108,10 @@ class LeaseKeeper:
         while not self._stop.wait(interval):
             sent = self.monotonic()
             try:
-                assert self.grant is not None
-                self.store.renew(self.grant)
+                grant = self.grant
+                if grant is None:  # released while this loop slept
+                    return
+                self.store.renew(grant)
                 term.valid_until = sent + self.duration
                 interval = self.duration / 3
             except LeaseLostError:

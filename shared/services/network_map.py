@@ -105,7 +105,8 @@ class NetworkMapPublisher:
             )
             if proposed is None and current is not None:
                 return Published(current.body, changed=False)
-            assert proposed is not None  # build_network_map returns a map when there is none yet
+            if proposed is None:  # cannot happen: with no map yet there is always one to build
+                raise TransientError(f"{MAP_PATH}: nothing to publish and no map yet")
             if current is not None and "fencing_token" in current.body:
                 proposed["fencing_token"] = current.body["fencing_token"]  # the coordinator's fence stays
             proposed["signature"] = b64u(self.keys.sign(signing_key_id, digest(network_map_payload(proposed))))

@@ -199,8 +199,7 @@ class Onboarding:
             decision = decide_intake(doc.body if doc else None, rid, mid, self.founders)
             if decision.outcome is Intake.CONFLICT:
                 return self._reject(REQUESTS, raw, Rejection("member_taken", decision.message, "member_id", mid, rid))
-            if decision.outcome is Intake.RESUME:
-                assert doc is not None
+            if decision.outcome is Intake.RESUME and doc is not None:  # RESUME is only decided on a record
                 return self._resume(doc.body)
             founder = decision.outcome is Intake.CREATE_FOUNDER
             now = iso(self.clock)
@@ -274,7 +273,8 @@ class Onboarding:
             )  # fmt: skip
             if decision.outcome is Vote.REFUSED:
                 return self._reject(APPROVALS, raw, Rejection(decision.reason, decision.message, None, mid, rid))
-            assert doc is not None and record is not None
+            if doc is None or record is None:  # refused above as unknown_request; never reached
+                return self._reject(APPROVALS, raw, Rejection("unknown_request", f"no request {rid}", None, mid, rid))
             if decision.outcome is Vote.DUPLICATE:
                 return self._follow_up(doc.body, decision.message)
             if not verified:

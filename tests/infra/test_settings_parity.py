@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import re
 import subprocess
+import uuid
 from pathlib import Path
 
 from shared import settings
@@ -46,24 +48,84 @@ def test_the_deployment_uses_no_storage_keys_or_connection_strings_with_secrets(
     assert "allowSharedKeyAccess: false" in (ROOT / "infra" / "modules" / "storage.bicep").read_text()
 
 
+#: Azurite's well-known development key: public, documented by Microsoft, the same on every machine.
+AZURITE_DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+#: Matches that are not secrets: the Azurite key, and the scale set's admin home on the Corda VMs (infra/).
+ALLOWED = (AZURITE_DEV_KEY, "/home/corda/")
+_GUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+_SECRET_CHARS = r"[A-Za-z0-9_~.-]"
+#: What a secret looks like in a file, by kind. None of these sources matches itself, so this file passes its scan.
+SECRET_PATTERNS = {
+    "storage account key": re.compile(r"AccountKey=[A-Za-z0-9+/=]{40,}"),
+    "SAS token": re.compile(r"SharedAccessSignature=sv=\d{4}-\d{2}-\d{2}|[?&]sig=[A-Za-z0-9%+/=]{16,}"),
+    "private key": re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
+    "Application Insights key": re.compile(
+        rf"InstrumentationKey[\"']?\s*[=:]\s*[\"']?(?!0{{8}}-0{{4}}-0{{4}}-0{{4}}-0{{12}}){_GUID}", re.IGNORECASE
+    ),
+    "client secret": re.compile(
+        rf"(?<!{_SECRET_CHARS}){_SECRET_CHARS}{{3}}\dQ~{_SECRET_CHARS}{{31,34}}(?!{_SECRET_CHARS})"
+        r"|(?i:client_?secret)[\"']?\s*[:=]\s*[\"']([^\"'\s]{8,})[\"']"
+    ),
+    "machine path": re.compile(r"(?<![\w.~-])(?:/(?:root|work)/[\w.-]|/(?:home|Users)/[\w.-]+/)"),
+}
+
+
+def find_secrets(text: str) -> list[tuple[str, str]]:
+    """Each (kind, match) in ``text`` that looks like a secret or a path on someone's machine."""
+    found = []
+    for kind, pattern in SECRET_PATTERNS.items():
+        for match in pattern.finditer(text):
+            if not any(allowed in match.group(0) for allowed in ALLOWED):
+                found.append((kind, match.group(0)))
+    return found
+
+
 def test_no_secret_is_tracked_in_the_repository() -> None:
-    azurite_dev_key = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
-    patterns = [
-        re.compile(r"AccountKey=([A-Za-z0-9+/=]{40,})"),
-        re.compile(r"SharedAccessSignature=sv=\d{4}-\d{2}-\d{2}"),
-        re.compile(r"-----BEGIN (?:RSA |EC )?PRIVATE KEY-----"),
-        re.compile(r"InstrumentationKey=[0-9a-f]{8}-(?!0000)"),
-    ]
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     findings = []
-    for rel in tracked:
+    for rel in filter(None, listed.split("\0")):
         path = ROOT / rel
         if not path.is_file() or path.suffix in {".png", ".lock"} or rel.endswith("package-lock.json"):
             continue
         text = path.read_text(errors="ignore")
-        for pattern in patterns:
-            for match in pattern.finditer(text):
-                if azurite_dev_key in match.group(0):
-                    continue
-                findings.append(f"{rel}: {match.group(0)[:40]}")
+        findings += [f"{rel}: {kind}: {match[:40]}" for kind, match in find_secrets(text)]
     assert findings == []
+
+
+def test_the_scan_finds_each_kind_of_secret_and_passes_what_is_public() -> None:
+    # Built at run time, so that no sample stands in this file for the repository scan to find.
+    key = base64.b64encode(bytes(range(64))).decode()
+    guid = str(uuid.UUID(int=0x1234_5678_9ABC_DEF0_1234_5678_9ABC_DEF0))
+    samples = {
+        "storage account key": "DefaultEndpointsProtocol=https;AccountName=bank;Account" + "Key=" + key,
+        "SAS token": "https://bank.blob.core.windows.net/c/b?sv=2024-11-04&sp=r&s" + "ig=" + "a%2Bb" * 8,
+        "private key": "-----BEGIN " + "OPENSSH " + "PRIVATE KEY" + "-----",
+        "Application Insights key": "Instrumentation" + "Key=" + guid + ";IngestionEndpoint=https://x.in.ai.azure.com/",
+        "client secret": '"AZURE_CLIENT_' + 'SECRET": "' + "s3cr3t-value" + '"',
+        "machine path": "open('/" + "home" + "/alice/app/settings.json')",
+    }
+    for kind, sample in samples.items():
+        assert [k for k, _ in find_secrets(sample)] == [kind], f"{kind} not found in {sample!r}"
+    more = [
+        "-----BEGIN " + "PRIVATE KEY" + "-----",
+        "-----BEGIN " + "RSA " + "PRIVATE KEY" + "-----",
+        "-----BEGIN " + "EC " + "PRIVATE KEY" + "-----",
+        "-----BEGIN " + "ENCRYPTED " + "PRIVATE KEY" + "-----",
+        "SharedAccess" + "Signature=sv=" + "2024-11-04&sr=c",
+        "instrumentation" + 'Key": "' + guid.upper() + '"',
+        "abc" + "8Q" + "~" + "x" * 34,
+        "client" + "_secret = '" + "x" * 12 + "'",
+        "/" + "root" + "/.ssh/id_ed25519",
+        "file://" + "/work" + "/main/README.md",
+        "/" + "Users" + "/bob/project",
+    ]
+    assert [s for s in more if not find_secrets(s)] == []
+    public = [
+        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;Account" + "Key=" + AZURITE_DEV_KEY,
+        "Instrumentation" + "Key=" + str(uuid.UUID(int=0)),
+        'credential = ClientSecretCredential(tenant, client_id, client_secret=settings.text("AZURE_CLIENT_SECRET"))',
+        "-----BEGIN " + "PUBLIC KEY" + "-----",
+        "https://example.com/work/items and src/home/page.py",
+        "{ path: '/" + "home" + "/corda/.ssh/authorized_keys', keyData: adminSshPublicKey }",
+    ]
+    assert [s for s in public if find_secrets(s)] == []

@@ -43,7 +43,7 @@ def healthy(handle: EmulatorHandle) -> bool:
         return False
     context = ssl.create_default_context(cafile=str(handle.ca))
     try:
-        with urllib.request.urlopen(f"{handle.url}/_admin/health", timeout=1, context=context) as r:  # noqa: S310
+        with urllib.request.urlopen(f"{handle.url}/_admin/health", timeout=1, context=context) as r:  # noqa: S310 - https://localhost  # nosec B310
             return bool(r.status == 200)
     except (urllib.error.URLError, OSError, ssl.SSLError):
         return False
@@ -54,8 +54,8 @@ def start(
 ) -> tuple[EmulatorHandle, subprocess.Popen[bytes]]:
     handle = EmulatorHandle(port, state_dir)
     out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115 - handed to the child
-    proc = subprocess.Popen([sys.executable, "-m", "tools.emulator", "--port", str(port), "--state-dir", str(state_dir)],
-                            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    cmd = [sys.executable, "-m", "tools.emulator", "--port", str(port), "--state-dir", str(state_dir)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)  # nosec B603
     deadline = time.monotonic() + timeout
     while not healthy(handle):
         if proc.poll() is not None:

@@ -52,7 +52,7 @@ class Metrics:
         capacity = serving * self.compute.config("node_capacity_tpm")
         served = min(offered, capacity)
         seed = int.from_bytes(hashlib.sha256(f"{name}|{int(minute.timestamp())}".encode()).digest()[:8], "big")
-        noise = random.Random(seed).gauss(0, 2.0)  # noqa: S311 - seeded simulation noise
+        noise = random.Random(seed).gauss(0, 2.0)  # noqa: S311 - seeded simulation noise  # nosec B311
         cpu = (
             100.0 if capacity == 0 and offered > 0 else min(100.0, 5.0 + 95.0 * offered / capacity if capacity else 5.0)
         )

@@ -55,7 +55,8 @@ def supervise(args: argparse.Namespace, argv: list[str]) -> int:
         ]
         if args.ready_file:
             child_args += ["--ready-file", f"{args.ready_file}.{i}"]
-        children.append(subprocess.Popen(child_args))
+        child = subprocess.Popen(child_args)  # this module again, with the caller's flags  # nosec B603
+        children.append(child)
     stopping = False
 
     def forward(signum: int, frame: Any) -> None:

@@ -61,7 +61,7 @@ class Backoff:
     def __init__(self, maximum: float, minimum: float = MIN_POLL, rng: random.Random | None = None):
         self.minimum, self.maximum = minimum, maximum
         self.current, self.exponent = minimum, 0
-        self.rng = rng or random.Random()  # noqa: S311 - jitter, not security
+        self.rng = rng or random.Random()  # noqa: S311 - jitter, not security  # nosec B311
 
     def next(self, found_since_last_delay: bool) -> float:
         if found_since_last_delay:
@@ -305,7 +305,8 @@ class QueueListener:
             pass  # lost ownership: the message reappears when its invisibility ends
 
     def _copy_to_poison(self, message: QueueMessage, body_text: Any) -> None:
-        assert self.poison_client is not None
+        if self.poison_client is None:  # callers check first
+            raise RuntimeError(f"no poison queue for {self.queue}")
         text = body_text if isinstance(body_text, str) else (body_text or b"").decode()
         try:
             self.poison_client.send_message(text)

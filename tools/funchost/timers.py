@@ -94,8 +94,9 @@ class ListenerLock:
     def _renew_loop(self) -> None:
         interval = self.options.listener_lock_period.total_seconds() / 2
         while not self._stop.wait(interval):
+            if self.lease is None:  # released: nothing left to renew
+                return
             try:
-                assert self.lease is not None
                 self.lease.renew()
                 interval = self.options.listener_lock_period.total_seconds() / 2
             except HttpResponseError as e:
@@ -307,7 +308,7 @@ def _retry_delays(policy: Mapping[str, str]) -> Any:
     if strategy == "exponential_backoff":
         minimum, maximum = seconds("minimum_interval", 1.0), seconds("maximum_interval", 900.0)
         current, exponent = minimum, 0
-        rng = random.Random()  # noqa: S311 - jitter
+        rng = random.Random()  # noqa: S311 - jitter, not security  # nosec B311
         while True:
             if exponent == 0:
                 current = minimum

@@ -107,6 +107,23 @@ def decide_vote(
     if record.get("status") != Status.PENDING_APPROVAL.value:
         return VoteDecision(Vote.REFUSED, "closed", f"request {request_id} is closed ({record.get('status')})", votes)
     votes[approver_id] = {"decision": decision, "signature": signature}
+    return tally(votes, active_members, rule)
+
+
+def decide_pending(record: dict[str, Any], active_members: tuple[str, ...], rule: str) -> VoteDecision:
+    """A pending request re-counted without a new vote, after membership changed (a member left).
+
+    Votes of members no longer active stop counting; the request is admitted if the remaining
+    approvals now reach the quorum of the smaller membership, and rejected once it cannot.
+    """
+    votes: dict[str, dict[str, str]] = dict(record.get("votes") or {})
+    if record.get("status") != Status.PENDING_APPROVAL.value:
+        return VoteDecision(Vote.REFUSED, "closed", f"request {record.get('request_id')} is not pending", votes)
+    return tally(votes, active_members, rule)
+
+
+def tally(votes: dict[str, dict[str, str]], active_members: tuple[str, ...], rule: str) -> VoteDecision:
+    """Count each active member's vote once: admitted at quorum, rejected once quorum is out of reach."""
     counted = {a: v for a, v in votes.items() if a in active_members}
     approvals = sum(1 for v in counted.values() if v["decision"] == "approve")
     rejections = sum(1 for v in counted.values() if v["decision"] == "reject")

@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from shared.canonical import approval_payload, digest, unb64u
-from shared.decisions.onboarding import Intake, Status, Vote, decide_intake, decide_vote
+from shared.decisions.onboarding import Intake, Status, Vote, decide_intake, decide_pending, decide_vote
 from shared.errors import ConflictError, PermanentError
 from shared.messages import (
     DEFAULT_MAX_NODES,
@@ -498,11 +498,41 @@ class Onboarding:
         if published.changed:
             self.events.emit("network_map.published", mid, ("version", published.version), version=published.version)
         self.events.emit("member.offboarded", mid, rid, request_id=rid, reason=request.reason)
+        self.recount_pending()
         return Outcome(
             "offboarded",
             f"{mid} left: map v{published.version}, capacity {capacity}, {disabled} key version(s) disabled",
             mid,
         )
+
+    def recount_pending(self) -> list[Outcome]:
+        """Re-decide every pending request against today's members (after one left): admit or reject now.
+
+        Without this a request whose quorum became reachable, or impossible, would wait for a vote
+        that may never come. Each record is changed with If-Match; a redelivery finds it decided.
+        """
+        active = tuple(sorted(m["member_id"] for m in active_members(self.state)))
+        outcomes = []
+        for path in self.state.list_paths("members/"):
+            doc = self.state.read(path)
+            if doc is None or doc.body.get("status") != Status.PENDING_APPROVAL.value:
+                continue
+
+            def change(r: dict[str, Any]) -> dict[str, Any] | None:
+                decision = decide_pending(r, active, self.quorum_rule)
+                why = f"recounted after a member left: {decision.message}"
+                if decision.outcome is Vote.ADMITTED:
+                    return with_history(
+                        {**r, "approved_at": iso(self.clock)}, self.clock, Status.PROVISIONING.value, why
+                    )
+                if decision.outcome is Vote.REJECTED:
+                    return with_history(r, self.clock, Status.REJECTED.value, why)
+                return None
+
+            stored = update_record(self.state, path, change)
+            if stored is not None and stored.body.get("status") != Status.PENDING_APPROVAL.value:
+                outcomes.append(self._follow_up(stored.body, str(stored.body.get("status_reason"))))
+        return outcomes
 
     def _drain(self, member_id: str) -> int:
         name = scale_set_name(member_id)

@@ -328,3 +328,38 @@ def test_a_step_for_a_superseded_request_does_nothing(world: World) -> None:
     stale = json.dumps({"request_id": "req-old", "member_id": "bank-a", "step": "keys"})
     assert world.post(ob.STEP_QUEUES["keys"], stale).action == "stale"
     assert world.pending_work() == []
+
+
+def _offboard(world: World, member_id: str) -> None:
+    body = json.dumps({"request_id": f"off-{member_id}-1", "member_id": member_id, "reason": "leaves"})
+    assert world.post(ob.OFFBOARDING, body).action == "offboarded"
+
+
+def test_a_pending_request_is_admitted_when_a_leaving_member_brings_the_quorum_within_reach() -> None:
+    world = World(founders=("bank-a", "bank-b", "bank-d", "bank-e"))
+    for founder in ("bank-a", "bank-b", "bank-d", "bank-e"):
+        world.onboard(founder)
+    world.post(ob.REQUESTS, request("bank-c"))
+    world.vote("req-bank-c-001", "bank-c", "bank-a")
+    world.vote("req-bank-c-001", "bank-c", "bank-b")
+    assert world.status("bank-c") == "pending_approval", "2 of 4 approve; 3 are needed"
+    _offboard(world, "bank-e")  # 2 of 3 is a strict majority now
+    assert world.status("bank-c") == "provisioning"
+    assert "recounted after a member left" in world.record("bank-c")["status_reason"]
+    world.drain()
+    assert world.status("bank-c") == "active"
+    assert world.events("member.approved")[-1]["member_id"] == "bank-c"
+
+
+def test_a_pending_request_is_rejected_when_a_leaving_member_puts_the_quorum_out_of_reach() -> None:
+    world = World(founders=("bank-a", "bank-b", "bank-d"))
+    for founder in ("bank-a", "bank-b", "bank-d"):
+        world.onboard(founder)
+    world.post(ob.REQUESTS, request("bank-c"))
+    world.vote("req-bank-c-001", "bank-c", "bank-a", "reject")
+    assert world.status("bank-c") == "pending_approval", "1 of 3 rejects: 2 approvals are still possible"
+    _offboard(world, "bank-d")  # 2 remain, both must approve, one has rejected
+    assert world.status("bank-c") == "rejected"
+    assert world.events("member.rejected")[-1]["reason"] == "quorum_impossible"
+    _offboard(world, "bank-b")  # nothing pending: nothing more changes
+    assert world.status("bank-c") == "rejected"

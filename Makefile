@@ -46,6 +46,7 @@ lint: bootstrap $(STAMP_CHECKOV) ## ruff, mypy (strict on shared/), the layer co
 	$(CHECKOV_VENV)/bin/checkov --directory infra --framework bicep --skip-download --quiet --compact
 
 test: lint ## the whole test suite (starts its own Azurite and emulator on free ports)
+	@bash tools/ensure_chromium.sh
 	$(PY) -m pytest
 
 up: bootstrap ## start Azurite, the Azure emulator and the local Functions host in the background

@@ -1,12 +1,15 @@
-"""`consortium status [--json]`: the coordinator, the network map version, members, poison counts."""
+"""`consortium status [--json | --watch S]`: the coordinator, the map version, members, poison counts."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
+import time
 from typing import Any
 
 from cli.context import settings
+from cli.main import UsageError
 from shared.bootstrap import Platform
 from shared.services.status import build_status
 
@@ -20,17 +23,47 @@ def register(sub: Any) -> None:
         "recent scale changes and key rotations.",
     )
     p.add_argument("--json", action="store_true", help="print the status model as one JSON object")
+    p.add_argument("--watch", type=float, metavar="SECONDS",
+                   help="a live view: redraw every 2 s for SECONDS (0: until Ctrl-C)")  # fmt: skip
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     platform = Platform(settings())
+    if args.watch is not None:
+        if args.json:
+            raise UsageError("--watch draws the view for people; use --json without it")
+        if args.watch < 0:
+            raise UsageError("--watch must be 0 (until Ctrl-C) or more seconds")
+        return watch(platform, args.watch)
     model = build_status(platform.state, platform.leases, platform.queues.count)
     if args.json:
         print(json.dumps(model, indent=2))
         return 0
     print(render(model))
     return 0
+
+
+def watch(platform: Platform, seconds: float, every: float = 2.0) -> int:
+    """Redraw the view in place on a terminal; elsewhere (a pipe, the demo) print one frame per refresh."""
+    deadline = time.monotonic() + seconds if seconds else None
+    terminal = sys.stdout.isatty()
+    while True:
+        try:
+            frame = render(build_status(platform.state, platform.leases, platform.queues.count))
+            problem = ""
+        except Exception as e:  # storage away for a moment: keep watching, say so
+            frame, problem = "", f"could not read the status: {e}"
+        stamp = time.strftime("%H:%M:%S", time.gmtime())
+        header = f"consortium status at {stamp} UTC (every {every:g} s{'' if deadline else ', Ctrl-C to stop'})"
+        if terminal:
+            sys.stdout.write("\x1b[H\x1b[2J")  # home, clear
+        print(f"{header}\n{problem or frame}", flush=True)
+        if deadline is not None and time.monotonic() + every > deadline:
+            return 0
+        time.sleep(every)
+        if not terminal:
+            print()
 
 
 def render(model: dict[str, Any]) -> str:

@@ -251,6 +251,12 @@ def keys_rotate() -> None:
     consortium("status")
 
 
+def live_view() -> None:
+    say("  (on a terminal `consortium status --watch 0` redraws in place; here, one frame per refresh)")
+    consortium("status", "--watch", "4")
+    say("  the same model as a page: http://localhost:7071/api/dashboard (make up, then open it)")
+
+
 ACTS = [
     Act("The function app, indexed by the local host", show_functions),
     Act("A liveness probe through the HTTP trigger", probe_liveness),
@@ -261,6 +267,7 @@ ACTS = [
     Act("A second deployment joins; one coordinator is elected through a blob lease", start_second_deployment),
     Act("The coordinator dies; the other deployment takes over when its lease expires", kill_the_coordinator),
     Act("Keys rotate in Key Vault with an overlap; nodes follow the map's signer to its new key", keys_rotate),
+    Act("The live view: the status model the dashboard and `status --json` serve, redrawn", live_view),
 ]
 
 

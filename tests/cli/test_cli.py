@@ -24,8 +24,9 @@ def use_settings(monkeypatch: pytest.MonkeyPatch, azure_settings: Settings) -> S
 
 @pytest.mark.parametrize(
     "command",
-    ["status", "load", "fault", "onboard", "approve", "reject", "offboard", "members", "rejections", "replay-poison"],
-)
+    ["status", "load", "fault", "onboard", "approve", "reject", "offboard", "members", "rejections", "replay-poison",
+     "rotate-keys"],
+)  # fmt: skip
 def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as done:
         main([command, "--help"])
@@ -84,6 +85,11 @@ def test_status_json_has_the_contract_shape(use_settings: Settings, capsys: pyte
         (["onboard", "bank-c", "--legal-name", "O=Bank C, L=Amsterdam, C=NL", "--nodes", "0"], "node_count"),
         (["offboard", "bank-c", "--reason", ""], "reason"),
         (["rejections", "--limit", "0"], "--limit"),
+        (["rotate-keys", "--member", "Bank C"], "--member 'Bank C' must match"),
+        (["rotate-keys", "--request-id", "../etc"], "request_id"),
+        (["rotate-keys", "--wait", "-1"], "--wait"),
+        (["status", "--watch", "-1"], "--watch"),
+        (["status", "--watch", "2", "--json"], "--watch"),
     ],
 )
 def test_bad_input_is_exit_2_naming_the_field_before_anything_is_posted(
@@ -117,3 +123,9 @@ def test_onboard_posts_a_valid_request_and_members_and_rejections_answer(
     capsys.readouterr()
     assert main(["rejections", "--json"]) == 0
     assert isinstance(json.loads(capsys.readouterr().out), list)
+
+
+def test_status_watch_prints_a_frame_per_refresh(use_settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["status", "--watch", "2.5"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("consortium status at ") == 2 and out.count("coordinator  ") == 2

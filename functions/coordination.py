@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import azure.functions as func
 
+from functions import telemetry
 from shared.bootstrap import platform
 from shared.errors import LeaseLostError, TransientError
 from shared.services.leadership import Term
@@ -29,6 +30,7 @@ def coordinator_heartbeat(timer: func.TimerRequest) -> None:
     coordinator = platform().coordinator
     term = coordinator.ensure()
     token = term.fencing_token if term else None
+    telemetry.set_gauge("consortium.coordinator", {telemetry.attrs(holder=coordinator.holder): 1.0 if term else 0.0})
     if token != _last_token[0]:
         if term is not None:
             log.info("became coordinator", extra={"fields": {"holder": term.holder, "fencing_token": token}})

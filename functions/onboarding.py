@@ -13,8 +13,10 @@ from collections.abc import Callable
 
 import azure.functions as func
 
+from functions import telemetry
 from shared.bootstrap import platform
 from shared.errors import TransientError
+from shared.messages import readable_ids
 from shared.services import onboarding as ob
 from shared.services.poison import sweep
 from shared.services.status import WATCHED_QUEUES
@@ -26,8 +28,27 @@ CONNECTION = "AzureWebJobsStorage"
 
 def _handle(msg: func.QueueMessage, queue: str, work: Callable[[bytes], ob.Outcome]) -> None:
     body = msg.get_body()
+    member_id, request_id = readable_ids(body)
+    with telemetry.onboarding_span(
+        queue, request_id, **{"consortium.member_id": member_id, "messaging.destination.name": queue,
+                              "messaging.message.id": msg.id, "consortium.dequeue_count": msg.dequeue_count},
+    ) as span:  # fmt: skip
+        outcome = _work(msg, queue, body, work)
+        span.set_attribute("consortium.action", outcome.action)
+    if outcome.action == "rejected":
+        telemetry.REJECTIONS.add(1, {"queue": queue, "reason": outcome.reason or "unknown"})
+    log.info(
+        outcome.message,
+        extra={
+            "fields": {"queue": queue, "action": outcome.action, "member_id": outcome.member_id, "message_id": msg.id,
+                       "request_id": request_id, "reason": outcome.reason}
+        },
+    )  # fmt: skip
+
+
+def _work(msg: func.QueueMessage, queue: str, body: bytes, work: Callable[[bytes], ob.Outcome]) -> ob.Outcome:
     try:
-        outcome = work(body)
+        return work(body)
     except TransientError as e:
         log.warning(
             "transient failure; the host will retry",
@@ -40,12 +61,6 @@ def _handle(msg: func.QueueMessage, queue: str, work: Callable[[bytes], ob.Outco
         except Exception:  # the note is best effort: the retry matters, not the note
             log.debug("could not note the failure on the member", exc_info=True)
         raise
-    log.info(
-        outcome.message,
-        extra={
-            "fields": {"queue": queue, "action": outcome.action, "member_id": outcome.member_id, "message_id": msg.id}
-        },
-    )
 
 
 @bp.function_name("onboarding_intake")
@@ -94,5 +109,7 @@ def offboarding(msg: func.QueueMessage) -> None:
 @bp.timer_trigger(arg_name="timer", schedule="%POISON_SWEEP_SCHEDULE%", run_on_startup=False)
 def poison_sweep(timer: func.TimerRequest) -> None:
     p = platform()
-    for outcome in sweep(p.queues, p.onboarding, WATCHED_QUEUES):
-        log.warning(outcome.message, extra={"fields": {"action": outcome.action, "member_id": outcome.member_id}})
+    for queue, outcome in sweep(p.queues, p.onboarding, WATCHED_QUEUES):
+        telemetry.POISON.add(1, {"queue": queue})
+        fields = {"queue": queue, "action": outcome.action, "member_id": outcome.member_id}
+        log.warning(outcome.message, extra={"fields": fields})

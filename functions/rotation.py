@@ -12,8 +12,10 @@ import logging
 
 import azure.functions as func
 
+from functions import telemetry
 from functions.coordination import as_coordinator
 from shared.bootstrap import platform
+from shared.messages import Rejection
 from shared.services import rotation
 from shared.services.leadership import Term
 
@@ -32,8 +34,18 @@ def _log(run: rotation.RotationRun, what: str, term: Term) -> None:
     )  # fmt: skip
 
 
+def _count(run: rotation.RotationRun) -> None:
+    for result in run.results:
+        if result.action not in ("none", "wait"):
+            telemetry.KEY_ROTATIONS.add(1, {"kind": result.kind, "action": result.action})
+    telemetry.set_gauge("consortium.key.age_days", {telemetry.attrs(key=k): age for k, age in run.key_ages.items()})
+
+
 def _scheduled(term: Term) -> None:
-    _log(platform().rotator.run(term.fencing_token, term.check), "key rotation check", term)
+    with telemetry.span("key rotation check", **{"consortium.fencing_token": term.fencing_token}):
+        run = platform().rotator.run(term.fencing_token, term.check)
+    _count(run)
+    _log(run, "key rotation check", term)
 
 
 @bp.function_name("key_rotation")
@@ -51,8 +63,11 @@ def key_rotation_request(msg: func.QueueMessage) -> None:
         platform().queues.send(rotation.REQUESTS, body.decode(errors="replace"), visible_after_seconds=DEFER_SECONDS)
         log.info("rotation request passed on to the coordinator", extra={"fields": {"message_id": msg.id}})
         return
-    run = platform().rotator.take_request(body, term.fencing_token, term.check)
-    if run is None:
-        log.info("rotation request rejected (see consortium rejections)", extra={"fields": {"message_id": msg.id}})
+    with telemetry.span("key rotation request", **{"messaging.message.id": msg.id}):
+        run = platform().rotator.take_request(body, term.fencing_token, term.check)
+    if isinstance(run, Rejection):
+        telemetry.REJECTIONS.add(1, {"queue": rotation.REQUESTS, "reason": run.reason})
+        log.info("rotation request rejected: %s: %s", run.reason, run.message, extra={"fields": {"message_id": msg.id}})
         return
+    _count(run)
     _log(run, "key rotation request", term)

@@ -80,6 +80,8 @@ class Outcome:
     action: str
     message: str
     member_id: str | None = None
+    #: The stable reason code of a rejection (what `consortium rejections` shows), for counting.
+    reason: str | None = None
 
 
 def _next_step(record: dict[str, Any]) -> str | None:
@@ -125,7 +127,7 @@ class Onboarding:
 
     def _reject(self, queue: str, raw: str | bytes, rejection: Rejection) -> Outcome:
         self.rejections.record(queue, raw, rejection)
-        return Outcome("rejected", f"{rejection.reason}: {rejection.message}", rejection.member_id)
+        return Outcome("rejected", f"{rejection.reason}: {rejection.message}", rejection.member_id, rejection.reason)
 
     def _parse(self, model: type[M], queue: str, raw: str | bytes) -> M | Outcome:
         message = parse(model, raw)

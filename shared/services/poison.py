@@ -19,8 +19,8 @@ SWEEP_LIMIT = 320
 HIDE_SECONDS = 3
 
 
-def sweep(queues: QueueBrowser, onboarding: Onboarding, names: Iterable[str]) -> Iterator[Outcome]:
-    """Record what is new in each ``<name>-poison`` queue; yields what was recorded."""
+def sweep(queues: QueueBrowser, onboarding: Onboarding, names: Iterable[str]) -> Iterator[tuple[str, Outcome]]:
+    """Record what is new in each ``<name>-poison`` queue; yields each queue with what was recorded."""
     for name in names:
         poison = f"{name}-poison"
         if queues.count(poison) == 0:
@@ -28,7 +28,7 @@ def sweep(queues: QueueBrowser, onboarding: Onboarding, names: Iterable[str]) ->
         for message in queues.browse(poison, limit=SWEEP_LIMIT, hide_seconds=HIDE_SECONDS):
             outcome = onboarding.record_poison(name, message.content, message.id, message.dequeue_count)
             if outcome.action != "known":
-                yield outcome
+                yield name, outcome
 
 
 def replay(

@@ -97,6 +97,8 @@ class RotationRun:
     results: list[KeyResult] = field(default_factory=list)
     busy: list[str] = field(default_factory=list)
     map_version: int | None = None
+    #: Each key's age in days (since it became current) as the run found it, for the key-age gauge.
+    key_ages: dict[str, float] = field(default_factory=dict)
 
     def count_action(self, action: str) -> int:
         return sum(1 for r in self.results if r.action == action)
@@ -209,8 +211,8 @@ class KeyRotator:
 
     def take_request(
         self, raw: str | bytes, token: int, check: Callable[[], None] = lambda: None
-    ) -> RotationRun | None:
-        """A ``key-rotation-requests`` message, on the coordinator: the run it asks for, or None if refused.
+    ) -> RotationRun | Rejection:
+        """A ``key-rotation-requests`` message, on the coordinator: the run it asks for, or why it was refused.
 
         Bad input and a member that is not active are recorded as rejections (the message completes);
         a member busy with another step raises ``BusyError``, so the host delivers the request again.
@@ -218,16 +220,15 @@ class KeyRotator:
         request = parse(KeyRotationRequest, raw)
         if isinstance(request, Rejection):
             self.rejections.record(REQUESTS, raw, request)
-            return None
+            return request
         if request.member_id is not None:
             record = self._read(member_path(request.member_id))
             status = (record or {}).get("status")
             if status != "active" or (record or {}).get("offboarding"):
                 why = f"{request.member_id} is {status or 'not a member'}; only active members' keys rotate"
-                self.rejections.record(
-                    REQUESTS, raw, Rejection("not_active", why, "member_id", request.member_id, request.request_id)
-                )
-                return None
+                refused = Rejection("not_active", why, "member_id", request.member_id, request.request_id)
+                self.rejections.record(REQUESTS, raw, refused)
+                return refused
         run = self.run(
             token, check, member_id=request.member_id, force=request.force, request_id=request.request_id,
             trigger="request",
@@ -266,8 +267,14 @@ class KeyRotator:
         holders = self._holders(member_id, network_map, token)
         run = RotationRun()
         first: dict[str, list[tuple[str, Plan]]] = {}
+        now = self.clock.now()
         for h, body in holders:
             first[h.path] = self._plans(h, body, network_map, force, request_id)
+            for kind in h.kinds:
+                entry = (body.get("keys") or {}).get(kind) or {}
+                became = _when(entry.get("rotated_at") or entry.get("created_at"))
+                if became is not None:
+                    run.key_ages[h.key_name(kind)] = round((now - became) / timedelta(days=1), 3)
         busy: list[str] = []
 
         def phase(h: _Holder, work: Callable[[_Holder], list[KeyResult]]) -> list[KeyResult]:

@@ -23,10 +23,11 @@ from shared.adapters.storage import expand_connection_string
 from shared.errors import FencedError
 from shared.fakes.clock import FakeClock
 from shared.fakes.queues import FakeQueues
+from shared.messages import Rejection
 from shared.naming import NETWORK_MAP_SIGNER, key_name
 from shared.services.leadership import COORDINATOR
 from shared.services.network_map import SIGNER_PATH, NodeTrust, verify_map
-from shared.services.rotation import STATE_PATH, request_report_path
+from shared.services.rotation import STATE_PATH, RotationRun, request_report_path
 from shared.settings import Settings
 from tests.rotation.world import RotationWorld
 
@@ -145,12 +146,17 @@ def test_a_forced_request_rotates_once_however_often_it_comes(make_world: Callab
     token = world.become_coordinator()
     rotator = world.rotator()
     request = json.dumps({"request_id": "rot-twice", "member_id": a, "force": True})
-    run = rotator.take_request(request, token)
-    assert run is not None and run.summary() == {"rotated": 2, "none": 1}  # tls, governance; identity is off
-    assert rotator.take_request(request, token).summary() == {"wait": 2, "none": 1}  # type: ignore[union-attr]
+
+    def take() -> dict[str, int]:
+        run = rotator.take_request(request, token)
+        assert isinstance(run, RotationRun)
+        return run.summary()
+
+    assert take() == {"rotated": 2, "none": 1}  # tls, governance; identity is off
+    assert take() == {"wait": 2, "none": 1}
     world.travel(31)
     rotator.run(token, member_id=a)
-    assert rotator.take_request(request, token).summary() == {"none": 3}  # type: ignore[union-attr]
+    assert take() == {"none": 3}
     for kind in ("tls", "governance"):
         assert_rotated_once(world, a, kind)
     report = world.state.read(request_report_path("rot-twice"))
@@ -161,8 +167,10 @@ def test_bad_requests_are_rejected_with_their_reason(make_world: Callable[[], Ro
     world = make_world()
     token = world.become_coordinator()
     rotator = world.rotator()
-    assert rotator.take_request(b'{"request_id": "x", "force": "yes please"}', token) is None
-    assert rotator.take_request(json.dumps({"request_id": "y", "member_id": "no-such-bank"}), token) is None
+    refused = rotator.take_request(b'{"request_id": "x", "force": "yes please"}', token)
+    assert isinstance(refused, Rejection) and refused.field == "force"
+    refused = rotator.take_request(json.dumps({"request_id": "y", "member_id": "no-such-bank"}), token)
+    assert isinstance(refused, Rejection) and refused.reason == "not_active"
     reasons = sorted(doc.body["reason"] for p in world.state.list_paths("rejections/") if (doc := world.state.read(p)))
     assert reasons == ["not_active", "schema"]
 

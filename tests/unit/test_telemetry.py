@@ -1,0 +1,131 @@
+"""Telemetry: one trace per onboarding across its queue steps, counters by reason, gauges from snapshots.
+
+The real handlers of ``functions/onboarding.py`` run on the fakes' onboarding world; the
+OpenTelemetry SDK records into memory (an in-memory span exporter and metric reader).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from azure.functions.queue import QueueMessage
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+import functions.onboarding as handlers
+from functions import telemetry
+from shared.adapters import telemetry as setup
+from shared.services import onboarding as ob
+from tests.unit.onboarding_world import World, request
+
+SPANS = InMemorySpanExporter()
+READER = InMemoryMetricReader()
+HANDLERS = {
+    ob.REQUESTS: handlers.onboarding_intake, ob.APPROVALS: handlers.onboarding_vote,
+    "onboarding-keys": handlers.onboarding_keys, "onboarding-provision": handlers.onboarding_provision,
+    "onboarding-publish": handlers.onboarding_publish, "onboarding-activate": handlers.onboarding_activate,
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module", autouse=True)
+def sdk() -> None:
+    setup.configure({"TELEMETRY_EXPORTER": "none"})  # this process exports nowhere; the test reads memory
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(SPANS))
+    trace.set_tracer_provider(provider)
+    metrics.set_meter_provider(MeterProvider(metric_readers=[READER]))
+
+
+@pytest.fixture
+def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    world = World()
+    fake_platform = SimpleNamespace(onboarding=world.service, settings=SimpleNamespace(values={}))
+    monkeypatch.setattr(handlers, "platform", lambda: fake_platform)
+    monkeypatch.setattr(telemetry, "platform", lambda: fake_platform)
+    SPANS.clear()
+    yield world
+
+
+def deliver_all(world: World) -> None:
+    """Hand every queued work message to its real trigger function, like the host does."""
+    for n in range(200):
+        work = world.pending_work()
+        if not work:
+            return
+        sent = work[0]
+        world.queues.sent.remove(sent)
+        HANDLERS[sent.queue](QueueMessage(id=f"m{n}", body=sent.body.encode(), dequeue_count=1))  # type: ignore[no-untyped-call]
+    raise AssertionError("still busy after 200 deliveries")
+
+
+def counted(name: str) -> list[tuple[dict[str, Any], float]]:
+    data = READER.get_metrics_data()
+    found = []
+    for resource in data.resource_metrics if data else []:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                if metric.name == name:
+                    found += [(dict(p.attributes or {}), p.value) for p in metric.data.data_points]
+    return found
+
+
+def test_every_step_of_one_onboarding_is_a_span_of_one_trace(world: World) -> None:
+    world.queues.send(ob.REQUESTS, request("bank-a"))
+    deliver_all(world)
+    assert world.status("bank-a") == "active"
+    spans = [s for s in SPANS.get_finished_spans() if s.attributes and s.attributes.get("consortium.request_id")]
+    names = [s.name for s in spans]  # provision appears once per poll while ARM works
+    assert names[0] == "onboarding-requests" and names[-1] == "onboarding-activate"
+    assert set(names) == {
+        "onboarding-requests", "onboarding-keys", "onboarding-provision", "onboarding-publish", "onboarding-activate",
+    }  # fmt: skip
+    assert {s.context.trace_id for s in spans} == {telemetry.trace_id_of("req-bank-a-001")}
+    assert spans[0].attributes is not None and spans[0].attributes["consortium.member_id"] == "bank-a"
+
+
+def test_two_onboardings_are_two_traces(world: World) -> None:
+    world.queues.send(ob.REQUESTS, request("bank-a"))
+    world.queues.send(ob.REQUESTS, request("bank-b"))
+    deliver_all(world)
+    assert len({s.context.trace_id for s in SPANS.get_finished_spans()}) == 2
+
+
+def test_rejections_are_counted_by_queue_and_reason(world: World) -> None:
+    world.queues.send(ob.REQUESTS, json.dumps({"request_id": "req-x", "member_id": "bank-x", "surprise": 1}))
+    world.queues.send(ob.REQUESTS, "not json at all")
+    deliver_all(world)
+    rejections = {(a["queue"], a["reason"]): v for a, v in counted("consortium.rejections")}
+    assert rejections[(ob.REQUESTS, "schema")] >= 1 and rejections[(ob.REQUESTS, "not_json")] >= 1
+
+
+def test_gauges_report_the_latest_snapshot() -> None:
+    telemetry.set_gauge("consortium.nodes.available", {telemetry.attrs(member_id="bank-a"): 3.0})
+    telemetry.set_gauge("consortium.nodes.available", {telemetry.attrs(member_id="bank-a"): 2.0})
+    assert counted("consortium.nodes.available") == [({"member_id": "bank-a"}, 2.0)]
+
+
+def test_the_exporter_is_chosen_from_the_settings() -> None:
+    assert setup.choose({}) == "none"
+    assert setup.choose({"APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=x"}) == "azure_monitor"
+    assert setup.choose({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://localhost:4318"}) == "otlp"
+    assert setup.choose({"TELEMETRY_EXPORTER": "console", "OTEL_EXPORTER_OTLP_ENDPOINT": "x"}) == "console"
+    with pytest.raises(ValueError, match="TELEMETRY_EXPORTER='loud' must be one of"):
+        setup.choose({"TELEMETRY_EXPORTER": "loud"})
+
+
+def test_no_span_or_log_field_holds_key_material(world: World, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("DEBUG")
+    world.queues.send(ob.REQUESTS, request("bank-a"))
+    deliver_all(world)
+    public = world.record("bank-a")["keys"]["tls"]["public_jwk"]
+    text = json.dumps([dict(s.attributes or {}) for s in SPANS.get_finished_spans()]) + caplog.text
+    text += json.dumps([getattr(r, "fields", {}) for r in caplog.records], default=str)
+    assert public["x"] not in text and "PRIVATE KEY" not in text and '"d":' not in text

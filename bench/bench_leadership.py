@@ -1,15 +1,18 @@
 """Leader failover, graceful handover and split-brain writes, with 15-second blob leases on Azurite.
 
-Three contender processes (``bench/leadership_contender.py``) run many independent coordinator
-elections side by side, so one kill gives many trials at once:
-- failover: the holder of every election is killed with SIGKILL; each trial is the time from the kill
-  to the new coordinator's first action (goal: p99 at most 17 s, the lease plus one 2-second retry);
-- handover: the holder is stopped with SIGTERM and releases its leases (goal: p99 at most 3 s);
-- split brain: the holder of 100 elections is SIGSTOPped past its lease while another takes over and
-  writes, then SIGCONTed; it keeps writing without checking its term, and every stale write that
-  lands after a newer token's is counted (goal: 0).
-The issue names 3 local Functions host instances; the coordinator timers that would run there are
-not built yet, so the contenders are plain processes running the same ``LeaseKeeper`` code.
+Failover and handover run on three local host instances (``tools.funchost``), each a separate
+deployment running the real ``function_app.py``: the coordinator heartbeat contends every 2 s and
+the key rotation timer (every second here) acts only on the coordinator, writing its run record
+fenced with its token. Each trial finds the coordinator from the lease, stops its process, and
+times until the record carries a newer token, the new coordinator's first action; a replacement
+deployment then joins, so every trial has three live instances.
+- failover: ``kill -9`` (goal: p99 at most 17 s, the lease plus one 2-second retry), 20 trials;
+- handover: SIGTERM, the host stops gracefully and releases the lease (goal: p99 at most 3 s).
+Split brain needs 100 paused-leader trials, too slow one at a time on hosts, so it runs on contender
+processes (``bench/leadership_contender.py``) running the same ``LeaseKeeper`` and ``FencedWriter``
+code, many elections side by side: the holder of 100 elections is SIGSTOPped past its lease while
+another takes over and writes, then SIGCONTed; it keeps writing without checking its term, and
+every stale write that lands after a newer token's is counted (goal: 0).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -30,12 +34,21 @@ from typing import Any
 
 from azure.storage.blob import BlobServiceClient
 
+from shared import settings as settings_module
 from shared.adapters.storage import expand_connection_string
-from tools import azurite
+from shared.bootstrap import Platform
+from shared.services.leadership import COORDINATOR
+from shared.services.rotation import STATE_PATH as ROTATION_STATE
+from shared.settings import Settings
+from tools import azurite, emulator
 
 ROOT = Path(__file__).resolve().parent.parent
-FAILOVER_ELECTIONS = 24
+FAILOVER_TRIALS = 20
+HANDOVER_TRIALS = 10
 SPLIT_BRAIN_ELECTIONS = 100
+DEPLOYMENTS = ("dep-a", "dep-b", "dep-c")
+#: What the local host logs once an instance's coordinator heartbeat timer runs (it holds its listener lock).
+HEARTBEAT_LISTENING = '"timer listener started (holds the listener lock)", "function": "coordinator_heartbeat"'
 
 
 class Contender:
@@ -83,32 +96,90 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
 
 
-def takeover_times(conn: str, service: BlobServiceClient, how: signal.Signals) -> list[float]:
-    container = f"lead{uuid.uuid4().hex[:12]}"
-    service.create_container(container)
-    first = Contender(conn, container, "A", FAILOVER_ELECTIONS)
-    standbys: list[Contender] = []
-    try:
-        wait_until(lambda: len(first.of("acquired")) == FAILOVER_ELECTIONS, 60, "A to hold every election")
-        standbys = [Contender(conn, container, name, FAILOVER_ELECTIONS) for name in ("B", "C")]
-        wait_until(lambda: all(s.of("started") for s in standbys), 30, "the standbys to start")
-        time.sleep(3)  # the standbys are now polling
-        t0 = time.time()
-        os.kill(first.proc.pid, how)
+class Hosts:
+    """Three local host instances of the real app, one deployment each, against one Azurite and emulator."""
 
-        def taken() -> dict[str, float]:
-            seen: dict[str, float] = {}
-            for s in standbys:
-                for e in s.of("acquired"):
-                    if e["at"] >= t0:
-                        seen[e["election"]] = min(seen.get(e["election"], math.inf), e["at"])
-            return seen
+    def __init__(self, work: Path, values: dict[str, str]):
+        self.work, self.values = work, values
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.platform = Platform(Settings(values))
 
-        wait_until(lambda: len(taken()) == FAILOVER_ELECTIONS, 90, "every election to be taken over")
-        return [at - t0 for at in taken().values()]
-    finally:
-        for c in [first, *standbys]:
-            c.stop()
+    def start(self, deployment: str) -> None:
+        settings = self.work / f"{deployment}.json"
+        values = {**self.values, "CONSORTIUM_DEPLOYMENT": deployment, "AzureFunctionsWebHost__hostid": deployment}
+        settings.write_text(json.dumps({"IsEncrypted": False, "Values": values}))
+        ready = self.work / f"{deployment}.ready"
+        ready.unlink(missing_ok=True)
+        log = open(self.work / f"{deployment}.log", "ab")  # noqa: SIM115 - closed with the process
+        self.procs[deployment] = subprocess.Popen(  # our own interpreter and module, no shell  # nosec B603
+            [sys.executable, "-m", "tools.funchost", "--app-dir", str(ROOT), "--settings", str(settings),
+             "--no-http", "--ready-file", str(ready)],
+            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        log_file = self.work / f"{deployment}.log"
+        proc = self.procs[deployment]
+        try:
+            wait_until(lambda: ready.exists() or proc.poll() is not None, 120, f"{deployment} to start")
+            if proc.poll() is not None:
+                raise RuntimeError(f"{deployment} exited {proc.returncode}")
+            wait_until(lambda: HEARTBEAT_LISTENING in log_file.read_text(), 60, f"{deployment}'s heartbeat")
+        except RuntimeError as e:
+            raise RuntimeError(f"{e}; its log ends:\n{log_file.read_text()[-3000:]}") from None
+
+    def coordinator(self) -> tuple[str, int]:
+        """The deployment holding the role and its token, once it has acted with that token."""
+        lease = self.platform.leases.read(COORDINATOR)
+        return str(lease.holder or "").split("/", 1)[0], lease.fencing_token
+
+    def acted_token(self) -> int:
+        doc = self.platform.state.read(ROTATION_STATE)
+        return int(doc.body.get("fencing_token", 0)) if doc else 0
+
+    def stop_all(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _acting(hosts: Hosts) -> tuple[str, int] | None:
+    """The coordinator's deployment and token, once a live instance holds the role and has acted with it."""
+    name, token = hosts.coordinator()
+    alive = name in hosts.procs and hosts.procs[name].poll() is None
+    return (name, token) if alive and hosts.acted_token() == token else None
+
+
+def _newer_action(hosts: Hosts, token: int) -> Callable[[], bool]:
+    return lambda: hosts.acted_token() > token
+
+
+def host_takeover_times(hosts: Hosts, how: signal.Signals, trials: int) -> list[float]:
+    times = []
+    for trial in range(trials):
+        wait_until(lambda: _acting(hosts) is not None, 60, "a coordinator that has acted")
+        acting = _acting(hosts)
+        if acting is None:  # it stepped down between two reads: take the next trial's measure
+            continue
+        name, token = acting
+        # a random point in the renewal cycle (not a secret)
+        time.sleep(random.uniform(0, 5))  # nosec B311
+        t0 = time.monotonic()
+        os.kill(hosts.procs[name].pid, how)
+        wait_until(_newer_action(hosts, token), 60, f"trial {trial}: a new coordinator's first action")
+        times.append(time.monotonic() - t0)
+        hosts.procs[name].wait(timeout=30)
+        print(f"  {how.name} of {name} (token {token}): next coordinator acted after {times[-1]:.2f} s", flush=True)
+        del hosts.procs[name]
+        # A replacement deployment joins, so every trial has three live instances. A restart under the same
+        # host id would wait out its dead predecessor's timer listener lock (60 s, as the real host does)
+        # and stand by without a heartbeat meanwhile.
+        hosts.start(f"dep-{trial}-{how.name.lower()}")
+    return times
 
 
 def split_brain(conn: str, service: BlobServiceClient) -> tuple[int, int, int]:
@@ -141,22 +212,38 @@ def split_brain(conn: str, service: BlobServiceClient) -> tuple[int, int, int]:
 
 def run() -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
-        ports = azurite.free_ports(3)
-        az, proc = azurite.start(Path(tmp) / "azurite", ports=(ports[0], ports[1], ports[2]))
+        work = Path(tmp)
+        ports = azurite.free_ports(4)
+        az, proc = azurite.start(work / "azurite", ports=(ports[0], ports[1], ports[2]))
+        em, em_proc = emulator.start(work / "emulator", ports[3])
+        values = {
+            **settings_module.local_defaults(),
+            "AzureWebJobsStorage": az.connection_string,
+            "AZURE_ARM_ENDPOINT": em.url, "AZURE_METRICS_ENDPOINT": em.url, "AZURE_KEY_VAULT_URL": em.url,
+            "AZURE_CA_BUNDLE": str(em.ca), "LEASE_SECONDS": "15", "COORDINATOR_SCHEDULE": "*/2 * * * * *",
+            "KEY_ROTATION_SCHEDULE": "* * * * * *",  # the coordinator's first action, within a second
+        }  # fmt: skip
+        hosts = Hosts(work, values)
         try:
+            for deployment in DEPLOYMENTS:
+                hosts.start(deployment)
+            print(f"3 local host instances ({', '.join(DEPLOYMENTS)}), 15 s leases")
+            failover = host_takeover_times(hosts, signal.SIGKILL, FAILOVER_TRIALS)
+            handover = host_takeover_times(hosts, signal.SIGTERM, HANDOVER_TRIALS)
+            hosts.stop_all()
             conn = az.connection_string
             service = BlobServiceClient.from_connection_string(expand_connection_string(conn))
-            failover = takeover_times(conn, service, signal.SIGKILL)
-            handover = takeover_times(conn, service, signal.SIGTERM)
             trials, landed, fenced = split_brain(conn, service)
         finally:
+            hosts.stop_all()
+            azurite.stop_pid(em_proc.pid)
             azurite.stop_pid(proc.pid)
     print(f"{'figure':34} {'value':>8}  goal")
     print(f"{'failover p50 (kill -9), s':34} {percentile(failover, 50):8.2f}")
     print(f"{'failover p99 (kill -9), s':34} {percentile(failover, 99):8.2f}  <= 17 ({len(failover)} trials)")
     print(f"{'handover p99 (graceful), s':34} {percentile(handover, 99):8.2f}  <= 3 ({len(handover)} trials)")
     print(f"{'split-brain writes that landed':34} {landed:8d}  0 ({trials} paused-leader trials, {fenced} refused)")
-    print("15 s leases, standbys retry every 2 s; 3 contender processes (plain processes, not host instances)")
+    print("failover and handover on 3 local host instances; split brain on 3 contender processes")
     return {
         "failover_p50_seconds": round(percentile(failover, 50), 2),
         "failover_p99_seconds": round(percentile(failover, 99), 2),

@@ -20,7 +20,7 @@ def register(sub: Any) -> None:
         help="show the consortium's state",
         description="Show the coordinator (holder, fencing token, lease expiry), the network map version, "
         "every member with its scale set and keys (version, age, rotation stage), the poison queue counts, "
-        "recent scale changes and key rotations.",
+        "recent scale changes, key rotations, node health and repairs.",
     )
     p.add_argument("--json", action="store_true", help="print the status model as one JSON object")
     p.add_argument("--watch", type=float, metavar="SECONDS",
@@ -91,6 +91,21 @@ def render(model: dict[str, Any]) -> str:
     lines.append(f"scale changes (last tick {scaling.get('updated_at') or 'never'})" + ("" if recent else ": none yet"))
     for change in recent[:5]:
         lines.append(f"  {change['at']}  {change['member_id']:16} {change['reason']:12} {change['message']}")
+    health = model.get("health") or {}
+    repairs = health.get("recent") or []
+    lines.append("")
+    lines.append(f"node health (last check {health.get('updated_at') or 'never'})")
+    for m in model["members"]:
+        n = m.get("nodes") or {}
+        if n.get("checked_at"):
+            counts = "  ".join(
+                f"{n.get(b, 0)} {b}" for b in ("healthy", "suspect", "unhealthy", "repairing", "starting")
+            )
+            lines.append(f"  {m['member_id']:16} {counts}")
+    lines.append("node repairs" + ("" if repairs else ": none yet"))
+    for repair in repairs[:5]:
+        node = f"{repair['member_id']}/{repair['instance']}"
+        lines.append(f"  {repair['at']}  {node:20} {repair['action']:8} {repair['reason']:21} {repair['message']}")
     rotation = model.get("rotation") or {}
     signer = rotation.get("network_map_signer")
     lines.append("")

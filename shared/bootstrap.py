@@ -18,9 +18,11 @@ from shared.adapters.metrics import MonitorMetrics
 from shared.adapters.storage import blob_service, queue_service
 from shared.adapters.storage_queues import StorageQueues
 from shared.decisions.autoscale import ScalePolicy
+from shared.decisions.health import HealthPolicy
 from shared.decisions.rotation import KeyPolicy, parse_policy
 from shared.ports.clock import SystemClock
 from shared.services.autoscale import Autoscaler
+from shared.services.health import HealthMonitor, parse_ports
 from shared.services.leadership import Coordinator, holder_identity
 from shared.services.onboarding import Onboarding
 from shared.services.rotation import KeyRotator
@@ -116,6 +118,26 @@ class Platform:
         return Autoscaler(
             state=self.state, scalesets=self.scalesets, metrics=self.metrics, queues=self.queues,
             leases=self.leases, clock=SystemClock(), defaults=self.scale_policy,
+        )  # fmt: skip
+
+    @cached_property
+    def health(self) -> HealthMonitor:
+        """The node health check: ARM health plus a TCP probe of the Corda ports, repairs within a budget."""
+        s = self.settings
+        try:
+            ports = parse_ports(s.text("HEALTH_CORDA_PORTS"))
+        except ValueError as e:
+            raise SettingError(f"setting HEALTH_CORDA_PORTS={e}") from None
+        policy = HealthPolicy(
+            unhealthy_checks=s.integer("HEALTH_UNHEALTHY_CHECKS", minimum=1, maximum=100),
+            reimage_after_checks=s.integer("HEALTH_REIMAGE_AFTER_CHECKS", minimum=1, maximum=100),
+        )
+        timeout = s.number("HEALTH_PROBE_TIMEOUT_SECONDS", minimum=0.1)
+        if timeout > 30:
+            raise SettingError(f"setting HEALTH_PROBE_TIMEOUT_SECONDS={timeout} must be at most 30")
+        return HealthMonitor(
+            state=self.state, scalesets=self.scalesets, queues=self.queues, leases=self.leases, clock=SystemClock(),
+            policy=policy, corda_ports=ports, probe_timeout=timeout,
         )  # fmt: skip
 
     @cached_property

@@ -119,6 +119,14 @@ REGISTRY: tuple[Setting, ...] = (
         default="10",
     ),
     Setting(
+        "TELEMETRY_EXPORTER",
+        "auto",
+        "Where OpenTelemetry traces and metrics go: auto (Application Insights when "
+        "APPLICATIONINSIGHTS_CONNECTION_STRING is set, else OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set, else "
+        "nowhere), azure_monitor, otlp, console or none.",
+        default="auto",
+    ),
+    Setting(
         "POISON_SWEEP_SCHEDULE",
         "*/5 * * * * *",
         "NCRONTAB schedule of the sweep that records poison messages and marks their members failed.",
@@ -214,7 +222,41 @@ ROTATION: tuple[Setting, ...] = (
     ),
 )
 
-REGISTRY = REGISTRY + AUTOSCALE + ROTATION
+HEALTH: tuple[Setting, ...] = (
+    Setting(
+        "HEALTH_SCHEDULE",
+        "*/10 * * * * *",
+        "NCRONTAB schedule of the node health check (it acts only on the coordinator).",
+        default="0 * * * * *",
+    ),
+    Setting(
+        "HEALTH_CORDA_PORTS",
+        "10002,10003",
+        "Comma-separated Corda ports every node must accept TCP connections on (p2p, RPC); the emulator serves them.",
+        default="10002,10003",
+    ),
+    Setting(
+        "HEALTH_UNHEALTHY_CHECKS",
+        "3",
+        "Failed checks in a row (ARM unhealthy or a Corda port refused or timed out) before a node is restarted.",
+        default="3",
+    ),
+    Setting(
+        "HEALTH_REIMAGE_AFTER_CHECKS",
+        "3",
+        "Failed checks after a restart before the node is reimaged (and after a reimage before it is left to an "
+        "operator).",
+        default="3",
+    ),
+    Setting(
+        "HEALTH_PROBE_TIMEOUT_SECONDS",
+        "1",
+        "How long a TCP probe of one Corda port waits for the connection (0.1 to 30).",
+        default="2",
+    ),
+)
+
+REGISTRY = REGISTRY + AUTOSCALE + ROTATION + HEALTH
 
 
 def names() -> tuple[str, ...]:

@@ -83,6 +83,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'COORDINATOR_SCHEDULE', value: '*/2 * * * * *' }
         { name: 'LEASE_SECONDS', value: '15' }
         { name: 'ONBOARDING_POLL_SECONDS', value: '10' }
+        { name: 'TELEMETRY_EXPORTER', value: 'auto' }
         { name: 'POISON_SWEEP_SCHEDULE', value: '0 * * * * *' }
         { name: 'AUTOSCALE_SCHEDULE', value: '0 * * * * *' }
         { name: 'AUTOSCALE_TARGET_CPU', value: '75' }
@@ -97,6 +98,11 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'KEY_ROTATION_GOVERNANCE', value: 'rotate=P365D overlap=P30D warn=P30D' }
         { name: 'KEY_ROTATION_SIGNER', value: 'rotate=P180D overlap=P14D warn=P30D' }
         { name: 'KEY_ROTATION_IDENTITY', value: 'off rotate=P730D overlap=P30D warn=P60D' }
+        { name: 'HEALTH_SCHEDULE', value: '0 * * * * *' }
+        { name: 'HEALTH_CORDA_PORTS', value: '10002,10003' }
+        { name: 'HEALTH_UNHEALTHY_CHECKS', value: '3' }
+        { name: 'HEALTH_REIMAGE_AFTER_CHECKS', value: '3' }
+        { name: 'HEALTH_PROBE_TIMEOUT_SECONDS', value: '2' }
         { name: 'AZURE_CREDENTIAL', value: 'default' }
         { name: 'AZURE_SUBSCRIPTION_ID', value: subscription().subscriptionId }
         { name: 'AZURE_RESOURCE_GROUP', value: resourceGroup().name }

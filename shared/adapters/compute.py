@@ -3,14 +3,25 @@
 Writes are absolute capacities guarded by the ETag that was read (If-Match), never increments.
 Long-running operations are started with ``polling=False`` and checked later through the scale set's
 provisioning state, so a queue step never holds a worker while ARM provisions.
+
+Where a node is reached: a VMSS VM names its NICs (``properties.networkProfile.networkInterfaces``),
+but their IP addresses belong to the Network resource provider, which serves a scale set's NICs at
+``.../virtualMachineScaleSets/{name}/networkInterfaces`` (``NetworkInterfaces_ListVirtualMachineScaleSet
+NetworkInterfaces``). The project does not carry azure-mgmt-network for one read, so that listing goes
+through the Compute client's own pipeline (``send_request``: same credential, retries and endpoint)
+and only the fields read here are parsed. The emulator serves every node on 127.0.0.1 and tags each
+NIC ``corda-ports`` (``10002=41234,10003=41235``) with the ports it serves them on; in Azure no NIC
+carries that tag and each Corda port is reached at the NIC's address on that same port.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 from azure.core import MatchConditions
+from azure.core.rest import HttpRequest
 from azure.mgmt.compute import ComputeManagementClient
 from azure.mgmt.compute.models import (
     Sku,
@@ -20,9 +31,16 @@ from azure.mgmt.compute.models import (
 )
 
 from shared.adapters.azure_common import client_options, credential, translate
-from shared.errors import NotFoundError, PermanentError
+from shared.errors import NotFoundError, PermanentError, TransientError
 from shared.ports.scalesets import Instance, Operation, ScaleSet, ScaleSetSpec
 from shared.settings import Settings
+
+#: api-version of the Network resource provider's scale-set NIC listing.
+NETWORK_API_VERSION = "2024-05-01"
+#: NIC tag the emulator sets: where each Corda port of a node is served (see the module docstring).
+PORTS_TAG = "corda-ports"
+#: Pages of a NIC listing followed at most (a page holds many NICs; this only stops a loop).
+MAX_PAGES = 100
 
 
 def _scale_set(vmss: VirtualMachineScaleSet) -> ScaleSet:
@@ -37,6 +55,41 @@ def _scale_set(vmss: VirtualMachineScaleSet) -> ScaleSet:
     )
 
 
+def _ports(tag: str | None, where: str) -> tuple[tuple[int, int], ...] | None:
+    """The ``corda-ports`` tag, ``10002=41234,10003=41235``, as (Corda port, port) pairs."""
+    if tag is None:
+        return None
+    pairs = []
+    for part in filter(None, (p.strip() for p in tag.split(","))):
+        corda, _, reached = part.partition("=")
+        if not (corda.isdigit() and reached.isdigit()):
+            raise PermanentError(f"{where}: tag {PORTS_TAG}={tag!r} must read like 10002=41234,10003=41235")
+        pairs.append((int(corda), int(reached)))
+    return tuple(pairs)
+
+
+def _addresses(
+    nics: list[dict[str, Any]], where: str
+) -> dict[str, tuple[str | None, tuple[tuple[int, int], ...] | None]]:
+    """Instance id → (primary private IP, port map) from a scale set's NIC listing."""
+    found: dict[str, tuple[str | None, tuple[tuple[int, int], ...] | None]] = {}
+    for nic in nics:
+        props = nic.get("properties") or {}
+        vm_id = str((props.get("virtualMachine") or {}).get("id") or "")
+        if "/virtualMachines/" not in vm_id:
+            continue
+        instance_id = vm_id.rstrip("/").rsplit("/", 1)[-1]
+        if instance_id in found and not props.get("primary"):
+            continue  # a VM's secondary NIC never hides its primary one
+        configs = props.get("ipConfigurations") or []
+        primary = next(
+            (c for c in configs if (c.get("properties") or {}).get("primary")), configs[0] if configs else {}
+        )
+        address = (primary.get("properties") or {}).get("privateIPAddress")
+        found[instance_id] = (str(address) if address else None, _ports((nic.get("tags") or {}).get(PORTS_TAG), where))
+    return found
+
+
 def _instance(vm: VirtualMachineScaleSetVM) -> Instance:
     props: Any = vm.properties
     view = props.instance_view if props else None
@@ -49,6 +102,7 @@ def _instance(vm: VirtualMachineScaleSetVM) -> Instance:
         else "PowerState/unknown"
     )
     healthy = {"HealthState/healthy": True, "HealthState/unhealthy": False}.get(str(health_code))
+    initializing = str(health_code) == "HealthState/initializing"
     protected = bool(props.protection_policy.protect_from_scale_in) if props and props.protection_policy else False
     return Instance(
         instance_id=str(vm.instance_id),
@@ -56,12 +110,13 @@ def _instance(vm: VirtualMachineScaleSetVM) -> Instance:
         power_state=str(power).removeprefix("PowerState/"),
         provisioning_state=str(props.provisioning_state if props else "Unknown"),
         protected_from_scale_in=protected,
+        initializing=initializing,
     )
 
 
 class ArmScaleSets:
-    def __init__(self, client: ComputeManagementClient, resource_group: str):
-        self.client, self.rg = client, resource_group
+    def __init__(self, client: ComputeManagementClient, resource_group: str, subscription_id: str = ""):
+        self.client, self.rg, self.subscription_id = client, resource_group, subscription_id
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ArmScaleSets:
@@ -73,7 +128,7 @@ class ArmScaleSets:
             credential_scopes=["https://management.azure.com/.default"],
             **client_options(settings, "arm"),
         )
-        return cls(client, settings.text("AZURE_RESOURCE_GROUP"))
+        return cls(client, settings.text("AZURE_RESOURCE_GROUP"), settings.text("AZURE_SUBSCRIPTION_ID"))
 
     def get(self, name: str) -> ScaleSet | None:
         try:
@@ -123,14 +178,44 @@ class ArmScaleSets:
             raise translate(e, f"set capacity of {name} to {capacity}") from e
         return _scale_set(result)
 
-    def list_instances(self, name: str) -> list[Instance]:
+    def list_instances(self, name: str, *, addresses: bool = False) -> list[Instance]:
         try:
-            return [
+            found = [
                 _instance(vm)
                 for vm in self.client.virtual_machine_scale_set_vms.list(self.rg, name, expand="instanceView")
             ]
         except Exception as e:
             raise translate(e, f"list instances of {name}") from e
+        if not addresses:
+            return found
+        where = f"network interfaces of {name}"
+        reached = _addresses(self._network_interfaces(name, where), where)
+        return [replace(i, private_ip=reached.get(i.instance_id, (None, None))[0],
+                        ports=reached.get(i.instance_id, (None, None))[1]) for i in found]  # fmt: skip
+
+    def _network_interfaces(self, name: str, where: str) -> list[dict[str, Any]]:
+        """The scale set's NICs from the Network RP, every page (see the module docstring)."""
+        url: str | None = (
+            f"/subscriptions/{self.subscription_id}/resourceGroups/{self.rg}/providers/Microsoft.Compute"
+            f"/virtualMachineScaleSets/{name}/networkInterfaces?api-version={NETWORK_API_VERSION}"
+        )
+        nics: list[dict[str, Any]] = []
+        for _ in range(MAX_PAGES):
+            if url is None:
+                return nics
+            try:
+                response = self.client.send_request(HttpRequest("GET", url))
+                response.raise_for_status()
+                page = response.json()
+            except ValueError as e:
+                raise TransientError(f"{where}: the answer is not JSON: {e}") from e
+            except Exception as e:
+                raise translate(e, where) from e
+            if not isinstance(page, dict) or not isinstance(page.get("value"), list):
+                raise PermanentError(f"{where}: the answer has no 'value' list", reason="shape")
+            nics += [n for n in page["value"] if isinstance(n, dict)]
+            url = page.get("nextLink") or None
+        raise TransientError(f"{where}: more than {MAX_PAGES} pages")
 
     def set_protection(self, name: str, instance_id: str, *, protect_from_scale_in: bool) -> None:
         try:

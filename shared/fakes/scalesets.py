@@ -19,6 +19,8 @@ class FakeScaleSets:
         self.polls_to_finish = polls_to_finish
         self.restarts: list[tuple[str, str]] = []
         self.reimages: list[tuple[str, str]] = []
+        #: ARM reads spent on instance listings (a listing with addresses costs a second: the NICs).
+        self.listings = 0
         self._etags = itertools.count(1)
         self._ids = itertools.count(0)
 
@@ -28,7 +30,9 @@ class FakeScaleSets:
     def _resize(self, name: str, capacity: int) -> None:
         current = self.instances.setdefault(name, [])
         while len(current) < capacity:
-            current.append(Instance(str(next(self._ids)), None, "running", "Succeeded", False))
+            n = next(self._ids)
+            address = f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}"
+            current.append(Instance(str(n), None, "running", "Succeeded", False, private_ip=address))
         for instance in [i for i in reversed(current) if not i.protected_from_scale_in]:
             if len(current) <= capacity:
                 break
@@ -75,10 +79,12 @@ class FakeScaleSets:
         self._resize(name, capacity)
         return self.sets[name]
 
-    def list_instances(self, name: str) -> list[Instance]:
+    def list_instances(self, name: str, *, addresses: bool = False) -> list[Instance]:
         if name not in self.sets:
             raise NotFoundError(f"scale set {name}: not found")
-        return list(self.instances.get(name, []))
+        self.listings += 2 if addresses else 1
+        found = self.instances.get(name, [])
+        return list(found) if addresses else [replace(i, private_ip=None, ports=None) for i in found]
 
     def _replace_instance(self, name: str, instance_id: str, **changes: object) -> None:
         for i, instance in enumerate(self.instances.get(name, [])):

@@ -67,7 +67,23 @@ class Instance:
     power_state: str
     provisioning_state: str
     protected_from_scale_in: bool
+    #: The primary NIC's private IP address, where the node's Corda ports are reached (None: not known).
     private_ip: str | None = None
+    #: None: each Corda port is reached at ``private_ip`` on that same port (Azure). Otherwise the only
+    #: (Corda port, port it is reached on) pairs the node serves: the emulator serves every node on
+    #: 127.0.0.1, so each node's Corda ports are remapped to ports of its own.
+    ports: tuple[tuple[int, int], ...] | None = None
+    #: ARM's health extension is still in its grace period (``HealthState/initializing``): a node booting.
+    initializing: bool = False
+
+    def endpoint(self, port: int) -> tuple[str, int] | None:
+        """Where Corda port ``port`` of this node is reached, or None when it has no address or no such port."""
+        if self.private_ip is None:
+            return None
+        if self.ports is None:
+            return self.private_ip, port
+        reached = dict(self.ports).get(port)
+        return None if reached is None else (self.private_ip, reached)
 
 
 @dataclass(frozen=True)
@@ -98,7 +114,10 @@ class ScaleSets(Protocol):
         """Absolute capacity with If-Match; ``ConflictError`` when the ETag is stale."""
         ...
 
-    def list_instances(self, name: str) -> list[Instance]: ...
+    def list_instances(self, name: str, *, addresses: bool = False) -> list[Instance]:
+        """Every instance with its health and power state; with ``addresses``, also where its Corda ports
+        are reached (in Azure a second read: the addresses belong to the Network provider's NICs)."""
+        ...
 
     def set_protection(self, name: str, instance_id: str, *, protect_from_scale_in: bool) -> None: ...
 

@@ -12,20 +12,27 @@ from shared.ports.leases import LeaseStore
 from shared.ports.state import StateStore
 from shared.services import onboarding, rotation
 from shared.services.autoscale import autoscale_view
+from shared.services.health import health_view
 from shared.services.leadership import coordinator_status
 from shared.services.rotation import key_status, rotation_view
 
 #: Queues whose poison counts the status shows (and the sweep records, and replay-poison puts back):
 #: the contract's queues, the onboarding steps' and the key rotation requests'.
 WATCHED_QUEUES: tuple[str, ...] = (*onboarding.QUEUES, rotation.REQUESTS)
-#: Scale changes shown, newest first.
+#: Scale changes (and node repairs) shown, newest first.
 RECENT_SHOWN = 10
+#: How a member's nodes are counted by the last health check.
+HEALTH_BUCKETS = ("healthy", "starting", "suspect", "unhealthy", "repairing")
 
 
 def member_view(
-    record: dict[str, Any], scaled: dict[str, Any] | None = None, now: datetime | None = None
+    record: dict[str, Any],
+    scaled: dict[str, Any] | None = None,
+    now: datetime | None = None,
+    nodes: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One member for the status model; ``scaled`` is the autoscaler's last word on its scale set."""
+    """One member for the status model; ``scaled`` is the autoscaler's last word on its scale set,
+    ``nodes`` the last health check's counts of its nodes."""
     now = now or datetime.now(UTC)
     scale = {**(record.get("scale_set") or {}), **({"capacity": scaled["capacity"]} if scaled else {})}
     bounds = record.get("scale") or {}
@@ -40,6 +47,8 @@ def member_view(
             "max_nodes": int(bounds.get("max_nodes", scale.get("max_nodes", 1))),
         },
         "keys": {key.get("name", kind): key_status(key, now) for kind, key in (record.get("keys") or {}).items()},
+        "nodes": {bucket: int((nodes or {}).get(bucket, 0)) for bucket in HEALTH_BUCKETS}
+        | {"checked_at": (nodes or {}).get("at")},
     }
 
 
@@ -52,12 +61,15 @@ def build_status(
 ) -> dict[str, Any]:
     now = now or datetime.now(UTC)
     scaling = autoscale_view(state)
+    health = health_view(state)
     members = []
     for path in state.list_paths("members/"):
         doc = state.read(path)
         if doc is not None:
             scaled = scaling["last"].get(f"vmss-{doc.body.get('member_id')}")
-            members.append(member_view(doc.body, scaled if doc.body.get("status") == "active" else None, now))
+            active = doc.body.get("status") == "active"
+            checked = health["members"].get(str(doc.body.get("member_id"))) if active else None
+            members.append(member_view(doc.body, scaled if active else None, now, checked))
     network_map = state.read("network-map/current.json")
     return {
         "coordinator": coordinator_status(leases),
@@ -70,4 +82,9 @@ def build_status(
             "last": {name: {"reason": d["reason"], "message": d["message"]} for name, d in scaling["last"].items()},
         },
         "rotation": rotation_view(state, now),
+        "health": {
+            "updated_at": health["updated_at"],
+            "members": health["members"],
+            "recent": list(reversed(health["recent"][-RECENT_SHOWN:])),
+        },
     }

@@ -94,3 +94,14 @@ def test_arm_throttling_surfaces_as_transient_with_its_retry_after(
         assert raised.value.retry_after == 1.0
     finally:
         admin(handle, "DELETE", "/_admin/faults")
+
+
+def test_instances_listed_with_addresses_say_where_they_are_reached_and_without_cost_one_read(
+    scalesets: ScaleSets,
+) -> None:
+    s = spec(2)
+    settle(scalesets, scalesets.begin_create_or_update(s))
+    with_addresses = scalesets.list_instances(s.name, addresses=True)
+    assert [i.instance_id for i in with_addresses] == [i.instance_id for i in scalesets.list_instances(s.name)]
+    assert all(i.private_ip for i in with_addresses)
+    assert all(i.private_ip is None and i.endpoint(10002) is None for i in scalesets.list_instances(s.name))

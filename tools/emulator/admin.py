@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from .compute import DEFAULTS
+from .compute import DEFAULTS, FAULTS
 from .server import Request, Response, Router, error
 
 if TYPE_CHECKING:
@@ -71,10 +71,25 @@ def register(router: Router, emulator: Emulator) -> None:
         return Response(204)
 
     def set_instance(r: Request) -> Response:
-        fault = (r.body or {}).get("fault")
-        if fault not in (None, "crashed", "broken"):
+        body = r.body or {}
+        fault = body.get("fault")
+        if fault not in (None, *FAULTS):
             return error(
-                400, "BadRequest", "fault must be 'crashed' (a restart fixes it), 'broken' (a reimage does) or null"
+                400, "BadRequest",
+                "fault must be 'crashed' (ARM unhealthy; a restart fixes it), 'broken' (ARM unhealthy; a reimage "
+                "does), 'hung' (ARM healthy, its Corda ports accept nothing; a restart fixes it), 'port_closed' "
+                "(ARM healthy, its Corda ports refuse; a reimage fixes it) or null",
+            )  # fmt: skip
+        ports = body.get("ports")
+        served = emulator.compute.corda_ports
+        if ports is not None and (
+            fault != "port_closed" or not isinstance(ports, list) or not ports
+            or any(not isinstance(p, int) or isinstance(p, bool) or p not in served for p in ports)
+        ):  # fmt: skip
+            return error(
+                400,
+                "BadRequest",
+                f"ports is only for port_closed: a non-empty list of Corda ports out of {list(served)}",
             )
         with state.lock:
             vmss = emulator.compute.find(r.params["name"])
@@ -83,8 +98,14 @@ def register(router: Router, emulator: Emulator) -> None:
             for instance in vmss["instances"]:
                 if instance["id"] == r.params["instance"]:
                     instance["fault"] = fault
+                    if ports is None:
+                        instance.pop("closed_ports", None)
+                    else:
+                        instance["closed_ports"] = sorted(set(ports))
                     state.save("compute")
-                    return Response(200, {"instance": instance["id"], "fault": fault})
+                    emulator.compute.on_change()
+                    answer = {"instance": instance["id"], "fault": fault}
+                    return Response(200, {**answer, "ports": ports} if ports is not None else answer)
         return error(404, "NotFound", f"instance {r.params['instance']} was not found")
 
     def set_missing(r: Request) -> Response:

@@ -4,18 +4,37 @@ scale-in protection, restart and reimage.
 
 Instances follow the capacity: new ones boot for ``boot_delay_seconds`` (health ``initializing``)
 before they serve; scale-in removes the newest unprotected instances and never a protected one.
+
+Instance faults (set through the admin API): ``crashed`` (ARM unhealthy; a restart fixes it),
+``broken`` (ARM unhealthy; only a reimage does), ``hung`` (ARM still healthy, its Corda ports accept
+nothing; a restart fixes it) and ``port_closed`` (ARM still healthy, all or some Corda ports refuse;
+only a reimage fixes it). ``nodes.py`` makes each running node's Corda ports really listen.
+
+Where a node is reached: each VM names its NIC in ``properties.networkProfile.networkInterfaces``
+(as ARM does), and the scale set's NICs are listed at ``.../virtualMachineScaleSets/{name}/
+networkInterfaces`` (and per VM at ``.../virtualMachines/{id}/networkInterfaces``) in the Network
+provider's shape, with ``ipConfigurations[].properties.privateIPAddress``. Two differences from
+Azure: every NIC's address is 127.0.0.1, and each carries the tag ``corda-ports``
+(``10002=41234,10003=41235``) naming where its Corda ports are served, since nodes sharing one address
+cannot share ports; Azure serves that listing from the Network provider (api-version 2024-05-01
+and others), here it is the Compute emulator.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from .server import Request, Response, Router, error
 from .state import State
 
 DEFAULTS = {"boot_delay_seconds": 90.0, "operation_seconds": 2.0, "node_capacity_tpm": 1000.0, "restart_seconds": 10.0}
+#: The Corda ports each node serves unless the emulator is started with others (p2p, RPC).
+CORDA_PORTS = (10002, 10003)
+NODE_ADDRESS = "127.0.0.1"
+FAULTS = ("crashed", "broken", "hung", "port_closed")
 PREFIX = (
     r"/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/Microsoft\.Compute/virtualMachineScaleSets"
 )
@@ -24,6 +43,9 @@ PREFIX = (
 class Compute:
     def __init__(self, state: State):
         self.state = state
+        self.corda_ports: tuple[int, ...] = CORDA_PORTS
+        #: Called after instances change (created, removed, restarted, faulted): the node ports follow.
+        self.on_change: Callable[[], None] = lambda: None
 
     # -- model -----------------------------------------------------------------------------------
     @property
@@ -116,6 +138,7 @@ class Compute:
             self._set_capacity(vmss, capacity)
             self.sets[key] = vmss
             self.state.save("compute")
+            self.on_change()
             return Response(201 if existing is None else 200, self._view(r, key, vmss), headers)
 
     def _precondition(self, r: Request, vmss: dict[str, Any]) -> bool:
@@ -155,6 +178,7 @@ class Compute:
             op_id, headers = self._operation(r, vmss["location"])
             vmss["operation"], vmss["pending_state"] = op_id, "Updating"
             self.state.save("compute")
+            self.on_change()
             return Response(200, self._view(r, key, vmss), headers)
 
     def list(self, r: Request) -> Response:
@@ -174,14 +198,14 @@ class Compute:
     # -- instances -------------------------------------------------------------------------------
     def health(self, instance: dict[str, Any]) -> str:
         now = time.time()
-        if instance.get("fault"):
-            return "HealthState/unhealthy"
+        if instance.get("fault") in ("crashed", "broken"):
+            return "HealthState/unhealthy"  # a hung node or a closed port fools the health extension
         if now < instance.get("restarting_until", 0) or now - instance["created"] < self.config("boot_delay_seconds"):
             return "HealthState/initializing"
         return "HealthState/healthy"
 
     def serving(self, vmss: dict[str, Any]) -> int:
-        return sum(1 for i in vmss["instances"] if self.health(i) == "HealthState/healthy")
+        return sum(1 for i in vmss["instances"] if self.health(i) == "HealthState/healthy" and not i.get("fault"))
 
     def _vm_view(self, r: Request, vmss: dict[str, Any], instance: dict[str, Any]) -> dict[str, Any]:
         base = f"/subscriptions/{r.params['sub']}/resourceGroups/{r.params['rg']}/providers/Microsoft.Compute/virtualMachineScaleSets/{vmss['name']}"
@@ -192,10 +216,46 @@ class Compute:
             "properties": {
                 "provisioningState": "Succeeded", "latestModelApplied": True,
                 "protectionPolicy": {"protectFromScaleIn": instance["protected"]},
+                "networkProfile": {"networkInterfaces": [{"id": f"{base}/virtualMachines/{instance['id']}/networkInterfaces/nic",
+                                                          "properties": {"primary": True}}]},
                 "instanceView": {"statuses": [{"code": "ProvisioningState/succeeded"}, {"code": power}],
                                  "vmHealth": {"status": {"code": self.health(instance)}}},
             },
         }  # fmt: skip
+
+    def _nic_view(self, r: Request, vmss: dict[str, Any], instance: dict[str, Any]) -> dict[str, Any]:
+        """The instance's NIC as the Network provider shows it (see the module docstring for the differences)."""
+        vm = f"/subscriptions/{r.params['sub']}/resourceGroups/{r.params['rg']}/providers/Microsoft.Compute/virtualMachineScaleSets/{vmss['name']}/virtualMachines/{instance['id']}"
+        nic = f"{vm}/networkInterfaces/nic"
+        ports = instance.get("ports") or {}
+        subnet = ""
+        for config in (
+            (((vmss.get("body") or {}).get("properties") or {}).get("virtualMachineProfile") or {})
+            .get("networkProfile", {})
+            .get("networkInterfaceConfigurations", [])
+        ):
+            for ip in (config.get("properties") or {}).get("ipConfigurations", []):
+                subnet = subnet or ((ip.get("properties") or {}).get("subnet") or {}).get("id", "")
+        return {
+            "id": nic, "name": "nic", "type": "Microsoft.Network/networkInterfaces", "location": vmss["location"],
+            "tags": {"corda-ports": ",".join(f"{p}={ports[str(p)]}" for p in self.corda_ports if str(p) in ports)},
+            "properties": {
+                "provisioningState": "Succeeded", "primary": True, "virtualMachine": {"id": vm},
+                "ipConfigurations": [{"id": f"{nic}/ipConfigurations/ipconfig", "name": "ipconfig", "properties": {
+                    "provisioningState": "Succeeded", "privateIPAddress": NODE_ADDRESS, "privateIPAllocationMethod": "Dynamic",
+                    "privateIPAddressVersion": "IPv4", "primary": True, "subnet": {"id": subnet}}}],
+            },
+        }  # fmt: skip
+
+    def list_nics(self, r: Request) -> Response:
+        vmss = self.sets.get(self.key(r))
+        if vmss is None:
+            return error(404, "ResourceNotFound", f"scale set {r.params['name']} was not found")
+        wanted = r.params.get("instance")
+        instances = [i for i in vmss["instances"] if wanted is None or i["id"] == wanted]
+        if wanted is not None and not instances:
+            return error(404, "NotFound", f"instance {wanted} of {r.params['name']} was not found")
+        return Response(200, {"value": [self._nic_view(r, vmss, i) for i in instances]})
 
     def _instance(self, r: Request) -> tuple[dict[str, Any], dict[str, Any]] | Response:
         vmss = self.sets.get(self.key(r))
@@ -240,12 +300,14 @@ class Compute:
             fault = instance.get("fault")
             if r.params["action"] == "restart":
                 instance["restarting_until"] = time.time() + self.config("restart_seconds")
-                if fault == "crashed":
+                if fault in ("crashed", "hung"):
                     instance["fault"] = None
             else:  # reimage: a fresh disk boots like a new node
                 instance["created"] = time.time()
                 instance["fault"] = None
+                instance.pop("closed_ports", None)
             self.state.save("compute")
+            self.on_change()
             _, headers = self._operation(r, vmss["location"])
             return Response(202, None, headers)
 
@@ -258,6 +320,8 @@ def register(router: Router, compute: Compute) -> None:
     router.add("PATCH", name, "compute", compute.patch)
     router.add("GET", f"{name}/virtualMachines", "compute", compute.list_vms)
     router.add("GET", rf"{name}/virtualMachines/(?P<instance>\d+)", "compute", compute.get_vm)
+    router.add("GET", rf"{name}/networkInterfaces", "compute", compute.list_nics)
+    router.add("GET", rf"{name}/virtualMachines/(?P<instance>\d+)/networkInterfaces", "compute", compute.list_nics)
     router.add("PUT", rf"{name}/virtualMachines/(?P<instance>\d+)", "compute", compute.put_vm)
     router.add(
         "POST", rf"{name}/virtualMachines/(?P<instance>\d+)/(?P<action>restart|reimage)", "compute", compute.vm_action

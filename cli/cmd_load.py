@@ -40,8 +40,12 @@ def register(sub: Any) -> None:
     node = kinds.add_parser("node", help="make a member's node fail")
     node.add_argument("member", metavar="MEMBER")
     node.add_argument("instance", metavar="INSTANCE", help="instance id, e.g. 0")
-    node.add_argument("--kind", choices=["crashed", "broken", "none"], default="crashed",
-                      help="crashed: a restart fixes it; broken: a reimage does; none: heal it")  # fmt: skip
+    node.add_argument("--kind", choices=["crashed", "broken", "hung", "port_closed", "none"], default="crashed",
+                      help="crashed: ARM unhealthy, a restart fixes it; broken: a reimage does; hung: ARM healthy but "
+                      "its Corda ports accept nothing, a restart fixes it; port_closed: its ports refuse, a reimage "
+                      "fixes it; none: heal it")  # fmt: skip
+    node.add_argument("--port", type=int, action="append", dest="ports", metavar="PORT",
+                      help="with port_closed: only this Corda port (repeatable; default all)")  # fmt: skip
     node.set_defaults(handler=run_node_fault)
     miss = kinds.add_parser("metrics-missing", help="make a member's metrics go missing (or come back)")
     miss.add_argument("member", metavar="MEMBER")
@@ -71,7 +75,10 @@ def run_service_fault(args: argparse.Namespace) -> int:
 def run_node_fault(args: argparse.Namespace) -> int:
     member = member_arg(args.member)
     fault = None if args.kind == "none" else args.kind
-    call(settings(), "PUT", f"/_admin/instances/{scale_set_name(member)}/{args.instance}", {"fault": fault})
+    if args.ports and fault != "port_closed":
+        raise UsageError("--port is only for --kind port_closed")
+    body: dict[str, object] = {"fault": fault, **({"ports": args.ports} if args.ports else {})}
+    call(settings(), "PUT", f"/_admin/instances/{scale_set_name(member)}/{args.instance}", body)
     print(f"{member}: instance {args.instance} is now {args.kind if fault else 'healthy'}")
     return 0
 

@@ -305,6 +305,16 @@
     const health = member.health ?? s.health ?? member.nodes ?? null;
     if (health === null) return el("span", { class: "muted", title: "the status model reports no node health", text: "not reported" });
     if (typeof health === "string") return badge(health, /^(ok|healthy|running)$/i.test(health) ? "ok" : "warn");
+    if (typeof health === "object" && !Array.isArray(health)) {
+      // node counts per state: show the states that have nodes, healthy in green, the rest as warnings
+      const counts = Object.entries(health).filter(([, n]) => typeof n === "number");
+      if (counts.length) {
+        const counted = counts.filter(([, n]) => n > 0);
+        const checked = health.checked_at ? el("div", { class: "muted", text: `checked ${clock(health.checked_at)}` }) : "";
+        if (!counted.length) return el("span", { class: "muted", text: health.checked_at ? "no nodes" : "not checked yet" });
+        return el("span", { class: "health" }, ...counted.map(([state, n]) => badge(`${n} ${state}`, state === "healthy" ? "ok" : "warn")), checked);
+      }
+    }
     return value(health, 1);
   }
 

@@ -153,3 +153,17 @@ def stop_pid(pid: int, *, timeout: float = 10.0) -> None:
         time.sleep(0.1)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
+
+
+def restart(
+    az: Azurite, location: Path, *, log_file: Path | None = None, down_seconds: float = 0.0, timeout: float = 30.0
+) -> tuple[Azurite, subprocess.Popen[bytes]]:
+    """Stop the Azurite ``az`` names (by its pid) and start it again on the same ports and data folder.
+
+    A storage outage for the chaos suite (``tools/chaos.py``): clients see refused connections for
+    ``down_seconds``, then the same account with the data Azurite saved when it stopped.
+    """
+    if az.pid is not None:
+        stop_pid(az.pid)
+    time.sleep(down_seconds)
+    return start(location, ports=(az.blob_port, az.queue_port, az.table_port), log_file=log_file, timeout=timeout)

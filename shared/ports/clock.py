@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import os
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
+
+#: Test-only: the chaos suite (tests/chaos, tools/chaos.py) starts host instances whose clocks are this
+#: many seconds off, to show that nothing depends on instances agreeing on the time. Azure never sets
+#: it, so it is not a setting (not in shared/settings.py); unset, the clock is the wall clock.
+SKEW_VARIABLE = "CONSORTIUM_CLOCK_SKEW_SECONDS"
 
 
 class Clock(Protocol):
@@ -13,7 +19,10 @@ class Clock(Protocol):
 
 
 class SystemClock:
-    """The wall clock, in UTC."""
+    """The wall clock, in UTC (plus the test-only skew of ``CONSORTIUM_CLOCK_SKEW_SECONDS``, if set)."""
+
+    def __init__(self) -> None:
+        self.skew = timedelta(seconds=float(os.environ.get(SKEW_VARIABLE) or 0))
 
     def now(self) -> datetime:
-        return datetime.now(UTC)
+        return datetime.now(UTC) + self.skew

@@ -387,9 +387,13 @@ class Onboarding:
         mid, rid, now = record["member_id"], record["request_id"], iso(self.clock)
         keys: dict[str, Any] = {}
         created = 0
+        done = "keys" in (record.get("steps") or {})
         for kind in KEY_KINDS:
             name = key_name(mid, kind)
             existing = record.get("keys", {}).get(kind)
+            if done and existing and existing.get("kid"):
+                keys[kind] = existing  # recorded already (and maybe rotated since): a redelivery changes nothing
+                continue
             key = self.keys.get_key(name)
             if key is None or key.tags.get("request_id") != rid or not key.enabled:
                 key = self.keys.create_key(name, "EC", tags={"member_id": mid, "request_id": rid, "kind": kind})

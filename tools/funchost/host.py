@@ -55,6 +55,8 @@ class Host:
         receive_visibility = timedelta(
             seconds=float(os.environ.get("FUNCHOST_RECEIVE_VISIBILITY_SECONDS", RECEIVE_VISIBILITY.total_seconds()))
         )
+        # A testing facility (see tools/funchost/queues.py): every message delivered twice; the chaos suite sets it.
+        deliver_twice = self.deliver_twice = os.environ.get("FUNCHOST_DELIVER_TWICE", "").strip().lower()
         self.queue_listeners: list[QueueListener] = []
         self.outputs = Outputs(self.settings, self.config.queues.message_encoding, self._notify)
         for spec in self.specs:
@@ -67,6 +69,7 @@ class Host:
                         self.outputs,
                         str(app_dir),
                         receive_visibility,
+                        deliver_twice,
                     )
                 )
         self.timer_listeners = [
@@ -106,6 +109,8 @@ class Host:
         ]
         for spec in self.specs:
             lines.append(f"    {spec.name}: {describe_trigger(spec)}")
+        if self.deliver_twice:
+            lines.append(f"  FUNCHOST_DELIVER_TWICE={self.deliver_twice}: each queue message delivered twice (testing)")
         if self.options.port is not None and any(s.trigger_type == "httpTrigger" for s in self.specs):
             lines.append(f"  HTTP on http://localhost:{self.options.port} (auth levels are not enforced locally)")
         return "\n".join(lines)

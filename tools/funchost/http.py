@@ -1,7 +1,9 @@
 """HTTP triggers on a local port, routed as the host routes them: ``/api/<route>`` with ``{params}``.
 
 Also serves the host's own ``GET /admin/host/status`` (``{"state": "Running", ...}``), which the
-stack and the tests use as the readiness check. Authorization levels are not enforced locally (the
+stack and the tests use as the readiness check. A ``Content-Length`` that is not a number of bytes is
+answered 400, one over the host's 100 MB request limit 413, before any body is read; a malformed
+request line gets a status line too (400, 505). Authorization levels are not enforced locally (the
 real host skips them under Core Tools too); in Azure, FUNCTION-level routes need a function key.
 """
 
@@ -22,6 +24,9 @@ import azure.functions as func
 from . import logs
 from .indexing import FunctionSpec
 from .invoke import RetryContext, call
+
+#: The Functions host's default limit on an HTTP request body (100 MB).
+MAX_BODY_BYTES = 100 * 1024 * 1024
 
 
 def compile_route(route: str) -> re.Pattern[str]:
@@ -114,10 +119,20 @@ class HttpRoutes:
 def serve(routes: HttpRoutes, port: int) -> tuple[ThreadingHTTPServer, threading.Thread]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # A request line too malformed to name its version is still answered with a status line (400, 505),
+        # as the real host does, not HTTP/0.9-style with a bare body.
+        default_request_version = "HTTP/1.1"
 
         def _do(self) -> None:
             parts = urlsplit(self.path)
-            length = int(self.headers.get("Content-Length") or 0)
+            declared = (self.headers.get("Content-Length") or "0").strip()
+            length = int(declared) if declared.isascii() and declared.isdigit() else -1
+            if length < 0:
+                self.send_error(400, f"Content-Length {declared[:40]!r} is not a number of bytes")
+                return
+            if length > MAX_BODY_BYTES:
+                self.send_error(413, f"Content-Length {length} exceeds the {MAX_BODY_BYTES}-byte request limit")
+                return
             body = self.rfile.read(length) if length else b""
             status, headers, payload = routes.handle(
                 self.command, parts.path, parts.query, dict(self.headers.items()), body

@@ -8,6 +8,15 @@ Success deletes it; failure makes it visible again after ``visibilityTimeout``, 
 count reaches ``maxDequeueCount``, copies it to ``<queue>-poison`` (created if missing) and deletes it.
 A message that arrives already past ``maxDequeueCount`` is poisoned without running; a base64 message
 that does not decode goes straight to poison. Output bindings send only after the function succeeds.
+
+Testing facility, not a host behaviour: with ``FUNCHOST_DELIVER_TWICE`` set (read by ``tools.funchost``
+only; the chaos suite sets it) every message is delivered twice, as at-least-once queues may do. With
+``after``, a first delivery that succeeds is not deleted but made visible again at once (a completion
+that was lost), so some instance runs it a second time; with ``during``, a first delivery is made
+visible again as it starts (an invisibility that ran out mid-run), so a second delivery may run beside
+it. Either way the second delivery has dequeue count 2 and is then handled normally. Each listener
+doubles a given body once: a function that hands its message on unchanged (re-posting it for later)
+would otherwise see its copies double every round, which no real queue does.
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import hashlib
 import random
 import re
 import threading
@@ -44,6 +54,8 @@ from .invoke import RetryContext, call
 RECEIVE_VISIBILITY = timedelta(minutes=10)
 RENEW_EVERY = timedelta(minutes=5)
 MIN_POLL = 0.1
+#: Values of ``FUNCHOST_DELIVER_TWICE`` (see the module docstring); empty: each message once, as the host does.
+DELIVER_TWICE_MODES = ("", "after", "during")
 _QUEUE_NAME = re.compile(r"^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$")
 
 
@@ -131,7 +143,13 @@ class QueueListener:
         outputs: Outputs,
         app_dir: str,
         receive_visibility: timedelta = RECEIVE_VISIBILITY,
+        deliver_twice: str = "",
     ):
+        if deliver_twice not in DELIVER_TWICE_MODES:
+            raise ValueError(f"FUNCHOST_DELIVER_TWICE={deliver_twice!r} must be one of {DELIVER_TWICE_MODES}")
+        self.deliver_twice = deliver_twice
+        self._doubled: set[str] = set()
+        self._doubled_lock = threading.Lock()
         self.spec, self.options, self.outputs, self.app_dir = spec, options, outputs, app_dir
         self.queue = spec.trigger["queueName"]
         service = queue_service(settings, spec.trigger.get("connection") or "AzureWebJobsStorage")
@@ -238,6 +256,9 @@ class QueueListener:
             self._poison(message, fields, "Message decoding has failed! Check MessageEncoding settings.")
             return
 
+        doubled = (message.dequeue_count or 0) == 1 and self._double(body)
+        if doubled and self.deliver_twice == "during":
+            self._release(message, message.pop_receipt, visibility=0)  # the testing facility: visible again now
         renewer = _VisibilityRenewer(self.client, message, self.receive_visibility)
         renewer.start()
         started = time.monotonic()
@@ -257,7 +278,10 @@ class QueueListener:
             renewer.stop()
         duration_ms = round((time.monotonic() - started) * 1000, 1)
         pop_receipt = renewer.pop_receipt
-        if outcome == "Succeeded":
+        if outcome == "Succeeded" and doubled and self.deliver_twice == "after":
+            self._release(message, pop_receipt, visibility=0)  # the testing facility: as if the delete was lost
+            outcome = "Succeeded (delivered again: FUNCHOST_DELIVER_TWICE=after)"
+        elif outcome == "Succeeded":
             self._delete(message.id, pop_receipt)
         elif self.poison_client is None:
             outcome = "Failed (left invisible: no poison queue for this queue)"
@@ -268,6 +292,19 @@ class QueueListener:
         else:
             self._release(message, pop_receipt)
         logs.invocation(outcome, duration_ms=duration_ms, error=error, **fields)
+
+    def _double(self, body: bytes) -> bool:
+        """Whether this first delivery is to be delivered again (the testing facility, once per body)."""
+        if not self.deliver_twice:
+            return False
+        digest = hashlib.sha256(body).hexdigest()
+        with self._doubled_lock:
+            if digest in self._doubled:
+                return False
+            if len(self._doubled) > 100_000:
+                self._doubled.clear()
+            self._doubled.add(digest)
+            return True
 
     def _trigger_value(self, message: QueueMessage, body: bytes) -> Any:
         annotation = self.spec.user_function.__annotations__.get(self.spec.trigger["name"])
@@ -294,13 +331,11 @@ class QueueListener:
             if e.status_code not in (400, 404):
                 raise
 
-    def _release(self, message: QueueMessage, pop_receipt: str | None) -> None:
+    def _release(self, message: QueueMessage, pop_receipt: str | None, visibility: int | None = None) -> None:
+        if visibility is None:
+            visibility = int(self.options.visibility_timeout.total_seconds())
         try:
-            self.client.update_message(
-                message.id,
-                pop_receipt=pop_receipt,
-                visibility_timeout=int(self.options.visibility_timeout.total_seconds()),
-            )
+            self.client.update_message(message.id, pop_receipt=pop_receipt, visibility_timeout=visibility)
         except (ResourceNotFoundError, HttpResponseError):
             pass  # lost ownership: the message reappears when its invisibility ends
 

@@ -32,8 +32,8 @@ from shared.fakes.queues import FakeQueues
 from shared.naming import KEY_KINDS, key_name
 from shared.services.leadership import COORDINATOR
 from shared.services.network_map import NetworkMapPublisher
-from shared.services.records import member_path
-from shared.services.rotation import KeyRotator, key_entry
+from shared.services.records import key_entry, member_path
+from shared.services.rotation import KeyRotator
 from shared.settings import Settings
 from tools import azurite, emulator
 

@@ -18,7 +18,7 @@ from cli.context import settings
 from cli.main import CommandError, UsageError, member_arg
 from shared.bootstrap import Platform
 from shared.messages import KeyRotationRequest, Rejection, parse
-from shared.services.records import list_rejections
+from shared.services.records import rejection_path
 from shared.services.rotation import REQUESTS, request_report_path
 
 #: Actions not worth a line of their own when following a request.
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"posted {body['request_id']}: rotate {scope}{' (forced)' if args.force else ' (what is due)'}")
     if not args.wait:
         return 0
-    report = _follow(platform, body["request_id"], args.wait, runs_before)
+    report = _follow(platform, body["request_id"], args.wait, runs_before, rejection_path(REQUESTS, raw))
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
@@ -80,8 +80,11 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _follow(platform: Platform, request_id: str, seconds: float, runs_before: int) -> dict[str, Any]:
-    """The coordinator's report once it has taken this delivery (its ``runs`` passed ``runs_before``)."""
+def _follow(platform: Platform, request_id: str, seconds: float, runs_before: int, refusal: str) -> dict[str, Any]:
+    """The coordinator's report once it has taken this delivery (its ``runs`` passed ``runs_before``).
+
+    ``refusal`` is where the coordinator records the message if it refuses it (a member not active).
+    """
     deadline = time.monotonic() + seconds
     path = request_report_path(request_id)
     waited = False
@@ -91,9 +94,10 @@ def _follow(platform: Platform, request_id: str, seconds: float, runs_before: in
             if waited:
                 print(file=sys.stderr)
             return doc.body
-        refused = next((r for r in list_rejections(platform.state, 50) if r.get("request_id") == request_id), None)
+        refused = platform.state.read(refusal)
         if refused is not None:
-            raise CommandError(f"request {request_id} was rejected: {refused['reason']}: {refused['message']}")
+            why = f"{refused.body['reason']}: {refused.body['message']}"
+            raise CommandError(f"request {request_id} was rejected: {why}")
         print(".", end="", file=sys.stderr, flush=True)
         waited = True
         time.sleep(1)

@@ -50,7 +50,7 @@ from shared.ports.scalesets import Instance, ScaleSets
 from shared.ports.state import StateStore
 from shared.services.leadership import COORDINATOR, FencedWriter
 from shared.services.network_map import active_members
-from shared.services.records import Events
+from shared.services.records import Events, iso_time, parse_time
 
 log = logging.getLogger(__name__)
 
@@ -91,23 +91,15 @@ def parse_ports(text: str) -> tuple[int, ...]:
     return tuple(ports)
 
 
-def _iso(at: datetime) -> str:
-    return at.isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def _when(text: str | None) -> datetime | None:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
-
-
 def heartbeat_to_json(hb: Heartbeat) -> dict[str, Any]:
     repair = None
     if hb.repair is not None:
         r = hb.repair
-        repair = {"action": r.action.value, "at": _iso(r.at), "reason": r.reason.value, "checks": r.checks}
+        repair = {"action": r.action.value, "at": iso_time(r.at), "reason": r.reason.value, "checks": r.checks}
     return {
         "failures": hb.failures,
-        "last_checked": _iso(hb.last_checked) if hb.last_checked else None,
-        "last_healthy": _iso(hb.last_healthy) if hb.last_healthy else None,
+        "last_checked": iso_time(hb.last_checked) if hb.last_checked else None,
+        "last_healthy": iso_time(hb.last_healthy) if hb.last_healthy else None,
         "repair": repair,
         "exhausted": hb.exhausted,
     }
@@ -117,11 +109,11 @@ def heartbeat_from_json(body: dict[str, Any] | None) -> Heartbeat:
     if not body:
         return Heartbeat()
     repair = body.get("repair")
-    at = _when(repair["at"]) if repair else None
+    at = parse_time(repair["at"]) if repair else None
     return Heartbeat(
         failures=int(body.get("failures", 0)),
-        last_checked=_when(body.get("last_checked")),
-        last_healthy=_when(body.get("last_healthy")),
+        last_checked=parse_time(body.get("last_checked")),
+        last_healthy=parse_time(body.get("last_healthy")),
         repair=Repair(Action(repair["action"]), at, Reason(repair["reason"]), int(repair.get("checks", 0)))
         if repair and at
         else None,
@@ -262,8 +254,9 @@ class HealthMonitor:
                 decisions[key] = replace(decision, state=State.HOLD, action=Action.NONE, message=message)
                 continue
             repair = {
-                "at": _iso(now), "member_id": obs.member_id, "scale_set": obs.scale_set, "instance": obs.instance_id,
-                "action": decision.action.value, "reason": decision.reason.value, "message": decision.message,
+                "at": iso_time(now), "member_id": obs.member_id, "scale_set": obs.scale_set,
+                "instance": obs.instance_id, "action": decision.action.value, "reason": decision.reason.value,
+                "message": decision.message,
                 "failures": heartbeats[key].failures,
             }  # fmt: skip
             repairs.append(repair)
@@ -277,7 +270,7 @@ class HealthMonitor:
             if decision.reason is Reason.REPAIRS_EXHAUSTED and not before[key].exhausted:
                 obs = by_key[key]
                 self.events.emit(
-                    "node.unrepaired", obs.member_id, (key, _iso(now)), scale_set=obs.scale_set,
+                    "node.unrepaired", obs.member_id, (key, iso_time(now)), scale_set=obs.scale_set,
                     instance=obs.instance_id, reason=decision.reason.value, message=decision.message,
                 )  # fmt: skip
                 log.warning("%s: %s", key, decision.message, extra={"fields": {"member_id": obs.member_id}})
@@ -298,7 +291,7 @@ class HealthMonitor:
         heartbeats: dict[str, Heartbeat],
         repairs: list[dict[str, Any]],
     ) -> None:
-        at = _iso(now)
+        at = iso_time(now)
         read = {name for name, found in instances.items() if found is not None}
         by_member: dict[str, list[Observation]] = {}
         for obs in observations:

@@ -43,7 +43,7 @@ from shared.messages import (
 )
 from shared.naming import KEY_KINDS, key_name, scale_set_name
 from shared.ports.clock import Clock
-from shared.ports.keys import KeyStore, KeyVersion
+from shared.ports.keys import KeyStore
 from shared.ports.leases import LeaseStore
 from shared.ports.queues import MessageSender
 from shared.ports.scalesets import Operation, ScaleSets, ScaleSetSpec
@@ -54,6 +54,7 @@ from shared.services.records import (
     Events,
     Rejections,
     iso,
+    key_entry,
     member_path,
     request_path,
     update_record,
@@ -87,17 +88,6 @@ class Outcome:
 def _next_step(record: dict[str, Any]) -> str | None:
     done = record.get("steps") or {}
     return next((s for s in STEPS if s not in done), None)
-
-
-def _key_entry(key: KeyVersion, at: str) -> dict[str, Any]:
-    return {
-        "name": key.name,
-        "kid": key.kid,
-        "version": key.version,
-        "public_jwk": key.public_jwk,
-        "created_at": key.created_on.isoformat(timespec="seconds").replace("+00:00", "Z"),
-        "rotated_at": at,
-    }
 
 
 @dataclass
@@ -399,7 +389,7 @@ class Onboarding:
                 key = self.keys.create_key(name, "EC", tags={"member_id": mid, "request_id": rid, "kind": kind})
                 created += 1
             same = existing and existing.get("kid") == key.kid
-            keys[kind] = existing if same else _key_entry(key, now)
+            keys[kind] = existing if same else key_entry(key, now)
         record = self._mark_step(mid, "keys", keys=keys)
         self._send_step("provision", record)
         return Outcome("keys", f"{mid}: {created} key(s) created, {len(KEY_KINDS) - created} found", mid)

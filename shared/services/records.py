@@ -14,11 +14,13 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from shared.errors import ConflictError, TransientError
 from shared.messages import Rejection
 from shared.ports.clock import Clock
+from shared.ports.keys import KeyVersion
 from shared.ports.queues import MessageSender
 from shared.ports.state import Document, StateStore
 
@@ -40,7 +42,29 @@ def stable_id(*parts: object) -> str:
 
 
 def iso(clock: Clock) -> str:
-    return clock.now().isoformat(timespec="seconds").replace("+00:00", "Z")
+    return iso_time(clock.now())
+
+
+def iso_time(at: datetime) -> str:
+    """A UTC time as state stores it: ISO 8601 to the second, ``Z`` for UTC."""
+    return at.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def parse_time(text: object) -> datetime | None:
+    """A time stored by ``iso_time`` (or any ISO 8601 text) back; None when there is none."""
+    return datetime.fromisoformat(str(text).replace("Z", "+00:00")) if text else None
+
+
+def key_entry(key: KeyVersion, at: str) -> dict[str, Any]:
+    """A Key Vault key version as member records keep it (public part only); ``at``: when it became current."""
+    return {
+        "name": key.name,
+        "kid": key.kid,
+        "version": key.version,
+        "public_jwk": key.public_jwk,
+        "created_at": iso_time(key.created_on),
+        "rotated_at": at,
+    }
 
 
 @dataclass
@@ -70,7 +94,7 @@ class Rejections:
     def record(self, queue: str, raw: str | bytes, rejection: Rejection) -> dict[str, Any]:
         """Record the refusal once; a redelivered copy of the same message finds it and records nothing."""
         data = raw.encode(errors="replace") if isinstance(raw, str) else raw
-        key = stable_id(queue, hashlib.sha256(data).hexdigest())
+        key = rejection_key(queue, data)
         body = {
             "at": iso(self.clock),
             "queue": queue,
@@ -96,6 +120,16 @@ class Rejections:
 
     def list(self, limit: int | None = None) -> list[dict[str, Any]]:
         return list_rejections(self.state, limit)
+
+
+def rejection_key(queue: str, data: bytes) -> str:
+    return stable_id(queue, hashlib.sha256(data).hexdigest())
+
+
+def rejection_path(queue: str, raw: str | bytes) -> str:
+    """Where the rejection of this exact message on ``queue`` is recorded (one per queue and body)."""
+    data = raw.encode(errors="replace") if isinstance(raw, str) else raw
+    return f"rejections/{rejection_key(queue, data)}.json"
 
 
 def list_rejections(state: StateStore, limit: int | None = None) -> list[dict[str, Any]]:

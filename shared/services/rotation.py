@@ -49,7 +49,15 @@ from shared.services.network_map import (
     NetworkMapPublisher,
     active_members,
 )
-from shared.services.records import Events, Rejections, member_path, update_record
+from shared.services.records import (
+    Events,
+    Rejections,
+    iso_time,
+    key_entry,
+    member_path,
+    parse_time,
+    update_record,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,14 +72,6 @@ RECENT_LIMIT = 100
 _BEFORE_PUBLISH = (Action.WARN, Action.START, Action.RETIRE)
 #: Actions that need the map published and a second look afterwards.
 _AFTER_PUBLISH = (Action.START, Action.PUBLISH, Action.RETIRE, Action.FINISH)
-
-
-def _iso(at: datetime) -> str:
-    return at.isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def _when(text: Any) -> datetime | None:
-    return datetime.fromisoformat(str(text).replace("Z", "+00:00")) if text else None
 
 
 @dataclass(frozen=True)
@@ -155,13 +155,13 @@ def key_view(name: str, kind: str, entry: dict[str, Any], shown: dict[str, Any] 
         kind=kind,
         version=str(entry.get("version")),
         # A key's age runs from when it became current (rotated_at, on the control plane's clock).
-        created_at=_when(entry.get("rotated_at") or entry.get("created_at")) or datetime.min.replace(tzinfo=UTC),
+        created_at=parse_time(entry.get("rotated_at") or entry.get("created_at")) or datetime.min.replace(tzinfo=UTC),
         rotation=Rotation(
             id=str(rotation["id"]),
             stage=Stage(rotation["stage"]),
             from_version=str(rotation["from_version"]),
             request_id=rotation.get("request_id"),
-            retire_after=_when(rotation.get("retire_after")),
+            retire_after=parse_time(rotation.get("retire_after")),
         )
         if rotation
         else None,
@@ -169,18 +169,6 @@ def key_view(name: str, kind: str, entry: dict[str, Any], shown: dict[str, Any] 
         warned_version=entry.get("warned_version"),
         last_request_id=last.get("request_id"),
     )
-
-
-def key_entry(key: KeyVersion, at: str) -> dict[str, Any]:
-    """A key version as the record keeps it (public part only)."""
-    return {
-        "name": key.name,
-        "kid": key.kid,
-        "version": key.version,
-        "public_jwk": key.public_jwk,
-        "created_at": _iso(key.created_on),
-        "rotated_at": at,
-    }
 
 
 @dataclass
@@ -272,7 +260,7 @@ class KeyRotator:
             first[h.path] = self._plans(h, body, network_map, force, request_id)
             for kind in h.kinds:
                 entry = (body.get("keys") or {}).get(kind) or {}
-                became = _when(entry.get("rotated_at") or entry.get("created_at"))
+                became = parse_time(entry.get("rotated_at") or entry.get("created_at"))
                 if became is not None:
                     run.key_ages[h.key_name(kind)] = round((now - became) / timedelta(days=1), 3)
         busy: list[str] = []
@@ -367,7 +355,7 @@ class KeyRotator:
         key = self.keys.get_key(NETWORK_MAP_SIGNER, kid.rstrip("/").rsplit("/", 1)[-1]) if kid else None
         if key is None:
             return None
-        entry = {**key_entry(key, _iso(key.created_on)), "rotated_at": _iso(key.created_on)}
+        entry = key_entry(key, iso_time(key.created_on))
         doc = self.fenced.update(SIGNER_PATH, token, lambda body: body or {"keys": {SIGNER_KIND: entry}})
         return doc.body
 
@@ -412,7 +400,7 @@ class KeyRotator:
     ) -> list[KeyResult]:
         body = self._read(h.path) or {}
         plans = dict(self._plans(h, body, network_map, force, request_id))  # re-planned under the lease
-        now, at = self.clock.now(), _iso(self.clock.now())
+        now, at = self.clock.now(), iso_time(self.clock.now())
         entries: dict[str, dict[str, Any]] = dict(body.get("keys") or {})
         results: list[KeyResult] = []
 
@@ -421,7 +409,7 @@ class KeyRotator:
             entry, p = entries[kind], plans[kind]
             self.events.emit(
                 "key.expiring", h.member_id, (entry["kid"],), key_name=h.key_name(kind), kind=kind,
-                version=entry["version"], due_at=_iso(p.due_at) if p.due_at else None,
+                version=entry["version"], due_at=iso_time(p.due_at) if p.due_at else None,
             )  # fmt: skip
             results.append(KeyResult(h.member_id, h.key_name(kind), kind, "warn", p.reason, p.message))
         if warn:
@@ -455,13 +443,13 @@ class KeyRotator:
                     "previous": previous,
                     "rotation": {
                         **intent, "stage": Stage.ANNOUNCED.value, "to_version": key.version,
-                        "retire_after": _iso(retire_after),
+                        "retire_after": iso_time(retire_after),
                     },
                 }  # fmt: skip
                 results.append(
                     KeyResult(h.member_id, h.key_name(kind), kind, "start", plans[kind].reason,
                               f"{h.key_name(kind)}: v{key.version[:8]} created, v{str(intent['from_version'])[:8]} "
-                              f"stays published until {_iso(retire_after)}")
+                              f"stays published until {iso_time(retire_after)}")
                 )  # fmt: skip
             body = self._write(h, token, lambda b: self._with_entries(b, announced))
 
@@ -493,7 +481,7 @@ class KeyRotator:
     def _after_publish(self, h: _Holder, token: int, network_map: dict[str, Any] | None) -> list[KeyResult]:
         body = self._read(h.path) or {}
         shown = _map_keys(network_map, h)
-        at = _iso(self.clock.now())
+        at = iso_time(self.clock.now())
         results: list[KeyResult] = []
         published, finished = {}, {}
         for kind in h.kinds:
@@ -540,7 +528,7 @@ class KeyRotator:
     def _record_run(
         self, token: int, run: RotationRun, *, trigger: str, request_id: str | None, force: bool, member_id: str | None
     ) -> None:
-        at = _iso(self.clock.now())
+        at = iso_time(self.clock.now())
         acted = [
             {"at": at, **r.as_json()} for r in run.results if r.action not in (Action.NONE.value, Action.WAIT.value)
         ]
@@ -585,7 +573,7 @@ def rotation_view(state: StateStore, now: datetime) -> dict[str, Any]:
 
 def key_status(entry: dict[str, Any], now: datetime) -> dict[str, Any]:
     """One key for people: version, when it was made and rotated, its age, and any rotation under way."""
-    created = _when(entry.get("rotated_at") or entry.get("created_at"))
+    created = parse_time(entry.get("rotated_at") or entry.get("created_at"))
     rotation = entry.get("rotation") or {}
     view: dict[str, Any] = {
         "version": entry.get("version"),

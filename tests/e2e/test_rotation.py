@@ -72,3 +72,5 @@ def test_rotate_keys_from_the_cli_rotates_then_the_timer_retires(run_app, azure_
     assert status.returncode == 0, status.stderr
     refused = cli(values, "rotate-keys", "--member", "Not_A_Member")
     assert refused.returncode == 2 and "--member" in refused.stderr
+    stranger = cli(values, "rotate-keys", "--member", "no-such-bank", "--wait", "30")
+    assert stranger.returncode == 1 and "rejected: not_active" in stranger.stderr, stranger.stderr

@@ -22,8 +22,8 @@ from shared.ports.queues import MessageSender
 from shared.ports.state import StateStore
 from shared.services.leadership import COORDINATOR
 from shared.services.network_map import MAP_PATH, NetworkMapPublisher
-from shared.services.records import member_path
-from shared.services.rotation import KeyRotator, key_entry
+from shared.services.records import key_entry, member_path
+from shared.services.rotation import KeyRotator
 
 DAY = timedelta(days=1)
 POLICIES = {

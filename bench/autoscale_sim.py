@@ -158,7 +158,8 @@ class Ours:
     def tick(self, now: float, capacity: int, ready: int, metrics: MinuteMetrics | None) -> int:
         cpu = metrics.cpu if metrics else None
         tpm = metrics.tpm if metrics else None
-        obs = Observation(capacity=capacity, cpu_percent=cpu, tpm=tpm, partial=False, protected=0)
+        start = EPOCH + timedelta(seconds=60 * metrics.minute) if metrics else None
+        obs = Observation(capacity, cpu, tpm, partial=False, protected=0, sample_start=start, sample_seconds=60.0)
         decision, self.history = decide(obs, self.policy, self.history, EPOCH + timedelta(seconds=now))
         return decision.target
 

@@ -28,6 +28,7 @@ above serving capacity, in nodes, over time) of ours over the rules' and the HPA
 from __future__ import annotations
 
 import random
+import statistics
 import time
 from datetime import timedelta
 
@@ -133,6 +134,30 @@ def _table(traces: list[Trace], runs: dict[tuple[str, str], Run]) -> dict[str, R
     return totals
 
 
+def other_seeds(seeds: range = range(1, 11)) -> dict[str, float]:
+    """The same comparison on the five trace shapes drawn with other seeds: the median and the worst of
+    each figure, so a policy fitted to one draw of the noise and the spikes would show here."""
+    rows: list[tuple[float, float, float, float]] = []
+    for seed in seeds:
+        traces = [make(seed * 10 + i) for i, make in enumerate(TRACES)]
+        runs = simulate_all(traces)
+        total = {s: sum(runs[t.name, s].unmet_node_minutes for t in traces) for s in ("ours", "azure_rules", "hpa")}
+        nodes = {s: sum(runs[t.name, s].node_minutes for t in traces) for s in ("ours", "oracle")}
+        reversals = sum(runs[t.name, "ours"].reversals for t in traces)
+        rows.append((total["ours"] / max(total["azure_rules"], 1e-9), total["ours"] / max(total["hpa"], 1e-9),
+                     nodes["ours"] / nodes["oracle"], float(reversals)))  # fmt: skip
+    names = ("underprovisioned_ratio_vs_azure_rules", "underprovisioned_ratio_vs_hpa", "node_minutes_ratio_vs_oracle",
+             "reversals")  # fmt: skip
+    print(f"\nthe same on {len(seeds)} other draws of each trace: {'figure':<40}{'median':>9}{'worst':>9}")
+    figures: dict[str, float] = {}
+    for name, column in zip(names, zip(*rows, strict=True), strict=True):
+        median, worst = statistics.median(column), max(column)
+        print(f"{'':>45}{name:<40}{median:>9.3f}{worst:>9.3f}")
+        figures[f"autoscale_{name}_other_seeds_median"] = median
+        figures[f"autoscale_{name}_other_seeds_worst"] = worst
+    return figures
+
+
 def run() -> dict[str, float]:
     traces = [make() for make in TRACES]
     runs = simulate_all(traces)
@@ -156,6 +181,7 @@ def run() -> dict[str, float]:
         "autoscale_reversals": float(ours.reversals),
         "autoscale_decide_seconds_10000": decide_seconds(),
         **tick_calls(),
+        **other_seeds(),
     }
     figures = {k: round(v, 4) for k, v in figures.items()}
     for note in notes:

@@ -110,6 +110,8 @@ class Platform:
             tolerance=s.number("AUTOSCALE_TOLERANCE", minimum=0),
             scale_in_window_seconds=s.number("AUTOSCALE_SCALE_IN_WINDOW_SECONDS", minimum=0),
             cooldown_seconds=s.number("AUTOSCALE_COOLDOWN_SECONDS", minimum=0),
+            transient_window_seconds=s.number("AUTOSCALE_TRANSIENT_WINDOW_SECONDS", minimum=0),
+            transient_memory_seconds=s.number("AUTOSCALE_TRANSIENT_MEMORY_SECONDS", minimum=0),
             boot_seconds=s.number("AUTOSCALE_BOOT_SECONDS", minimum=0),
         )
 

@@ -144,9 +144,9 @@ AUTOSCALE: tuple[Setting, ...] = (
     ),
     Setting(
         "AUTOSCALE_TARGET_CPU",
-        "75",
+        "80",
         "Average CPU (percent) each scale set is sized for; the larger of the CPU and transaction targets wins.",
-        default="75",
+        default="80",
     ),
     Setting(
         "AUTOSCALE_TARGET_TPM_PER_NODE",
@@ -164,13 +164,27 @@ AUTOSCALE: tuple[Setting, ...] = (
         "AUTOSCALE_SCALE_IN_WINDOW_SECONDS",
         "60",
         "Load must ask for fewer nodes for this long before a scale-in (the highest recommendation in it wins).",
-        default="600",
+        default="300",
     ),
     Setting(
         "AUTOSCALE_COOLDOWN_SECONDS",
         "30",
         "No scale-in for this long after any capacity change (600: no reversal within 10 minutes of a scale-out).",
         default="600",
+    ),
+    Setting(
+        "AUTOSCALE_TRANSIENT_WINDOW_SECONDS",
+        "120",
+        "Scale-in window while load is bursty: load that fell back within the cooldown of a scale-out makes "
+        "a scale-in wait this long without a higher recommendation (a scale-in before the next burst "
+        "would be reversed minutes later).",
+        default="1800",
+    ),
+    Setting(
+        "AUTOSCALE_TRANSIENT_MEMORY_SECONDS",
+        "300",
+        "How long after a burst the longer scale-in window applies.",
+        default="5400",
     ),
     Setting(
         "AUTOSCALE_BOOT_SECONDS",

@@ -86,11 +86,13 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'TELEMETRY_EXPORTER', value: 'auto' }
         { name: 'POISON_SWEEP_SCHEDULE', value: '0 * * * * *' }
         { name: 'AUTOSCALE_SCHEDULE', value: '0 * * * * *' }
-        { name: 'AUTOSCALE_TARGET_CPU', value: '75' }
+        { name: 'AUTOSCALE_TARGET_CPU', value: '80' }
         { name: 'AUTOSCALE_TARGET_TPM_PER_NODE', value: '850' }
         { name: 'AUTOSCALE_TOLERANCE', value: '0.1' }
-        { name: 'AUTOSCALE_SCALE_IN_WINDOW_SECONDS', value: '600' }
+        { name: 'AUTOSCALE_SCALE_IN_WINDOW_SECONDS', value: '300' }
         { name: 'AUTOSCALE_COOLDOWN_SECONDS', value: '600' }
+        { name: 'AUTOSCALE_TRANSIENT_WINDOW_SECONDS', value: '1800' }
+        { name: 'AUTOSCALE_TRANSIENT_MEMORY_SECONDS', value: '5400' }
         { name: 'AUTOSCALE_BOOT_SECONDS', value: '90' }
         { name: 'AUTOSCALE_DEFAULT_MAX_NODES', value: '6' }
         { name: 'KEY_ROTATION_SCHEDULE', value: '0 0 3 * * *' }

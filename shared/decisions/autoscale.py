@@ -3,8 +3,11 @@ a decision (target capacity, reason, one-line message) and the history to store 
 
 How it reads the metrics (the HPA's replica maths, with what it lacks for VMs that boot slowly):
 - **Target tracking on each metric, the larger wins.** CPU: ``ready × cpu ÷ target_cpu`` nodes;
-  transactions: ``tpm ÷ target_tpm_per_node`` nodes. Only *ready* nodes carry load: nodes added
-  less than ``boot_seconds`` ago (known from the stored changes, not from extra ARM reads) are warming.
+  transactions: ``tpm ÷ target_tpm_per_node`` nodes. Only nodes that had booted carry load, and a
+  metric is an average over its minute: the CPU is read against the nodes that served during that
+  minute, each node added by a recent change counting for the share of the minute it had finished
+  booting (``boot_seconds``, known from the stored changes, not from extra ARM reads). Read against
+  the nodes ready *now*, a minute in which new nodes came up half-way would look twice as loaded.
 - **Tolerance band.** Within ``±tolerance`` of the current size nothing changes (the HPA's 0.1).
 - **Scale out at once, bounded.** Up to ``max(step_out_nodes, capacity × step_out_ratio)`` more per
   minute (the HPA's 4 pods or 100%, over the capacity a minute ago). A saturated set (CPU at
@@ -16,7 +19,14 @@ How it reads the metrics (the HPA's replica maths, with what it lacks for VMs th
   highest recommendation of the last ``scale_in_window_seconds``, only once the stored history
   covers the whole window (a fresh coordinator does not scale in on one sample), never on missing
   or partial data, never within ``cooldown_seconds`` of a change, never below the instances
-  protected from scale-in.
+  protected from scale-in, and never by a sliver: a target within the tolerance of the current
+  size is not worth a change.
+- **Load that comes and goes waits longer.** When load falls back to where the set was before the
+  scale-outs of the last ``cooldown_seconds`` (a burst; a surge that was overshot is not one), the
+  set is in a bursty spell for ``transient_memory_seconds``: a scale-in then needs
+  ``transient_window_seconds`` without a higher recommendation. A scale-in right before the next
+  burst is what turns into a scale-out minutes later (a reversal); steady load, rising or falling,
+  keeps the short window.
 - **Bounds.** Never below ``max(1, min_nodes)`` nor above ``max_nodes``; a set outside its bounds is
   brought back whatever the metrics say.
 - **Compute's throttle.** At most ``max_updates_per_minute`` capacity writes per scale set per minute.
@@ -62,7 +72,7 @@ class ScalePolicy:
 
     min_nodes: int = 1
     max_nodes: int = 6
-    target_cpu: float = 75.0
+    target_cpu: float = 80.0
     target_tpm_per_node: float = 850.0
     tolerance: float = 0.1
     saturation_cpu: float = 95.0
@@ -70,8 +80,11 @@ class ScalePolicy:
     saturation_factor: float = 2.0
     step_out_nodes: int = 4
     step_out_ratio: float = 1.0
-    scale_in_window_seconds: float = 600.0
+    scale_in_window_seconds: float = 300.0
     cooldown_seconds: float = 600.0
+    #: Scale-in window while the load is bursty, and how long a burst keeps it so.
+    transient_window_seconds: float = 1800.0
+    transient_memory_seconds: float = 5400.0
     boot_seconds: float = 90.0
     max_updates_per_minute: int = 4
 
@@ -86,6 +99,17 @@ class ScalePolicy:
             raise ValueError(f"target_tpm_per_node={self.target_tpm_per_node} must be positive")
         if not 0 <= self.tolerance < 1:
             raise ValueError(f"tolerance={self.tolerance} must be in [0, 1)")
+        if self.transient_window_seconds < 0 or self.transient_memory_seconds < 0:
+            raise ValueError(
+                f"transient_window_seconds={self.transient_window_seconds} and transient_memory_seconds="
+                f"{self.transient_memory_seconds} must not be negative"
+            )
+
+    def window_seconds(self, bursty: bool) -> float:
+        """How long lower load must last before a scale-in."""
+        if bursty:
+            return max(self.scale_in_window_seconds, self.transient_window_seconds)
+        return self.scale_in_window_seconds
 
     @property
     def floor(self) -> int:
@@ -105,6 +129,9 @@ class Observation:
     partial: bool = False
     #: Instances protected from scale-in (None when not read this tick: then scale-in is not decided).
     protected: int | None = 0
+    #: When the interval the metrics average began, and its length; None: the nodes ready now served it.
+    sample_start: datetime | None = None
+    sample_seconds: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -124,6 +151,8 @@ class History:
     changes: tuple[Change, ...] = ()
     #: When recommendations started being recorded without a gap (the window must be covered).
     since: datetime | None = None
+    #: When load last fell back within ``cooldown_seconds`` of a scale-out (a burst).
+    burst_at: datetime | None = None
 
     def warming(self, now: datetime, boot_seconds: float, capacity: int) -> int:
         """Nodes added less than ``boot_seconds`` ago that are still in the set."""
@@ -133,6 +162,25 @@ class History:
             if c.after > c.before and (now - c.at).total_seconds() < boot_seconds
         )
         return max(0, min(capacity, added))
+
+    def serving(self, start: datetime, seconds: float, boot_seconds: float, capacity: int) -> float:
+        """Nodes that served, on average, over ``[start, start + seconds)``: a node added by a recent
+        change counts for the share of that interval after it finished booting."""
+        missing = 0.0
+        for c in self.changes:
+            if c.after > c.before:
+                booted = (c.at - start).total_seconds() + boot_seconds
+                share = min(1.0, max(0.0, (seconds - booted) / seconds))
+                missing += (c.after - c.before) * (1.0 - share)
+        return max(0.0, capacity - missing)
+
+    def bursty(self, now: datetime, policy: ScalePolicy) -> bool:
+        return self.burst_at is not None and (now - self.burst_at).total_seconds() < policy.transient_memory_seconds
+
+    def highest(self, now: datetime, seconds: float) -> int | None:
+        """The highest recommendation of the last ``seconds``."""
+        values = [r for t, r in self.recommendations if (now - t).total_seconds() < seconds]
+        return max(values) if values else None
 
     def last_change(self) -> Change | None:
         return self.changes[-1] if self.changes else None
@@ -162,8 +210,8 @@ def _move(before: int, target: int, reason: Reason, message: str, desired: int |
     return Decision(action, target, reason, message, desired)
 
 
-def _desired(obs: Observation, ready: int, policy: ScalePolicy) -> tuple[float, bool]:
-    """Nodes the load asks for (fractional) and whether the set is saturated."""
+def _desired(obs: Observation, ready: float, policy: ScalePolicy) -> tuple[float, bool]:
+    """Nodes the load asks for (fractional) and whether the set is saturated, ``ready`` nodes having served it."""
     wants: list[float] = []
     saturated = False
     if obs.cpu_percent is not None:
@@ -201,11 +249,28 @@ def _remember(obs: Observation, policy: ScalePolicy, history: History, now: date
     """Add this tick's recommendation; a tick without complete data breaks the window (it restarts)."""
     if obs.partial or obs.cpu_percent is None or obs.tpm is None:
         return replace(history, recommendations=(), since=None)
-    ready = obs.capacity - history.warming(now, policy.boot_seconds, obs.capacity)
-    desired = _round(_desired(obs, ready, policy)[0])
-    window = timedelta(seconds=policy.scale_in_window_seconds)
-    kept = tuple((t, r) for t, r in history.recommendations if now - t < window)
-    return replace(history, recommendations=(*kept, (now, desired)), since=history.since or now)
+    desired = _round(_desired(obs, _served(obs, policy, history, now), policy)[0])
+    # A burst: load back down to where the set was before the scale-outs of the last cooldown began
+    # (back to 12 after 4 → 8 → 12 → 16 is a surge overshot, back to 4 is a burst that has passed).
+    burst_at = history.burst_at
+    ups = [c.before for c in history.changes
+           if c.after > c.before and (now - c.at).total_seconds() < policy.cooldown_seconds]  # fmt: skip
+    if ups and desired <= min(ups):
+        burst_at = now
+    # Only what a window's maximum can still need: an older recommendation no higher than a newer one
+    # never decides it (a sliding-window maximum), so a long window stays a few entries.
+    window = timedelta(seconds=policy.window_seconds(bursty=True))
+    kept = [(t, r) for t, r in history.recommendations if now - t < window]
+    while kept and kept[-1][1] <= desired:
+        kept.pop()
+    return replace(history, recommendations=(*kept, (now, desired)), since=history.since or now, burst_at=burst_at)
+
+
+def _served(obs: Observation, policy: ScalePolicy, history: History, now: datetime) -> float:
+    """The nodes that served the interval the metrics describe."""
+    if obs.sample_start is None:
+        return obs.capacity - history.warming(now, policy.boot_seconds, obs.capacity)
+    return history.serving(obs.sample_start, obs.sample_seconds, policy.boot_seconds, obs.capacity)
 
 
 def _round(want: float) -> int:
@@ -216,9 +281,8 @@ def _decide(obs: Observation, policy: ScalePolicy, history: History, now: dateti
     capacity = obs.capacity
     ceiling, floor = policy.max_nodes, policy.floor
     if capacity < floor:
-        ready = capacity - history.warming(now, policy.boot_seconds, capacity)
         has_data = obs.cpu_percent is not None or obs.tpm is not None
-        asked = _round(_desired(obs, ready, policy)[0]) if has_data else 0
+        asked = _round(_desired(obs, _served(obs, policy, history, now), policy)[0]) if has_data else 0
         target = max(floor, min(asked, ceiling))
         return _move(capacity, target, Reason.BELOW_MIN, f"capacity {capacity} is below the minimum {floor}", None)
     if capacity > ceiling:
@@ -233,7 +297,7 @@ def _decide(obs: Observation, policy: ScalePolicy, history: History, now: dateti
 
     warming = history.warming(now, policy.boot_seconds, capacity)
     ready = capacity - warming
-    want, saturated = _desired(obs, ready, policy)
+    want, saturated = _desired(obs, _served(obs, policy, history, now), policy)
     desired = _round(want)
     ratio = want / ready if ready else math.inf
     if desired > capacity and (saturated or ratio > 1 + policy.tolerance):
@@ -267,14 +331,21 @@ def _decide(obs: Observation, policy: ScalePolicy, history: History, now: dateti
         left = policy.cooldown_seconds - (now - last.at).total_seconds()
         message = f"changed {last.before} → {last.after} recently: {left:.0f}s of cooldown left"
         return _hold(capacity, Reason.COOLDOWN, message, desired)
-    window = policy.scale_in_window_seconds
+    bursty = history.bursty(now, policy)
+    window = policy.window_seconds(bursty)
+    spell = " (load came and went lately)" if bursty else ""
     if history.since is None or (now - history.since).total_seconds() < window:
-        message = f"load asks for {desired}, not yet for a whole {window:.0f}s window"
+        message = f"load asks for {desired}, not yet for a whole {window:.0f}s window{spell}"
         return _hold(capacity, Reason.STABILIZING, message, desired)
-    stabilized = max(r for _, r in history.recommendations)
+    stabilized = history.highest(now, window)
+    if stabilized is None:  # unreachable: this tick's recommendation is always stored
+        return _hold(capacity, Reason.STABILIZING, "no recommendation in the window", desired)
     if stabilized >= capacity:
-        message = f"the highest recommendation of the last {window:.0f}s is {stabilized}"
+        message = f"the highest recommendation of the last {window:.0f}s{spell} is {stabilized}"
         return _hold(capacity, Reason.STABILIZING, message, desired)
+    if stabilized > capacity * (1 - policy.tolerance):
+        message = f"the window's highest recommendation {stabilized} is within the tolerance of {capacity}"
+        return _hold(capacity, Reason.WITHIN_TOLERANCE, message, desired)
     if obs.protected is None:
         message = "instances protected from scale-in were not read: not scaling in"
         return _hold(capacity, Reason.PROTECTED, message, desired)

@@ -46,6 +46,7 @@ TPM = "TransactionsPerMinute"
 #: Metrics older than this are stale: the set is treated as having no data.
 FRESH = timedelta(minutes=3)
 WINDOW = timedelta(minutes=5)
+GRAIN = timedelta(minutes=1)
 RECENT_LIMIT = 100
 #: Instance listings a tick may spend on scale-in candidates (ARM reads refill at 25 per second).
 MAX_INSTANCE_READS = 50
@@ -78,6 +79,7 @@ def history_to_json(h: History) -> dict[str, Any]:
         "recommendations": [[_iso(t), r] for t, r in h.recommendations],
         "changes": [{"at": _iso(c.at), "before": c.before, "after": c.after} for c in h.changes],
         "since": _iso(h.since) if h.since else None,
+        "burst_at": _iso(h.burst_at) if h.burst_at else None,
     }
 
 
@@ -88,17 +90,32 @@ def history_from_json(body: dict[str, Any] | None) -> History:
         recommendations=tuple((_when(t), int(r)) for t, r in body.get("recommendations", [])),
         changes=tuple(Change(_when(c["at"]), int(c["before"]), int(c["after"])) for c in body.get("changes", [])),
         since=_when(body["since"]) if body.get("since") else None,
+        burst_at=_when(body["burst_at"]) if body.get("burst_at") else None,
     )
 
 
-def latest(batch: MetricsBatch, resource_id: str, metric: str, now: datetime) -> float | None:
-    """The newest value of one metric for one resource, if it is fresh enough to act on."""
+def latest_point(batch: MetricsBatch, resource_id: str, metric: str, now: datetime) -> tuple[datetime, float] | None:
+    """The newest (interval start, value) of one metric for one resource, if fresh enough to act on."""
     for series in batch.series:
         if series.resource_id.lower() == resource_id.lower() and series.metric == metric:
             for point in sorted(series.points, key=lambda p: p.timestamp, reverse=True):
                 if point.value is not None:
-                    return point.value if now - point.timestamp <= FRESH else None
+                    return (point.timestamp, point.value) if now - point.timestamp <= FRESH else None
     return None
+
+
+def observe(batch: MetricsBatch, scale_set: ScaleSet, now: datetime) -> Observation:
+    """What this tick saw of one scale set: its capacity, its newest CPU and TPM, and the minute they average."""
+    cpu, tpm = latest_point(batch, scale_set.id, CPU, now), latest_point(batch, scale_set.id, TPM, now)
+    stamps = [p[0] for p in (cpu, tpm) if p]
+    start = min(stamps) if stamps else None
+    if start is not None and now - start < GRAIN:
+        # A minute still under way (the emulator answers one, measured as of now): the nodes ready now served it.
+        start = None
+    return Observation(
+        scale_set.capacity, cpu[1] if cpu else None, tpm[1] if tpm else None, partial=cpu is None or tpm is None,
+        protected=None, sample_start=start, sample_seconds=GRAIN.total_seconds(),
+    )  # fmt: skip
 
 
 def policy_for(record: dict[str, Any], defaults: ScalePolicy) -> ScalePolicy:
@@ -138,9 +155,7 @@ class Autoscaler:
 
         def one(ids: list[str]) -> MetricsBatch:
             try:
-                return self.metrics.query(
-                    ids, [CPU, TPM], window=WINDOW, grain=timedelta(minutes=1), aggregation="Average", end=now
-                )
+                return self.metrics.query(ids, [CPU, TPM], window=WINDOW, grain=GRAIN, aggregation="Average", end=now)
             except ControlPlaneError as e:
                 log.warning("metrics batch of %d scale set(s) failed: %s; holding them this tick", len(ids), e)
                 return MetricsBatch((), tuple(ids))
@@ -183,8 +198,7 @@ class Autoscaler:
         candidates: list[tuple[str, Observation, ScalePolicy, History]] = []
         for mid, scale_set in sets.items():
             policy = policy_for(members[mid], self.defaults)
-            cpu, tpm = latest(batch, scale_set.id, CPU, now), latest(batch, scale_set.id, TPM, now)
-            obs = Observation(scale_set.capacity, cpu, tpm, partial=cpu is None or tpm is None, protected=None)
+            obs = observe(batch, scale_set, now)
             before = history_from_json(histories.get(scale_set.name))
             decisions[scale_set.name], new_histories[scale_set.name] = decide(obs, policy, before, now)
             if decisions[scale_set.name].reason is Reason.PROTECTED:

@@ -46,7 +46,11 @@ class Row:
     action: Action
     target: int
     reason: Reason
+    policy: ScalePolicy = POLICY
 
+
+#: A policy with room above ten nodes, where the tolerance band is wider than one node.
+WIDE = replace(POLICY, max_nodes=20)
 
 ROWS = [
     Row("a set below its minimum is brought up to it whatever the metrics say",
@@ -82,6 +86,13 @@ ROWS = [
     Row("nodes added 91 s ago have booted: a still-saturated set scales out again",
         Observation(6, 99, tpm_for(6)), History(changes=(Change(ago(91), 3, 6),)), Action.SCALE_OUT, 10,
         Reason.SATURATED),
+    Row("a minute in which 3 new nodes served only its second half is read against the 4.5 nodes that "
+        "served it, not the 6 there are now: saturated, it asks for twice 4.5 (9), not twice 6",
+        Observation(6, 99, tpm_for(4.5), sample_start=ago(60)), History(changes=(Change(ago(120), 3, 6),)),
+        Action.SCALE_OUT, 9, Reason.SATURATED),
+    Row("the same minute fully served by all 6 asks for twice 6 (the maximum, 10)",
+        Observation(6, 99, tpm_for(6), sample_start=ago(60)), History(changes=(Change(ago(200), 3, 6),)),
+        Action.SCALE_OUT, 10, Reason.SATURATED),
     Row("10% below target is inside the dead band",
         Observation(10, 75 * 0.9, tpm_for(9)), steady(9), Action.HOLD, 10, Reason.WITHIN_TOLERANCE),
     Row("lower load for the whole window scales in to the window's highest recommendation",
@@ -99,6 +110,21 @@ ROWS = [
         Reason.COOLDOWN),
     Row("121 s after a change the cooldown is over",
         Observation(6, 30, tpm_for(2.4)), replace(steady(3), changes=(Change(ago(121), 4, 6),)), Action.SCALE_IN, 3,
+        Reason.SCALE_IN),
+    Row("a scale-in by less than the tolerance is not worth a change: 15 → 14 holds",
+        Observation(15, 30, tpm_for(6)), with_recommendation(steady(6), 14), Action.HOLD, 15,
+        Reason.WITHIN_TOLERANCE, WIDE),
+    Row("a scale-in past the tolerance is: 15 → 13",
+        Observation(15, 30, tpm_for(6)), with_recommendation(steady(6), 13), Action.SCALE_IN, 13, Reason.SCALE_IN,
+        WIDE),
+    Row("bursty load (it fell back after a scale-out 10 minutes ago) needs the longer 1800 s window: hold",
+        Observation(6, 30, tpm_for(2.4)), replace(steady(3), burst_at=ago(600)), Action.HOLD, 6,
+        Reason.STABILIZING),
+    Row("bursty load scales in once 1800 s have passed without a higher recommendation",
+        Observation(6, 30, tpm_for(2.4)), replace(steady(3, since=1900), burst_at=ago(1850)), Action.SCALE_IN, 3,
+        Reason.SCALE_IN),
+    Row("a burst 5400 s ago is forgotten: the short window again",
+        Observation(6, 30, tpm_for(2.4)), replace(steady(3), burst_at=ago(5400)), Action.SCALE_IN, 3,
         Reason.SCALE_IN),
     Row("partial data never scales in",
         Observation(6, 30, None, partial=True), steady(3), Action.HOLD, 6, Reason.PARTIAL_DATA),
@@ -126,7 +152,7 @@ ROWS = [
 
 @pytest.mark.parametrize("row", ROWS, ids=[r.why for r in ROWS])
 def test_rule(row: Row) -> None:
-    decision, _ = decide(row.obs, POLICY, row.history, NOW)
+    decision, _ = decide(row.obs, row.policy, row.history, NOW)
     assert (decision.action, decision.target, decision.reason) == (row.action, row.target, row.reason), (
         f"{row.why}: {decision.message}"
     )
@@ -138,6 +164,38 @@ def test_a_decision_records_its_inputs_and_the_change_it_made() -> None:
     assert decision.inputs["cpu_percent"] == 99 and decision.inputs["capacity"] == 4
     assert history.changes[-1] == Change(NOW, 4, 8)
     assert history.recommendations[-1] == (NOW, 8)
+
+
+def test_load_falling_back_within_the_cooldown_of_a_scale_out_marks_a_burst() -> None:
+    out = History(changes=(Change(ago(60), 3, 6),))
+    _, history = decide(Observation(6, 20, tpm_for(2)), POLICY, out, NOW)
+    assert history.burst_at == NOW, "load asks for 2 a minute after 3 → 6: it came and went"
+    _, history = decide(Observation(6, 60, tpm_for(4.5)), POLICY, out, NOW)
+    assert history.burst_at is None, "load still above the 3 it scaled out from: not a burst"
+    _, history = decide(Observation(6, 20, tpm_for(2)), POLICY, History(changes=(Change(ago(121), 3, 6),)), NOW)
+    assert history.burst_at is None, "past the cooldown the fall is a trend, not a burst"
+    surge = History(changes=(Change(ago(100), 4, 8), Change(ago(40), 8, 12), Change(ago(20), 12, 16)))
+    _, history = decide(Observation(16, 60, tpm_for(12)), POLICY, surge, NOW)
+    assert history.burst_at is None, "back to 12 after 4 → 8 → 12 → 16 is a surge overshot, not a burst"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 40), min_size=1, max_size=60))
+def test_stored_recommendations_keep_every_window_maximum(values: list[int]) -> None:
+    """Only recommendations that can still be a window's highest are stored, and no maximum changes."""
+    policy = replace(POLICY, transient_window_seconds=3600)
+    history = History()
+    seen: list[tuple[datetime, int]] = []
+    for i, v in enumerate(values):
+        now = NOW + timedelta(seconds=60 * i)
+        tpm = tpm_for(v)
+        _, history = decide(Observation(10, 75 * min(v, 10) / 10, tpm, protected=0), policy, history, now)
+        seen.append((now, history.recommendations[-1][1]))
+        kept = [r for _, r in history.recommendations]
+        assert kept == sorted(kept, reverse=True) and len(set(kept)) == len(kept)
+        for span in (60, 300, 1800, 3600):
+            window = [r for t, r in seen if (now - t).total_seconds() < span]
+            assert history.highest(now, span) == max(window)
 
 
 def test_a_gap_in_the_metrics_restarts_the_scale_in_window() -> None:
@@ -154,6 +212,7 @@ observations = st.builds(
     tpm=st.one_of(st.none(), st.floats(0, 30_000)),
     partial=st.booleans(),
     protected=st.one_of(st.none(), st.integers(0, 30)),
+    sample_start=st.one_of(st.none(), st.integers(0, 300).map(ago)),
 )
 policies = st.builds(
     ScalePolicy,

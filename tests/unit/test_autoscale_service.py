@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -15,8 +16,9 @@ from shared.fakes.metrics import FakeMetricsSource
 from shared.fakes.queues import FakeQueues
 from shared.fakes.scalesets import FakeScaleSets
 from shared.fakes.state import FakeStateStore
-from shared.ports.scalesets import ScaleSetSpec
-from shared.services.autoscale import CPU, STATE_PATH, TPM, Autoscaler
+from shared.ports.metrics import MetricPoint, MetricsBatch, MetricSeries
+from shared.ports.scalesets import ScaleSet, ScaleSetSpec
+from shared.services.autoscale import CPU, STATE_PATH, TPM, Autoscaler, observe
 from shared.services.leadership import COORDINATOR
 from shared.settings import TEMPLATE
 
@@ -100,6 +102,25 @@ def test_a_drop_holds_through_the_window_then_scales_in_once() -> None:
     assert fleet.capacity("bank-0000") == 2
 
 
+def test_a_burst_is_stored_between_ticks_and_lengthens_the_scale_in_window() -> None:
+    fleet = Fleet(members=1, capacity=2)
+    fleet.scaler.defaults = replace(fleet.scaler.defaults, transient_window_seconds=120, transient_memory_seconds=600)
+    fleet.load("bank-0000", 99, 2000)
+    fleet.tick(10)
+    assert fleet.capacity("bank-0000") == 4
+    fleet.load("bank-0000", 20, 900)  # back to what 2 nodes carry, 10 s after the scale-out: a burst
+    fleet.tick(10)
+    stored = fleet.state.read(STATE_PATH)
+    assert stored is not None
+    assert stored.body["sets"]["vmss-bank-0000"]["burst_at"], stored.body["sets"]
+    held = [fleet.tick(10).decisions["vmss-bank-0000"] for _ in range(10)]  # 100 s: past 60 s, not yet 120 s
+    assert fleet.capacity("bank-0000") == 4, [d.message for d in held]
+    assert "came and went" in held[-1].message
+    for _ in range(4):
+        fleet.tick(10)
+    assert fleet.capacity("bank-0000") == 2, "the longer window has passed"
+
+
 def test_missing_metrics_hold_and_one_missing_metric_never_scales_in() -> None:
     fleet = Fleet(capacity=6)
     fleet.load("bank-0001", 10, None)
@@ -181,3 +202,24 @@ def test_a_fleet_wide_drop_lists_instances_of_at_most_fifty_sets_a_tick_taking_t
         reads.append(fleet.tick(10).arm_reads)
     assert max(reads) <= 51
     assert {fleet.capacity(mid) for mid in fleet.ids} == {1}
+
+
+def test_a_complete_minute_is_read_against_the_nodes_that_served_it_a_minute_under_way_against_now() -> None:
+    now = datetime(2026, 11, 25, 12, 0, 30, tzinfo=UTC)
+    vmss = ScaleSet("/subscriptions/s/vmss-a", "vmss-a", "westeurope", 4, '"1"', "Succeeded")
+
+    def batch(start: datetime) -> MetricsBatch:
+        earlier = start - timedelta(minutes=1)
+        series = [
+            MetricSeries(vmss.id, m, (MetricPoint(start, v), MetricPoint(earlier, 1.0)))
+            for m, v in ((CPU, 60.0), (TPM, 2000.0))
+        ]
+        return MetricsBatch(tuple(series), ())
+
+    complete = observe(batch(now - timedelta(seconds=90)), vmss, now)
+    assert (complete.cpu_percent, complete.tpm, complete.capacity) == (60.0, 2000.0, 4)
+    assert complete.sample_start == now - timedelta(seconds=90) and complete.sample_seconds == 60
+    under_way = observe(batch(now - timedelta(seconds=30)), vmss, now)
+    assert under_way.sample_start is None and under_way.cpu_percent == 60.0
+    stale = observe(batch(now - timedelta(minutes=4)), vmss, now)
+    assert stale.cpu_percent is None and stale.partial

@@ -120,7 +120,7 @@ def metric_gaps(seed: int = 5) -> Trace:
     return Trace("metric_gaps", offered, frozenset(g for g in gaps if g < MINUTES))
 
 
-TRACES: tuple[Callable[[], Trace], ...] = (step_surge, diurnal, spiky_noisy, slow_ramp, metric_gaps)
+TRACES: tuple[Callable[..., Trace], ...] = (step_surge, diurnal, spiky_noisy, slow_ramp, metric_gaps)
 
 
 # -- scalers -------------------------------------------------------------------------------------

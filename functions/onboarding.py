@@ -4,6 +4,10 @@ Handlers only hand the message to ``shared.services.onboarding`` and log what it
 recorded there and the message completes; a transient error is noted on the member and re-raised,
 so the host makes the message visible again and, after ``maxDequeueCount``, moves it to
 ``<queue>-poison``, where the sweep records it and marks the member failed.
+
+Each step posts the next one through a queue output binding (``next_step``), so the host wakes the
+next queue's listener at once instead of leaving the message for its next poll (see
+``shared/services/outbox.py``); a delayed re-post, and a message for any other queue, goes by the SDK.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from shared.bootstrap import platform
 from shared.errors import TransientError
 from shared.messages import readable_ids
 from shared.services import onboarding as ob
+from shared.services import outbox
 from shared.services.poison import sweep
 from shared.services.status import WATCHED_QUEUES
 
@@ -26,7 +31,24 @@ log = logging.getLogger(__name__)
 CONNECTION = "AzureWebJobsStorage"
 
 
-def _handle(msg: func.QueueMessage, queue: str, work: Callable[[bytes], ob.Outcome]) -> None:
+def _handle(
+    msg: func.QueueMessage,
+    queue: str,
+    work: Callable[[bytes], ob.Outcome],
+    next_step: func.Out[list[str]] | None = None,
+    next_queue: str | None = None,
+) -> None:
+    with outbox.collecting() as box:
+        _run(msg, queue, work)
+    bound = [body for q, body in box if q == next_queue]
+    for q, body in box:
+        if q != next_queue or next_step is None:
+            platform().queues.send(q, body)
+    if bound and next_step is not None:
+        next_step.set(bound)
+
+
+def _run(msg: func.QueueMessage, queue: str, work: Callable[[bytes], ob.Outcome]) -> None:
     body = msg.get_body()
     member_id, request_id = readable_ids(body)
     with telemetry.onboarding_span(
@@ -63,40 +85,48 @@ def _work(msg: func.QueueMessage, queue: str, body: bytes, work: Callable[[bytes
         raise
 
 
+KEYS, PROVISION, PUBLISH, ACTIVATE = (ob.STEP_QUEUES[s] for s in ("keys", "provision", "publish", "activate"))
+
+
 @bp.function_name("onboarding_intake")
 @bp.queue_trigger(arg_name="msg", queue_name=ob.REQUESTS, connection=CONNECTION)
-def onboarding_intake(msg: func.QueueMessage) -> None:
-    _handle(msg, ob.REQUESTS, lambda body: platform().onboarding.intake(body))
+@bp.queue_output(arg_name="next_step", queue_name=KEYS, connection=CONNECTION)
+def onboarding_intake(msg: func.QueueMessage, next_step: func.Out[list[str]]) -> None:
+    _handle(msg, ob.REQUESTS, lambda body: platform().onboarding.intake(body), next_step, KEYS)
 
 
 @bp.function_name("onboarding_vote")
 @bp.queue_trigger(arg_name="msg", queue_name=ob.APPROVALS, connection=CONNECTION)
-def onboarding_vote(msg: func.QueueMessage) -> None:
-    _handle(msg, ob.APPROVALS, lambda body: platform().onboarding.vote(body))
+@bp.queue_output(arg_name="next_step", queue_name=KEYS, connection=CONNECTION)
+def onboarding_vote(msg: func.QueueMessage, next_step: func.Out[list[str]]) -> None:
+    _handle(msg, ob.APPROVALS, lambda body: platform().onboarding.vote(body), next_step, KEYS)
 
 
 @bp.function_name("onboarding_keys")
-@bp.queue_trigger(arg_name="msg", queue_name="onboarding-keys", connection=CONNECTION)
-def onboarding_keys(msg: func.QueueMessage) -> None:
-    _handle(msg, "onboarding-keys", lambda body: platform().onboarding.step(body, "keys"))
+@bp.queue_trigger(arg_name="msg", queue_name=KEYS, connection=CONNECTION)
+@bp.queue_output(arg_name="next_step", queue_name=PROVISION, connection=CONNECTION)
+def onboarding_keys(msg: func.QueueMessage, next_step: func.Out[list[str]]) -> None:
+    _handle(msg, KEYS, lambda body: platform().onboarding.step(body, "keys"), next_step, PROVISION)
 
 
 @bp.function_name("onboarding_provision")
-@bp.queue_trigger(arg_name="msg", queue_name="onboarding-provision", connection=CONNECTION)
-def onboarding_provision(msg: func.QueueMessage) -> None:
-    _handle(msg, "onboarding-provision", lambda body: platform().onboarding.step(body, "provision"))
+@bp.queue_trigger(arg_name="msg", queue_name=PROVISION, connection=CONNECTION)
+@bp.queue_output(arg_name="next_step", queue_name=PUBLISH, connection=CONNECTION)
+def onboarding_provision(msg: func.QueueMessage, next_step: func.Out[list[str]]) -> None:
+    _handle(msg, PROVISION, lambda body: platform().onboarding.step(body, "provision"), next_step, PUBLISH)
 
 
 @bp.function_name("onboarding_publish")
-@bp.queue_trigger(arg_name="msg", queue_name="onboarding-publish", connection=CONNECTION)
-def onboarding_publish(msg: func.QueueMessage) -> None:
-    _handle(msg, "onboarding-publish", lambda body: platform().onboarding.step(body, "publish"))
+@bp.queue_trigger(arg_name="msg", queue_name=PUBLISH, connection=CONNECTION)
+@bp.queue_output(arg_name="next_step", queue_name=ACTIVATE, connection=CONNECTION)
+def onboarding_publish(msg: func.QueueMessage, next_step: func.Out[list[str]]) -> None:
+    _handle(msg, PUBLISH, lambda body: platform().onboarding.step(body, "publish"), next_step, ACTIVATE)
 
 
 @bp.function_name("onboarding_activate")
-@bp.queue_trigger(arg_name="msg", queue_name="onboarding-activate", connection=CONNECTION)
+@bp.queue_trigger(arg_name="msg", queue_name=ACTIVATE, connection=CONNECTION)
 def onboarding_activate(msg: func.QueueMessage) -> None:
-    _handle(msg, "onboarding-activate", lambda body: platform().onboarding.step(body, "activate"))
+    _handle(msg, ACTIVATE, lambda body: platform().onboarding.step(body, "activate"))
 
 
 @bp.function_name("offboarding")

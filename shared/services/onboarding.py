@@ -48,6 +48,7 @@ from shared.ports.leases import LeaseStore
 from shared.ports.queues import MessageSender
 from shared.ports.scalesets import Operation, ScaleSets, ScaleSetSpec
 from shared.ports.state import StateStore
+from shared.services import outbox
 from shared.services.leadership import member_lock
 from shared.services.network_map import NetworkMapPublisher, active_members
 from shared.services.records import (
@@ -129,7 +130,9 @@ class Onboarding:
         body = {"request_id": record["request_id"], "member_id": record["member_id"], "step": step}
         if polls:
             body["polls"] = polls
-        self.queues.send(STEP_QUEUES[step], json.dumps(body, separators=(",", ":")), visible_after_seconds=delay)
+        text = json.dumps(body, separators=(",", ":"))
+        if delay or not outbox.offer(STEP_QUEUES[step], text):
+            self.queues.send(STEP_QUEUES[step], text, visible_after_seconds=delay)
 
     def _record(self, member_id: str) -> dict[str, Any] | None:
         doc = self.state.read(member_path(member_id))
@@ -434,7 +437,7 @@ class Onboarding:
         mid = record["member_id"]
         if record.get("status") != Status.ACTIVE.value:
             self._update(mid, lambda r: with_history(r, self.clock, Status.ACTIVE.value, "in the network map"))
-        published = self.publisher.publish()
+        published = self.publisher.publish_including(record)
         self.events.emit("network_map.published", mid, ("version", published.version), version=published.version)
         record = self._mark_step(
             mid, "publish", map_version=max(published.version, int(record.get("map_version") or 0))

@@ -25,6 +25,7 @@ from functions import telemetry
 from shared.adapters import telemetry as setup
 from shared.services import onboarding as ob
 from tests.unit.onboarding_world import World, request
+from tools.funchost.invoke import Out
 
 SPANS = InMemorySpanExporter()
 READER = InMemoryMetricReader()
@@ -33,6 +34,9 @@ HANDLERS = {
     "onboarding-keys": handlers.onboarding_keys, "onboarding-provision": handlers.onboarding_provision,
     "onboarding-publish": handlers.onboarding_publish, "onboarding-activate": handlers.onboarding_activate,
 }  # fmt: skip
+#: Each step's queue output binding: where its next step goes.
+NEXT = {ob.REQUESTS: handlers.KEYS, ob.APPROVALS: handlers.KEYS, handlers.KEYS: handlers.PROVISION,
+        handlers.PROVISION: handlers.PUBLISH, handlers.PUBLISH: handlers.ACTIVATE}  # fmt: skip
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -62,7 +66,14 @@ def deliver_all(world: World) -> None:
             return
         sent = work[0]
         world.queues.sent.remove(sent)
-        HANDLERS[sent.queue](QueueMessage(id=f"m{n}", body=sent.body.encode(), dequeue_count=1))  # type: ignore[no-untyped-call]
+        message = QueueMessage(id=f"m{n}", body=sent.body.encode(), dequeue_count=1)
+        if sent.queue not in NEXT:
+            HANDLERS[sent.queue](message)  # type: ignore[no-untyped-call]
+            continue
+        next_step: Out[list[str]] = Out()
+        HANDLERS[sent.queue](message, next_step)  # type: ignore[no-untyped-call]
+        for body in next_step.get() or []:  # what the host sends for the queue output binding
+            world.queues.send(NEXT[sent.queue], body)
     raise AssertionError("still busy after 200 deliveries")
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import List  # the worker's queue output converter takes typing.List[str], not list[str]
 
 import azure.functions as func
 
@@ -35,7 +36,7 @@ def _handle(
     msg: func.QueueMessage,
     queue: str,
     work: Callable[[bytes], ob.Outcome],
-    next_step: func.Out[list[str]] | None = None,
+    next_step: func.Out[List[str]] | None = None,
     next_queue: str | None = None,
 ) -> None:
     with outbox.collecting() as box:
@@ -91,35 +92,35 @@ KEYS, PROVISION, PUBLISH, ACTIVATE = (ob.STEP_QUEUES[s] for s in ("keys", "provi
 @bp.function_name("onboarding_intake")
 @bp.queue_trigger(arg_name="msg", queue_name=ob.REQUESTS, connection=CONNECTION)
 @bp.queue_output(arg_name="next_step", queue_name=KEYS, connection=CONNECTION)
-def onboarding_intake(msg: func.QueueMessage, next_step: func.Out[list[str]]) -> None:
+def onboarding_intake(msg: func.QueueMessage, next_step: func.Out[List[str]]) -> None:
     _handle(msg, ob.REQUESTS, lambda body: platform().onboarding.intake(body), next_step, KEYS)
 
 
 @bp.function_name("onboarding_vote")
 @bp.queue_trigger(arg_name="msg", queue_name=ob.APPROVALS, connection=CONNECTION)
 @bp.queue_output(arg_name="next_step", queue_name=KEYS, connection=CONNECTION)
-def onboarding_vote(msg: func.QueueMessage, next_step: func.Out[list[str]]) -> None:
+def onboarding_vote(msg: func.QueueMessage, next_step: func.Out[List[str]]) -> None:
     _handle(msg, ob.APPROVALS, lambda body: platform().onboarding.vote(body), next_step, KEYS)
 
 
 @bp.function_name("onboarding_keys")
 @bp.queue_trigger(arg_name="msg", queue_name=KEYS, connection=CONNECTION)
 @bp.queue_output(arg_name="next_step", queue_name=PROVISION, connection=CONNECTION)
-def onboarding_keys(msg: func.QueueMessage, next_step: func.Out[list[str]]) -> None:
+def onboarding_keys(msg: func.QueueMessage, next_step: func.Out[List[str]]) -> None:
     _handle(msg, KEYS, lambda body: platform().onboarding.step(body, "keys"), next_step, PROVISION)
 
 
 @bp.function_name("onboarding_provision")
 @bp.queue_trigger(arg_name="msg", queue_name=PROVISION, connection=CONNECTION)
 @bp.queue_output(arg_name="next_step", queue_name=PUBLISH, connection=CONNECTION)
-def onboarding_provision(msg: func.QueueMessage, next_step: func.Out[list[str]]) -> None:
+def onboarding_provision(msg: func.QueueMessage, next_step: func.Out[List[str]]) -> None:
     _handle(msg, PROVISION, lambda body: platform().onboarding.step(body, "provision"), next_step, PUBLISH)
 
 
 @bp.function_name("onboarding_publish")
 @bp.queue_trigger(arg_name="msg", queue_name=PUBLISH, connection=CONNECTION)
 @bp.queue_output(arg_name="next_step", queue_name=ACTIVATE, connection=CONNECTION)
-def onboarding_publish(msg: func.QueueMessage, next_step: func.Out[list[str]]) -> None:
+def onboarding_publish(msg: func.QueueMessage, next_step: func.Out[List[str]]) -> None:
     _handle(msg, PUBLISH, lambda body: platform().onboarding.step(body, "publish"), next_step, ACTIVATE)
 
 

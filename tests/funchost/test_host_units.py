@@ -9,6 +9,7 @@ import pytest
 
 from tools.funchost.config import HostConfigError, load_host_json
 from tools.funchost.http import compile_route
+from tools.funchost.indexing import IndexingError, index_app
 from tools.funchost.ncrontab import Schedule, ScheduleError
 from tools.funchost.queues import Backoff, poison_queue_name
 
@@ -107,3 +108,36 @@ def test_routes_match_parameters_optional_parts_and_catch_alls() -> None:
     assert compile_route("members/{member_id?}").match("/members") is not None
     assert compile_route("files/{*path}").match("/files/a/b").group("path") == "a/b"
     assert compile_route("members/{member_id}").match("/members/a/b") is None
+
+
+def _app_with_output(tmp_path: Path, module: str, annotation: str) -> Path:
+    (tmp_path / f"{module}.py").write_text(
+        "import typing\nimport azure.functions as func\n\napp = func.FunctionApp()\n\n\n"
+        '@app.queue_trigger(arg_name="msg", queue_name="in-q", connection="AzureWebJobsStorage")\n'
+        '@app.queue_output(arg_name="out", queue_name="out-q", connection="AzureWebJobsStorage")\n'
+        f"def relay(msg: func.QueueMessage, out: {annotation}) -> None:\n    out.set(msg.get_body().decode())\n"
+    )
+    return tmp_path
+
+
+@pytest.mark.parametrize("annotation", ["func.Out[str]", "func.Out[bytes]", "func.Out[typing.List[str]]"])
+def test_a_queue_output_annotated_as_the_worker_accepts_is_indexed(tmp_path: Path, annotation: str) -> None:
+    module = f"relay_ok_{abs(hash(annotation))}"
+    [spec] = index_app(module, _app_with_output(tmp_path, module, annotation), {})
+    assert [o["queueName"] for o in spec.outputs] == ["out-q"]
+
+
+@pytest.mark.parametrize(
+    ("annotation", "message"),
+    [
+        ("func.Out[list[str]]", "does not match its Python annotation"),  # the worker knows typing.List only
+        ("func.Out[int]", "does not match its Python annotation"),
+        ("str", "annotate it func.Out"),
+    ],
+)
+def test_a_queue_output_the_worker_would_refuse_is_refused_at_indexing(
+    tmp_path: Path, annotation: str, message: str
+) -> None:
+    module = f"relay_bad_{abs(hash(annotation))}"
+    with pytest.raises(IndexingError, match=message):
+        index_app(module, _app_with_output(tmp_path, module, annotation), {})

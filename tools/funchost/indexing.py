@@ -12,6 +12,7 @@ import inspect
 import json
 import re
 import sys
+import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +57,34 @@ def resolve(value: Any, settings: Mapping[str, str], where: str) -> Any:
     return _PLACEHOLDER.sub(sub, value)
 
 
+def check_output_annotation(function: str, user: Callable[..., Any], binding: dict[str, Any]) -> None:
+    """Refuse an output binding whose parameter is not ``func.Out[T]`` of a type its converter takes.
+
+    The Python worker refuses such a function when it loads it ("type of <name> binding in
+    function.json does not match its Python annotation"); checking here makes the local host refuse
+    it too, instead of passing values the worker would never accept (``Out[list[str]]`` is one: the
+    queue converter knows ``typing.List[str]``, not the builtin generic).
+    """
+    import azure.functions as func
+    from azure.functions.queue import QueueMessageOutConverter
+
+    if binding.get("type") != "queue":
+        return
+    arg = binding["name"]
+    try:
+        annotation = typing.get_type_hints(user).get(arg)
+    except Exception as e:  # an annotation that does not evaluate: the worker fails on it as well
+        raise IndexingError(f"function {function}: the annotations do not evaluate: {e}") from None
+    if annotation is None or typing.get_origin(annotation) is not func.Out:
+        raise IndexingError(f"function {function}: binding {arg} is an output; annotate it func.Out[...]")
+    inner = typing.get_args(annotation)[0] if typing.get_args(annotation) else None
+    if inner is None or not QueueMessageOutConverter.check_output_type_annotation(inner):
+        raise IndexingError(
+            f"function {function}: type of {arg} binding does not match its Python annotation {annotation}: a queue "
+            "output takes str, bytes, func.QueueMessage or typing.List of them"
+        )
+
+
 def index_app(module_name: str, app_dir: Path, settings: Mapping[str, str]) -> list[FunctionSpec]:
     """Import ``module_name`` from ``app_dir`` and describe every function it registers."""
     if str(app_dir) not in sys.path:
@@ -77,5 +106,7 @@ def index_app(module_name: str, app_dir: Path, settings: Mapping[str, str]) -> l
         retry = function.get_settings_dict("retry_policy")
         user = function.get_user_function()
         params = tuple(inspect.signature(user).parameters)
+        for binding in outputs:
+            check_output_annotation(name, user, binding)
         specs.append(FunctionSpec(name, trigger, outputs, retry, user, params))
     return specs

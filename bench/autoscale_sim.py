@@ -271,6 +271,25 @@ class Oracle:
         return self.capacity_at(now)
 
 
+class IdealReactive:
+    """A yardstick no real scaler can beat without foresight: every 15 s it sees the true offered load
+    *now* (no metric lag, no saturated CPU hiding it) and keeps ``ceil(load × (1 + headroom))`` nodes,
+    the highest of the last ``hold_seconds``; scale-in at once after that, reversals allowed. Only the
+    boot delay stands between it and the oracle."""
+
+    name, period_seconds = "ideal_reactive", STEP_SECONDS
+
+    def __init__(self, trace: Trace, headroom: float, hold_seconds: float) -> None:
+        self.trace, self.headroom, self.hold = trace, headroom, hold_seconds
+        self.recent: list[tuple[float, int]] = []
+
+    def tick(self, now: float, capacity: int, ready: int, metrics: MinuteMetrics | None) -> int:
+        load = self.trace.offered[min(int(now // 60), len(self.trace.offered) - 1)] / NODE_TPM
+        want = _clamp(math.ceil(load * (1 + self.headroom) - 1e-9))
+        self.recent = [(t, n) for t, n in self.recent if now - t < self.hold] + [(now, want)]
+        return max(n for _, n in self.recent)
+
+
 def scalers_for(trace: Trace, initial: int) -> list[Scaler]:
     """Fresh scalers (they keep state) for one trace."""
     return [Ours(), AzureRules(), Hpa(ScalePolicy().target_cpu, initial), Oracle(trace)]

@@ -7,8 +7,8 @@ publish → activate. Figures:
 - ``onboarding_p50_seconds`` / ``onboarding_p99_seconds``: from posting the request to the record
   turning ``active``, observed by polling the records every 100 ms;
 - ``onboarding_storage_ops``: storage, Key Vault and ARM requests the app made per onboarding,
-  counted by a ``raw_request_hook`` on its SDK clients (the host's own work not included: its queue
-  polling, and the messages it sends for the steps' queue output bindings), listed by kind;
+  counted by a ``raw_request_hook`` on its SDK clients and on the host's client for the steps' queue
+  output bindings (the host's queue polling not included), listed by kind;
 - ``onboarding_latency_ratio_vs_floor``: the p50 divided by the floor, the fewest sequential round
   trips the design needs times Azurite's measured round trip. The floor counts one request per
   dependent call on the critical path of one onboarding: 5 queue hops (send + receive each) and, per

@@ -44,6 +44,7 @@ from azure.core.exceptions import (
 from azure.functions.queue import QueueMessage as FunctionsQueueMessage
 from azure.storage.queue import QueueClient, QueueMessage
 
+from shared.adapters import metering
 from shared.adapters.storage import queue_service
 
 from . import logs
@@ -102,7 +103,10 @@ class Outputs:
         with self._lock:
             key = (connection, queue)
             if key not in self._clients:
-                self._clients[key] = queue_service(self.settings, connection).get_queue_client(queue)
+                # Output-binding sends are requests an app's invocation makes the host send: metered
+                # with the app's own (CONSORTIUM_REQUEST_COUNT_FILE), unlike the host's queue polling.
+                client = queue_service(self.settings, connection, **metering.hook("storage"))
+                self._clients[key] = client.get_queue_client(queue)
             return self._clients[key]
 
     def encode(self, value: str | bytes) -> str:

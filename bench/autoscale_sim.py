@@ -272,22 +272,38 @@ class Oracle:
 
 
 class IdealReactive:
-    """A yardstick no real scaler can beat without foresight: every 15 s it sees the true offered load
-    *now* (no metric lag, no saturated CPU hiding it) and keeps ``ceil(load × (1 + headroom))`` nodes,
-    the highest of the last ``hold_seconds``; scale-in at once after that, reversals allowed. Only the
-    boot delay stands between it and the oracle."""
+    """A yardstick with more to go on than any policy reading Monitor: at each minute it sees the true
+    average load of the minute that just ended (the same minute-late view, but never hidden by a
+    saturated CPU) and keeps ``ceil(load × (1 + headroom))`` nodes, the highest of the last
+    ``calm_hold`` seconds, or of the last ``burst_hold`` seconds for ``burst_memory`` seconds after the
+    load jumped by more than ``burst_jump`` nodes in a minute. No cooldown, no step limits."""
 
-    name, period_seconds = "ideal_reactive", STEP_SECONDS
+    name, period_seconds = "ideal_reactive", 60.0
 
-    def __init__(self, trace: Trace, headroom: float, hold_seconds: float) -> None:
-        self.trace, self.headroom, self.hold = trace, headroom, hold_seconds
+    def __init__(self, trace: Trace, headroom: float, calm_hold: float, burst_hold: float, burst_memory: float,
+                 burst_jump: float) -> None:  # fmt: skip
+        self.trace, self.headroom = trace, headroom
+        self.calm_hold, self.burst_hold, self.burst_memory, self.burst_jump = (
+            calm_hold, burst_hold, burst_memory, burst_jump,
+        )  # fmt: skip
         self.recent: list[tuple[float, int]] = []
+        self.burst_at: float | None = None
+        self.previous: float | None = None
 
     def tick(self, now: float, capacity: int, ready: int, metrics: MinuteMetrics | None) -> int:
-        load = self.trace.offered[min(int(now // 60), len(self.trace.offered) - 1)] / NODE_TPM
-        want = _clamp(math.ceil(load * (1 + self.headroom) - 1e-9))
-        self.recent = [(t, n) for t, n in self.recent if now - t < self.hold] + [(now, want)]
-        return max(n for _, n in self.recent)
+        minute = int(now // 60) - 1
+        if minute < 0:
+            return capacity
+        load = self.trace.offered[minute] / NODE_TPM
+        if self.previous is not None and load - self.previous > self.burst_jump:
+            self.burst_at = now
+        self.previous = load
+        bursty = self.burst_at is not None and now - self.burst_at < self.burst_memory
+        hold = self.burst_hold if bursty else self.calm_hold
+        longest = max(self.calm_hold, self.burst_hold)
+        self.recent = [(t, n) for t, n in self.recent if now - t < longest]
+        self.recent.append((now, _clamp(math.ceil(load * (1 + self.headroom) - 1e-9))))
+        return max(n for t, n in self.recent if now - t < hold)
 
 
 def scalers_for(trace: Trace, initial: int) -> list[Scaler]:

@@ -141,3 +141,21 @@ def test_a_queue_output_the_worker_would_refuse_is_refused_at_indexing(
     module = f"relay_bad_{abs(hash(annotation))}"
     with pytest.raises(IndexingError, match=message):
         index_app(module, _app_with_output(tmp_path, module, annotation), {})
+
+
+@pytest.mark.parametrize(("returns", "indexed"), [("str", True), ("typing.List[str]", True), ("int", False)])
+def test_a_return_value_output_is_checked_against_the_return_annotation(
+    tmp_path: Path, returns: str, indexed: bool
+) -> None:
+    module = f"ret_{abs(hash(returns))}"
+    (tmp_path / f"{module}.py").write_text(
+        "import typing\nimport azure.functions as func\n\napp = func.FunctionApp()\n\n\n"
+        '@app.queue_trigger(arg_name="body", queue_name="in-q", connection="AzureWebJobsStorage")\n'
+        '@app.queue_output(arg_name="$return", queue_name="out-q", connection="AzureWebJobsStorage")\n'
+        f"def ret(body: str) -> {returns}:\n    return body\n"
+    )
+    if indexed:
+        assert [o["queueName"] for o in index_app(module, tmp_path, {})[0].outputs] == ["out-q"]
+    else:
+        with pytest.raises(IndexingError, match="does not fit a queue output"):
+            index_app(module, tmp_path, {})

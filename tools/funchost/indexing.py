@@ -72,9 +72,18 @@ def check_output_annotation(function: str, user: Callable[..., Any], binding: di
         return
     arg = binding["name"]
     try:
-        annotation = typing.get_type_hints(user).get(arg)
+        hints = typing.get_type_hints(user)
     except Exception as e:  # an annotation that does not evaluate: the worker fails on it as well
         raise IndexingError(f"function {function}: the annotations do not evaluate: {e}") from None
+    if arg == "$return":  # the return value is the output: its annotation, if any, is the value's type
+        returned = hints.get("return")
+        if returned is not None and not QueueMessageOutConverter.check_output_type_annotation(returned):
+            raise IndexingError(
+                f"function {function}: the return annotation {returned} does not fit a queue output: it takes str, "
+                "bytes, func.QueueMessage or typing.List of them"
+            )
+        return
+    annotation = hints.get(arg)
     if annotation is None or typing.get_origin(annotation) is not func.Out:
         raise IndexingError(f"function {function}: binding {arg} is an output; annotate it func.Out[...]")
     inner = typing.get_args(annotation)[0] if typing.get_args(annotation) else None

@@ -7,7 +7,9 @@ Storage errors are translated here into the project's two kinds.
 
 from __future__ import annotations
 
+import copy
 import json
+import threading
 from typing import Any
 
 from azure.core import MatchConditions
@@ -48,10 +50,18 @@ def translate(error: Exception, what: str) -> Exception:
     return error
 
 
+def _bare(etag: str) -> str:
+    """An ETag without its quotes: a download's header quotes it, a listing does not."""
+    return etag.strip('"')
+
+
 class BlobStateStore:
     def __init__(self, container: ContainerClient):
         self.container = container
         self._container_checked = False
+        #: path -> (bare ETag, body) of documents ``read_all`` downloaded, to skip unchanged ones.
+        self._seen: dict[str, tuple[str, dict[str, Any]]] = {}
+        self._seen_lock = threading.Lock()
 
     def _ensure_container(self) -> None:
         if self._container_checked:
@@ -106,3 +116,28 @@ class BlobStateStore:
             return []
         except Exception as e:
             raise translate(e, f"list {prefix}") from e
+
+    def read_all(self, prefix: str) -> list[Document]:
+        try:
+            listed = {b.name: _bare(str(b.etag)) for b in self.container.list_blobs(name_starts_with=prefix)}
+        except ResourceNotFoundError:
+            listed = {}
+        except Exception as e:
+            raise translate(e, f"list {prefix}") from e
+        documents = []
+        for path in sorted(listed):
+            with self._seen_lock:
+                seen = self._seen.get(path)
+            if seen is not None and seen[0] == listed[path]:
+                documents.append(Document(path, copy.deepcopy(seen[1]), f'"{seen[0]}"'))
+                continue
+            doc = self.read(path)
+            if doc is None:  # deleted since the listing
+                continue
+            with self._seen_lock:
+                self._seen[path] = (_bare(doc.etag), copy.deepcopy(doc.body))
+            documents.append(doc)
+        with self._seen_lock:
+            for path in [p for p in self._seen if p.startswith(prefix) and p not in listed]:
+                del self._seen[path]
+        return documents

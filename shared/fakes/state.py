@@ -37,3 +37,6 @@ class FakeStateStore:
 
     def list_paths(self, prefix: str) -> list[str]:
         return sorted(p for p in self.docs if p.startswith(prefix))
+
+    def read_all(self, prefix: str) -> list[Document]:
+        return [d for d in (self.read(p) for p in self.list_paths(prefix)) if d is not None]

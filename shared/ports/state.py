@@ -36,3 +36,12 @@ class StateStore(Protocol):
     def list_paths(self, prefix: str) -> list[str]:
         """Paths under ``prefix``, sorted."""
         ...
+
+    def read_all(self, prefix: str) -> list[Document]:
+        """Every document under ``prefix``, sorted by path, as of one listing.
+
+        The blob store lists the names with their ETags and downloads only the documents whose ETag
+        changed since it last read them (a timer that reads every member record each tick pays one
+        listing, not a download per member). Bodies are the caller's to change.
+        """
+        ...

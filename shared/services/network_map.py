@@ -46,12 +46,11 @@ class Published:
 
 def active_members(state: StateStore) -> list[dict[str, Any]]:
     """Members that are active and not on their way out: the map's members, and the voters."""
-    members = []
-    for path in state.list_paths("members/"):
-        doc = state.read(path)
-        if doc is not None and doc.body.get("status") == Status.ACTIVE.value and not doc.body.get("offboarding"):
-            members.append(doc.body)
-    return members
+    return [
+        doc.body
+        for doc in state.read_all("members/")
+        if doc.body.get("status") == Status.ACTIVE.value and not doc.body.get("offboarding")
+    ]
 
 
 @dataclass

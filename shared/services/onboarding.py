@@ -512,10 +512,10 @@ class Onboarding:
         """
         active = tuple(sorted(m["member_id"] for m in active_members(self.state)))
         outcomes = []
-        for path in self.state.list_paths("members/"):
-            doc = self.state.read(path)
-            if doc is None or doc.body.get("status") != Status.PENDING_APPROVAL.value:
+        for doc in self.state.read_all("members/"):
+            if doc.body.get("status") != Status.PENDING_APPROVAL.value:
                 continue
+            path = doc.path
 
             def change(r: dict[str, Any]) -> dict[str, Any] | None:
                 decision = decide_pending(r, active, self.quorum_rule)

@@ -63,13 +63,11 @@ def build_status(
     scaling = autoscale_view(state)
     health = health_view(state)
     members = []
-    for path in state.list_paths("members/"):
-        doc = state.read(path)
-        if doc is not None:
-            scaled = scaling["last"].get(f"vmss-{doc.body.get('member_id')}")
-            active = doc.body.get("status") == "active"
-            checked = health["members"].get(str(doc.body.get("member_id"))) if active else None
-            members.append(member_view(doc.body, scaled if active else None, now, checked))
+    for doc in state.read_all("members/"):
+        scaled = scaling["last"].get(f"vmss-{doc.body.get('member_id')}")
+        active = doc.body.get("status") == "active"
+        checked = health["members"].get(str(doc.body.get("member_id"))) if active else None
+        members.append(member_view(doc.body, scaled if active else None, now, checked))
     network_map = state.read("network-map/current.json")
     return {
         "coordinator": coordinator_status(leases),

@@ -21,6 +21,7 @@ so the map only ever lists active members (as the contract says) and the activat
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ from pydantic import BaseModel
 
 from shared.canonical import approval_payload, digest, unb64u
 from shared.decisions.onboarding import Intake, Status, Vote, decide_intake, decide_pending, decide_vote
-from shared.errors import ConflictError, PermanentError
+from shared.errors import BusyError, ConflictError, PermanentError
 from shared.messages import (
     DEFAULT_MAX_NODES,
     Approval,
@@ -86,6 +87,10 @@ class Outcome:
     reason: str | None = None
 
 
+#: The step each step posts when it is done (activate posts none).
+FOLLOWS = {"keys": "provision", "provision": "publish", "publish": "activate"}
+
+
 def _next_step(record: dict[str, Any]) -> str | None:
     done = record.get("steps") or {}
     return next((s for s in STEPS if s not in done), None)
@@ -125,6 +130,29 @@ class Onboarding:
         if isinstance(message, Rejection):
             return self._reject(queue, raw, message)
         return message
+
+    def _advance(self, step: str, record: dict[str, Any]) -> None:
+        """Post ``step`` unless the record shows it done already.
+
+        A step delivered again finds its effect and posts the next step again: that is what carries an
+        onboarding on when a run stopped between its change and its post. Once the next step is done,
+        though, posting it again only starts a chain of duplicates through every later step (each
+        redelivered copy posting the next), which then queue on the member's lock.
+        """
+        if step not in (record.get("steps") or {}):
+            self._send_step(step, record)
+
+    def _duplicate(self, message: StepMessage, expected: str) -> Outcome | None:
+        """When another step holds the member: is this a copy of a step whose work, and whose next step's,
+        is already done? Then it has nothing left to do or to post, and completes instead of failing."""
+        record = self._record(message.member_id)
+        if record is None or record.get("request_id") != message.request_id:
+            return None
+        after = FOLLOWS.get(expected, expected)
+        if after not in (record.get("steps") or {}):
+            return None
+        return Outcome("duplicate", f"step {expected} for {message.member_id} is done and followed; copy dropped",
+                       message.member_id)  # fmt: skip
 
     def _send_step(self, step: str, record: dict[str, Any], *, polls: int = 0, delay: int = 0) -> None:
         body = {"request_id": record["request_id"], "member_id": record["member_id"], "step": step}
@@ -328,7 +356,14 @@ class Onboarding:
             wrong = f"step {message.step} does not belong on {queue}"
             rejection = Rejection("wrong_queue", wrong, "step", message.member_id, message.request_id)
             return self._reject(queue, raw, rejection)
-        with member_lock(self.leases, message.member_id, self.holder, self.lease_seconds) as term:
+        with contextlib.ExitStack() as held:
+            try:
+                term = held.enter_context(member_lock(self.leases, message.member_id, self.holder, self.lease_seconds))
+            except BusyError:
+                duplicate = self._duplicate(message, expected)
+                if duplicate is None:
+                    raise
+                return duplicate
             record = self._record(message.member_id)
             if record is None or record.get("request_id") != message.request_id:
                 return Outcome(
@@ -394,7 +429,7 @@ class Onboarding:
             same = existing and existing.get("kid") == key.kid
             keys[kind] = existing if same else key_entry(key, now)
         record = self._mark_step(mid, "keys", keys=keys)
-        self._send_step("provision", record)
+        self._advance("provision", record)
         return Outcome("keys", f"{mid}: {created} key(s) created, {len(KEY_KINDS) - created} found", mid)
 
     def _provision(self, record: dict[str, Any], message: StepMessage) -> Outcome:
@@ -430,7 +465,7 @@ class Onboarding:
         bounds = record.get("scale") or {}
         scale_set = {"id": current.id, "name": name, "capacity": current.capacity, **bounds}
         record = self._mark_step(mid, "provision", scale_set_id=current.id, scale_set=scale_set)
-        self._send_step("publish", record)
+        self._advance("publish", record)
         return Outcome("provisioned", f"{name} has {current.capacity} node(s)", mid)
 
     def _publish(self, record: dict[str, Any], message: StepMessage) -> Outcome:
@@ -442,7 +477,7 @@ class Onboarding:
         record = self._mark_step(
             mid, "publish", map_version=max(published.version, int(record.get("map_version") or 0))
         )
-        self._send_step("activate", record)
+        self._advance("activate", record)
         return Outcome("published", f"network map version {published.version}", mid)
 
     def _activate(self, record: dict[str, Any], message: StepMessage) -> Outcome:

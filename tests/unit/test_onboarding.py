@@ -7,6 +7,7 @@ import json
 import pytest
 
 from shared.decisions.onboarding import Intake, Vote, approvals_needed, decide_intake, decide_vote
+from shared.errors import BusyError
 from shared.services import onboarding as ob
 from shared.services.network_map import verify_map
 from tests.unit.onboarding_world import World, request
@@ -363,3 +364,31 @@ def test_a_pending_request_is_rejected_when_a_leaving_member_puts_the_quorum_out
     assert world.events("member.rejected")[-1]["reason"] == "quorum_impossible"
     _offboard(world, "bank-b")  # nothing pending: nothing more changes
     assert world.status("bank-c") == "rejected"
+
+
+def test_a_copy_of_a_step_posts_the_next_only_while_the_next_is_not_done() -> None:
+    world = World()
+    world.post(ob.REQUESTS, request("bank-a"))
+    [keys] = [s for s in world.pending_work() if s.queue == ob.STEP_QUEUES["keys"]]
+    world.drain()
+    assert world.status("bank-a") == "active"
+    world.queues.sent.clear()
+    assert world.deliver(keys).action == "keys", "the copy still finds its effect"
+    assert world.pending_work() == [], "provision is done: posting it again would only start a chain of copies"
+
+
+def test_a_busy_copy_of_a_followed_step_is_dropped_and_a_busy_step_with_work_left_is_retried() -> None:
+    world = World()
+    world.post(ob.REQUESTS, request("bank-a"))
+    [keys] = [s for s in world.pending_work() if s.queue == ob.STEP_QUEUES["keys"]]
+    world.queues.sent.remove(keys)
+    assert world.leases.try_acquire("members/bank-a", "another-step", 15) is not None
+    with pytest.raises(BusyError):
+        world.deliver(keys)  # nothing done yet: the host retries it
+    world.clock.advance(16)  # the other step's lease lapses
+    world.queues.sent.append(keys)
+    world.drain()
+    assert world.status("bank-a") == "active"
+    assert world.leases.try_acquire("members/bank-a", "another-step", 15) is not None
+    outcome = world.deliver(keys)
+    assert outcome.action == "duplicate" and world.pending_work() == []

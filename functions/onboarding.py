@@ -41,9 +41,11 @@ def _handle(
 ) -> None:
     with outbox.collecting() as box:
         _run(msg, queue, work)
-    bound = [body for q, body in box if q == next_queue]
+    bound = []
     for q, body in box:
-        if q != next_queue or next_step is None:
+        if next_step is not None and q == next_queue:
+            bound.append(body)
+        else:
             platform().queues.send(q, body)
     if bound and next_step is not None:
         next_step.set(bound)

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, utils
 
 from shared.canonical import b64u, digest, network_map_payload, unb64u
-from shared.decisions.onboarding import Status, build_network_map, map_entry
+from shared.decisions.onboarding import Status, build_network_map
 from shared.errors import ConflictError, TransientError
 from shared.naming import NETWORK_MAP_SIGNER
 from shared.ports.clock import Clock
@@ -91,21 +91,14 @@ class NetworkMapPublisher:
             key = self.keys.create_key(NETWORK_MAP_SIGNER, "EC", tags={"purpose": "network-map"})
         return key
 
-    def publish_including(self, record: dict[str, Any]) -> Published:
-        """Make sure the map carries ``record``'s member as the record says (a step's effect).
-
-        When another member's publish already rebuilt the map after this record changed, the map is
-        right for this member and nothing is listed, read, signed or written; a publish that loses the
-        race to another looks again before rebuilding. With many onboardings at once most publishes
-        find their member already there instead of each reading every member record.
-        """
-        return self.publish(including=map_entry(record))
-
     def publish(self, including: dict[str, Any] | None = None) -> Published:
         """Rebuild the map from the records and sign it, unless it is already right.
 
-        ``including``: a member's entry the caller needs in the map; a map that already carries it is
-        taken as it is (other members' changes are their own steps' to publish).
+        ``including``: the entry of the member whose step publishes (``map_entry`` of its record). A map
+        that already carries it, because another member's publish rebuilt it after this record changed,
+        is taken as it is, also after losing a race: nothing is listed, read, signed or written, and
+        other members' changes are their own steps' to publish. With many onboardings at once most
+        publishes end there instead of each reading every member record.
         """
         for _ in range(self.attempts):
             current: Document | None = self.state.read(MAP_PATH)

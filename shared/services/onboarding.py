@@ -22,6 +22,7 @@ so the map only ever lists active members (as the contract says) and the activat
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,7 +31,15 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from shared.canonical import approval_payload, digest, unb64u
-from shared.decisions.onboarding import Intake, Status, Vote, decide_intake, decide_pending, decide_vote
+from shared.decisions.onboarding import (
+    Intake,
+    Status,
+    Vote,
+    decide_intake,
+    decide_pending,
+    decide_vote,
+    map_entry,
+)
 from shared.errors import BusyError, ConflictError, PermanentError
 from shared.messages import (
     DEFAULT_MAX_NODES,
@@ -87,8 +96,8 @@ class Outcome:
     reason: str | None = None
 
 
-#: The step each step posts when it is done (activate posts none).
-FOLLOWS = {"keys": "provision", "provision": "publish", "publish": "activate"}
+#: The step each step posts when it is done (activate, the last, posts none).
+FOLLOWS = dict(itertools.pairwise(STEPS))
 
 
 def _next_step(record: dict[str, Any]) -> str | None:
@@ -472,7 +481,7 @@ class Onboarding:
         mid = record["member_id"]
         if record.get("status") != Status.ACTIVE.value:
             self._update(mid, lambda r: with_history(r, self.clock, Status.ACTIVE.value, "in the network map"))
-        published = self.publisher.publish_including(record)
+        published = self.publisher.publish(including=map_entry(record))
         self.events.emit("network_map.published", mid, ("version", published.version), version=published.version)
         record = self._mark_step(
             mid, "publish", map_version=max(published.version, int(record.get("map_version") or 0))

@@ -4,7 +4,10 @@ Each member keeps a persisted record and publishes copies of it; each member rea
 published records into its own view. Hypothesis picks the interleaving: which member steps, which
 reads happen (a read may return any record the peer published since the last one this reader saw,
 so reads are lost, late and repeated), crashes (a step's result lost before it is persisted, or
-persisted but never published), clocks that jump. Invariants checked after every action:
+persisted but never published), clocks that jump. Runs are "swarm" runs: each picks which links
+between members are reliable, lossy or cut until the adversary stops, so the rare line-ups that break
+a protocol come up often (a broken phase-1 rule, proposing one's own value over an accepted one, is
+found this way). Invariants checked after every action:
 
 - **safety**: every member signs at most one document hash for the version, and no two members sign
   different hashes (only one value is ever chosen), so at most one document of the version can carry

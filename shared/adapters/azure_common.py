@@ -118,10 +118,10 @@ def _refusal(error: HttpResponseError) -> str:
     """The service's own words for a 403 on one line: its code (and inner code) and its message."""
     code = getattr(error.error, "code", None) if error.error else None
     inner = None
-    body: Any = None
+    reader = getattr(error.response, "json", None)
     try:
-        body = error.response.json() if error.response is not None else None
-    except (ValueError, AttributeError):
+        body: Any = reader() if callable(reader) else None
+    except ValueError:
         body = None
     if isinstance(body, dict) and isinstance(body.get("error"), dict):
         code = code or body["error"].get("code")

@@ -44,16 +44,24 @@ VAULT_LOCATION = "westeurope"
 #: A principal's name, as member ids are named (CONTRACT.md), or the legacy principal.
 NAME_PATTERN = r"[a-z][a-z0-9-]{1,30}[a-z0-9]"
 
-#: Built-in roles, reduced to the actions and data actions this emulator serves. The wildcards read
-#: as Azure's do: ``*`` stands for any run of characters, slashes included.
-ROLES: dict[str, tuple[str, ...]] = {
+#: Built-in roles, reduced to what this emulator serves: (actions, data actions). ARM and metrics
+#: check actions; Key Vault's data plane checks data actions only, so Monitoring Reader's ``*/read``
+#: reads no key. The wildcards read as Azure's do: ``*`` stands for any run of characters, slashes
+#: included.
+ROLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "Virtual Machine Contributor": (
-        "Microsoft.Compute/virtualMachineScaleSets/*",
-        "Microsoft.Compute/locations/*",
-        "Microsoft.Network/networkInterfaces/*",
+        (
+            "Microsoft.Compute/virtualMachineScaleSets/*",
+            "Microsoft.Compute/locations/*",
+            "Microsoft.Network/networkInterfaces/*",
+        ),
+        (),
     ),
-    "Monitoring Reader": ("*/read",),
-    "Key Vault Crypto Officer": ("Microsoft.KeyVault/vaults/keys/*", "Microsoft.KeyVault/vaults/keyrotationpolicies/*"),
+    "Monitoring Reader": (("*/read",), ()),
+    "Key Vault Crypto Officer": (
+        ("Microsoft.KeyVault/vaults/read",),
+        ("Microsoft.KeyVault/vaults/keys/*", "Microsoft.KeyVault/vaults/keyrotationpolicies/*"),
+    ),
 }
 METRICS_READ = "Microsoft.Insights/Metrics/Read"
 
@@ -99,14 +107,15 @@ class Principal:
         return cls(name, record["object_id"], record["subscription_id"], record["vault"],
                    tuple((a["role"], a["scope"]) for a in record["roles"]))  # fmt: skip
 
-    def may(self, action: str, scope: str) -> bool:
-        """Whether a role assigned on ``scope`` or above it grants ``action``."""
+    def may(self, action: str, scope: str, *, data: bool = False) -> bool:
+        """Whether a role assigned on ``scope`` or above it grants ``action`` (a data action if ``data``)."""
         wanted = scope.rstrip("/").lower()
         for role, at in self.roles:
             at = at.rstrip("/").lower()
             if wanted != at and not wanted.startswith(at + "/"):
                 continue
-            if any(fnmatch.fnmatchcase(action.lower(), pattern.lower()) for pattern in ROLES[role]):
+            patterns = ROLES[role][1 if data else 0]
+            if any(fnmatch.fnmatchcase(action.lower(), pattern.lower()) for pattern in patterns):
                 return True
         return False
 

@@ -205,7 +205,7 @@ class Emulator:
             vault_id = identity.vault_resource_id(self.vault_subscription(request.vault), request.vault)
             resource = f"{vault_id}/keys/{route.params['name']}" if route.params.get("name") else vault_id
             action = f"Microsoft.KeyVault/vaults/{route.action}"
-            if not who.may(action, resource):
+            if not who.may(action, resource, data=True):
                 return Response(403, identity.keyvault_forbidden(who, action, resource, request.vault))
             return None
         if who is None:

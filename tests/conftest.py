@@ -86,8 +86,7 @@ def member_settings(handle: EmulatorHandle, base: Settings, member: str) -> Sett
     """Settings of ``member``'s own deployment in the per-member shape: the emulator registers its
     identity (its subscription, its vault on a port of its own, its roles), and the SDK clients call
     as that identity, on that subscription and vault. Registering twice changes nothing."""
-    registered = admin(handle, "PUT", f"/_admin/principals/{member}")
-    assert isinstance(registered, dict)
+    registered = emulator.register_principal(handle, member)
     return Settings(
         {
             **base.values,

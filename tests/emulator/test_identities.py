@@ -261,6 +261,12 @@ def test_a_missing_or_unknown_token_is_refused_with_401(
     with pytest.raises(PermanentError) as refused:
         ArmScaleSets.from_settings(stranger).list_all()
     assert refused.value.reason == "auth"
+    _, _, mine = owned_scale_set(bank_a_settings)
+    with pytest.raises(PermanentError) as refused:
+        MonitorMetrics.from_settings(stranger).query(
+            [mine], [CPU], window=timedelta(minutes=3), grain=timedelta(minutes=1), aggregation="Average"
+        )
+    assert refused.value.reason == "auth"
 
 
 def test_version_1_identity_and_member_identities_stay_apart(

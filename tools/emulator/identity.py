@@ -17,6 +17,25 @@ A call on any other scope is refused with 403 and the body Azure sends: ARM's ``
 naming the client, the action and the scope; Key Vault's ``Forbidden`` with inner error
 ``ForbiddenByRbac`` naming the caller, the action and the resource.
 
+Where the bodies come from (Azure's answers as quoted in public issue threads; the emulator keeps
+their codes and wording and fills in its own names):
+- ARM 403 ``{"error": {"code": "AuthorizationFailed", "message": "The client '…' with object id '…'
+  does not have authorization to perform action 'Microsoft.Compute/virtualMachineScaleSets/write' over
+  scope '…' or the scope is invalid. If access was recently granted, please refresh your
+  credentials."}}`` (Azure/aad-pod-identity#788, Azure/azure-powershell#12115).
+- Key Vault 403 ``{"error": {"code": "Forbidden", "message": "Caller is not authorized to perform
+  action on resource.\r\n…Caller: …\r\nAction: '…'\r\nResource: '…'\r\nAssignment: (not found)
+  \r\nDenyAssignmentId: null\r\nDecisionReason: 'DeniedWithNoValidRBAC' \r\nVault: …;location=…",
+  "innererror": {"code": "ForbiddenByRbac"}}}`` (hashicorp/terraform-provider-azurerm#27817 and
+  #23927, piyushsachdeva/Terraform_AKS#2).
+- Key Vault 401 ``{"error": {"code": "Unauthorized", "message": "AKV10000: Request is missing a Bearer
+  or PoP token."}}`` (Azure/azure-sdk-for-python#24557); ARM 401 ``InvalidAuthenticationToken`` "The
+  access token is invalid." and ``AuthenticationFailed`` for a missing header (Azure/azure-powershell
+  #27882 and others). The ``WWW-Authenticate`` header of ARM's 401 is written from memory.
+- The metrics batch API answers errors in ARM's common ``ErrorResponse`` (azure-rest-api-specs,
+  ``monitor/data-plane/Microsoft.Insights/stable/2024-02-01/metricBatch.json``); that its 403 reads
+  as ARM's ``AuthorizationFailed`` for ``Microsoft.Insights/Metrics/Read`` is UNCONFIRMED.
+
 Version 1 (one shared deployment, the shape issue 15 removes): the token ``emulator-token`` is the
 principal ``LEGACY``, with the same three roles on the default subscription and on the default vault,
 the one served at the emulator's root URL. It is always there, needs no registration, and goes away

@@ -83,6 +83,14 @@ REGISTRY: tuple[Setting, ...] = (
         default="default",
     ),
     Setting(
+        "AZURE_EMULATOR_PRINCIPAL",
+        "",
+        "Locally, the identity this deployment calls the emulator as (its member id, e.g. bank-a; the emulator "
+        "refuses with 403 what that identity has no role for); empty: version 1's single shared identity. "
+        "Empty in Azure, where the managed identity is the principal.",
+        default="",
+    ),
+    Setting(
         "AZURE_SUBSCRIPTION_ID", "00000000-0000-0000-0000-000000000000", "Subscription of the members' scale sets."
     ),
     Setting("AZURE_RESOURCE_GROUP", "rg-consortium-local", "Resource group of this member's scale sets."),

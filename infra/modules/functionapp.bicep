@@ -106,6 +106,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'HEALTH_REIMAGE_AFTER_CHECKS', value: '3' }
         { name: 'HEALTH_PROBE_TIMEOUT_SECONDS', value: '2' }
         { name: 'AZURE_CREDENTIAL', value: 'default' }
+        { name: 'AZURE_EMULATOR_PRINCIPAL', value: '' }
         { name: 'AZURE_SUBSCRIPTION_ID', value: subscription().subscriptionId }
         { name: 'AZURE_RESOURCE_GROUP', value: resourceGroup().name }
         { name: 'AZURE_REGION', value: location }

@@ -285,3 +285,17 @@ def test_an_expired_sas_is_refused(member_azurite: azurite.Azurite, published: d
     with pytest.raises(HttpResponseError) as refused:
         list(container.list_blobs())
     assert refused.value.status_code == 403
+
+
+def test_a_restart_serves_the_same_accounts_with_their_data(tmp_path: Path) -> None:
+    ports = azurite.free_ports(3)
+    az, proc = azurite.start(tmp_path, ports=(ports[0], ports[1], ports[2]), accounts=["banka", "bankb"])
+    try:
+        blobs(az, "bank-b").create_container("kept").upload_blob("x.json", b"{}")
+        az, proc = azurite.restart(az, tmp_path)
+        assert az.accounts == ("devstoreaccount1", "banka", "bankb")
+        assert blobs(az, "bank-b").get_blob_client("kept", "x.json").download_blob().readall() == b"{}"
+        assert "kept" not in [c.name for c in blobs(az, "bank-a").list_containers()]
+    finally:
+        azurite.stop_pid(proc.pid)
+        proc.wait(timeout=10)

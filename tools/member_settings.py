@@ -37,7 +37,7 @@ import json
 import sys
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -64,8 +64,6 @@ MEMBER_SETTINGS = (
     "AZURE_KEY_VAULT_URL",
 )
 _ZERO_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
-#: A fixed namespace, so a member's local subscription id is the same on every machine and every run.
-_SUBSCRIPTIONS = uuid.UUID("6f1d3c1e-2b7a-5e8f-9c4d-0a1b2c3d4e5f")
 
 
 def settings_path(member_id: str, root: Path = ROOT) -> Path:
@@ -80,31 +78,26 @@ def http_port(member_id: str, members: Iterable[str] = azurite.MEMBER_IDS) -> in
 
 
 def subscription_id(member_id: str) -> str:
-    """The member's subscription in the emulator: a stable GUID of its own, never the shared zero GUID."""
-    return str(uuid.uuid5(_SUBSCRIPTIONS, member_id))
+    """The member's subscription in the emulator: a stable GUID of its own, never the shared zero GUID.
 
-
-def emulator_values(member_id: str, sample: Mapping[str, str], emulator_url: str | None = None) -> dict[str, str]:
-    """The member's identity, subscription and vault in the Azure emulator.
-
-    Placeholders until the emulator knows per-member identities (issue 15, branch
-    ``issue-15-emulator``): the principal is the member id, the subscription a GUID of its own, the
-    vault URL the emulator's (one emulator serves every vault). This is the one place to change when
-    the emulator's settings land.
+    Derived as the emulator derives it when it registers the member (``tools/emulator/identity.py`` on
+    the emulator's issue-15 branch), so the placeholder and the registered value agree.
     """
-    return {
-        "AZURE_EMULATOR_PRINCIPAL": member_id,
-        "AZURE_SUBSCRIPTION_ID": subscription_id(member_id),
-        "AZURE_KEY_VAULT_URL": emulator_url or sample["AZURE_KEY_VAULT_URL"],
-    }
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"urn:consortium:subscription:{member_id}"))
 
 
 @dataclass(frozen=True)
 class Emulator:
-    """Where the stack's Azure emulator answers, when not where the sample says (tests: a free port)."""
+    """Where the stack's Azure emulator answers, and the members it registered (their identities).
+
+    ``principals`` maps a member id to what the emulator answered when the stack registered it
+    (``PUT /_admin/principals/{member_id}``: ``subscription_id``, ``vault_url``, ...); empty while the
+    emulator has no per-member identities.
+    """
 
     url: str
     ca: Path
+    principals: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def values(self) -> dict[str, str]:
         return {
@@ -113,6 +106,23 @@ class Emulator:
             "AZURE_KEY_VAULT_URL": self.url,
             "AZURE_CA_BUNDLE": str(self.ca),
         }
+
+
+def emulator_values(member_id: str, sample: Mapping[str, str], emulator: Emulator | None = None) -> dict[str, str]:
+    """The member's identity, subscription and vault in the Azure emulator.
+
+    As the emulator registered it when it did (its own subscription, its own vault URL); otherwise
+    placeholders: the principal is the member id, the subscription the GUID the emulator would give
+    it, the vault URL the emulator's own (the sample's unless ``emulator`` says where it answers).
+    """
+    registered = emulator.principals.get(member_id, {}) if emulator else {}
+    return {
+        "AZURE_EMULATOR_PRINCIPAL": member_id,
+        "AZURE_SUBSCRIPTION_ID": str(registered.get("subscription_id") or subscription_id(member_id)),
+        "AZURE_KEY_VAULT_URL": str(
+            registered.get("vault_url") or (emulator.url if emulator else sample["AZURE_KEY_VAULT_URL"])
+        ),
+    }
 
 
 def member_values(
@@ -140,7 +150,7 @@ def member_values(
         HOST_ID_SETTING: f"consortium-{member_id}",
         PUBLIC_ENDPOINT_SETTING: provision.public_container_url(az.blob_endpoint(account)),
         PEER_READ_SETTING: json.dumps(peers, sort_keys=True),
-        **emulator_values(member_id, sample, emulator.url if emulator else None),
+        **emulator_values(member_id, sample, emulator),
     }
     return values
 

@@ -197,6 +197,35 @@ def _ensure_emulator(paths: StackPaths, record: dict[str, Any], say: Callable[[s
     _write(paths, record)
 
 
+def _register_principals(
+    url: str, ca: Path, members: tuple[str, ...], say: Callable[[str], None]
+) -> dict[str, dict[str, Any]]:
+    """Register each member's identity in the emulator (its subscription, its vault); what it answered, by member.
+
+    ``PUT /_admin/principals/{member_id}`` is harmless when the member is registered already. An
+    emulator without per-member identities answers 404: then nothing is registered and the members'
+    settings carry placeholders (``member_settings.emulator_values``).
+    """
+    if not ca.exists():
+        return {}
+    context = ssl.create_default_context(cafile=str(ca))
+    registered: dict[str, dict[str, Any]] = {}
+    for member in members:
+        target = f"{url}/_admin/principals/{member}"
+        headers = {"Content-Type": "application/json"}
+        request = urllib.request.Request(target, data=b"{}", method="PUT", headers=headers)  # noqa: S310
+        try:
+            with urllib.request.urlopen(request, timeout=10, context=context) as r:  # noqa: S310 - https://localhost  # nosec B310
+                registered[member] = dict(json.loads(r.read()))
+        except urllib.error.HTTPError as e:
+            if e.code == 404:
+                say("emulator       has no per-member identities yet: the members' settings carry placeholders")
+                return {}
+            raise StackError(f"emulator: registering {member} failed with {e.code}: {e.read()[:300]!r}") from None
+    say(f"emulator       identities of {', '.join(registered)} registered")
+    return registered
+
+
 @dataclass(frozen=True)
 class HostSpec:
     """One local Functions host to start: its record key, settings file, port(s) and environment."""
@@ -322,9 +351,8 @@ def up_members(
         account = azurite.account_for(member)
         _provision(az.connection_string_for(account), account, say)
     _ensure_emulator(paths, record, say, emulator_port)
-    emulator = None
-    if emulator_port != 8443 or paths.root != ROOT:  # not where the sample says: tell the members where it is
-        emulator = member_settings.Emulator(f"https://localhost:{emulator_port}", paths.local / "emulator" / "ca.pem")
+    url, ca = f"https://localhost:{emulator_port}", paths.local / "emulator" / "ca.pem"
+    emulator = member_settings.Emulator(url, ca, _register_principals(url, ca, members, say))
     files = member_settings.write_all(az, root=paths.root, members=members, ports=host_ports, emulator=emulator)
     specs = []
     for member, path in files.items():

@@ -5,7 +5,10 @@ own settings, port and account, taking its own messages; ``down`` stops all of i
 from __future__ import annotations
 
 import json
+import ssl
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +16,22 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
 
-from tools import azurite, provision, stack
+from tools import azurite, member_settings, provision, stack
 
 
 def _gone(pid: int) -> bool:
     return not stack._alive(pid)
+
+
+def _principal(port: int, ca: Path, member: str) -> dict[str, Any] | None:
+    """What the emulator knows of ``member``'s identity; None when it has no per-member identities (404)."""
+    context = ssl.create_default_context(cafile=str(ca))
+    try:
+        with urllib.request.urlopen(f"https://localhost:{port}/_admin/principals/{member}", context=context) as r:
+            return dict(json.loads(r.read()))
+    except urllib.error.HTTPError as e:
+        assert e.code == 404
+        return None
 
 
 def test_the_single_shape_creates_its_queues_before_a_client_posts(tmp_path: Path) -> None:
@@ -72,6 +86,17 @@ def test_one_host_per_member_each_taking_its_own_messages(tmp_path: Path) -> Non
             assert entry["settings"] == str(tmp_path / ".local" / "members" / member / "local.settings.json")
             status = stack._host_status(entry["port"])
             assert status is not None and status["state"] == "Running" and status["id"] == f"consortium-{member}"
+            values, _ = member_settings.read(Path(entry["settings"]))
+            assert values["AZURE_EMULATOR_PRINCIPAL"] == member
+            assert values["AZURE_CA_BUNDLE"] == str(paths.local / "emulator" / "ca.pem")
+            assert values["AZURE_ARM_ENDPOINT"] == f"https://localhost:{ports[3]}"
+            registered = _principal(ports[3], paths.local / "emulator" / "ca.pem", member)
+            if registered is not None:  # an emulator with per-member identities: what it answered
+                assert values["AZURE_SUBSCRIPTION_ID"] == registered["subscription_id"]
+                assert values["AZURE_KEY_VAULT_URL"] == registered["vault_url"]
+            else:  # not yet: the placeholders
+                assert values["AZURE_SUBSCRIPTION_ID"] == member_settings.subscription_id(member)
+                assert values["AZURE_KEY_VAULT_URL"] == f"https://localhost:{ports[3]}"
 
         # a request that can never succeed, posted to bank-a's own queue: bank-a's host takes it and
         # records the rejection in bank-a's account; bank-b's account sees nothing of it

@@ -15,8 +15,10 @@ local stack"). Both create every queue and container in the accounts they use be
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import ssl
 import subprocess
 import sys
@@ -383,12 +385,15 @@ def down(paths: StackPaths | None = None, *, quiet: bool = False) -> None:
         say("nothing to stop")
         return
     hosts = [k for k in record if k == HOST_KEY or k.startswith(HOST_KEY + ":")]
-    for name in (*hosts, "emulator", "azurite"):
-        entry = record.get(name)
-        if not entry:
-            continue
-        pid = int(entry["pid"])
-        if _alive(pid):
+    names = [n for n in (*hosts, "emulator", "azurite") if n in record]
+    running = {n: _alive(int(record[n]["pid"])) for n in names}
+    for name in hosts:  # every host drains its running invocations at once, not one after another
+        if running[name]:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(int(record[name]["pid"]), signal.SIGTERM)
+    for name in names:
+        pid = int(record[name]["pid"])
+        if running[name]:
             azurite.stop_pid(pid, timeout=150 if name in hosts else 10)
             say(f"stopped {name} (pid {pid})")
         else:

@@ -245,7 +245,36 @@ class Consortium:
                 continue  # an older head than one already read: never go back
             self.memory.heads[member_id] = verified
             self.memory.peer_etags[member_id] = fetched.etag
+            self._store_head(member_id, raw)
         return self.memory.heads
+
+    def _store_head(self, member_id: str, raw: Mapping[str, Any]) -> None:
+        """Keep the verified head in our own storage, so any instance, the CLI and status see it."""
+        path = f"peers/{member_id}.json"
+        doc = self.state.read(path)
+        try:
+            if doc is None:
+                self.state.create(path, dict(raw))
+            elif int(doc.body.get("seq", -1)) < int(raw.get("seq", 0)):
+                self.state.replace(path, dict(raw), doc.etag)
+        except ConflictError:
+            pass  # another instance stored a head at the same time; the next tick reads again
+
+    def stored_heads(self) -> dict[str, rules.Head]:
+        """The others' heads as this member last verified and stored them (checked again on the way in)."""
+        heads = dict(self.memory.heads)
+        if heads:
+            return heads
+        head = self.head()
+        for doc in self.state.read_all("peers/"):
+            member_id = doc.path.rsplit("/", 1)[-1].removesuffix(".json")
+            try:
+                heads[member_id] = rules.verify_head(
+                    doc.body, member_id=member_id, keys=self._keys_for(member_id, head, doc.body)
+                )
+            except rules.HeadError:
+                continue
+        return heads
 
     def _fetch_version(self, member_id: str, endpoint: str, version: int) -> dict[str, Any] | None:
         source = f"version {version} from {member_id}"
@@ -606,7 +635,7 @@ class Consortium:
         """The member's view of the consortium for ``status``, the CLI and the dashboard."""
         trusted = self.verified()
         head = trusted[-1] if trusted else None
-        heads = dict(self.memory.heads)
+        heads = self.stored_heads()
         judged = self.judge(heads) if head else {}
         proposals = []
         for proposal_id, proposal in sorted(self.known_proposals(heads).items()):

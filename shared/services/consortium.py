@@ -437,6 +437,15 @@ class Consortium:
         self._update_own(record)
         return str(decision)
 
+    def follow(self) -> chain.Trusted | None:
+        """Read the others and adopt what verifies, without agreeing or publishing: the head after it."""
+        with self.lock:
+            try:
+                self.catch_up(self.read_heads(self.head()))
+            except Forked as error:
+                log.error("fork: %s", error)
+        return self.head()
+
     # --- the tick -----------------------------------------------------------------------------
 
     def tick(self) -> dict[str, Any]:

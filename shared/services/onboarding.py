@@ -33,7 +33,7 @@ from pydantic import BaseModel
 from shared.decisions import chain
 from shared.decisions import consortium as rules
 from shared.decisions.onboarding import CLOSED, Intake, Membership, Status, decide_intake, decide_membership
-from shared.errors import BusyError, ConflictError, PermanentError
+from shared.errors import BusyError, ConflictError, PermanentError, TransientError
 from shared.messages import (
     DEFAULT_MAX_NODES,
     Decision,
@@ -334,12 +334,12 @@ class Onboarding:
         }
 
     def _propose(self, record: dict[str, Any], message: StepMessage) -> Outcome:
-        head = self.consortium.head()
+        head = self.consortium.head() or self.consortium.follow()
         if head is None:
-            raise PermanentError(
-                "no verified genesis: the genesis from CONSORTIUM_GENESIS_HASH was not found at any member "
-                "this deployment can read (CONSORTIUM_PEER_READ_URLS)", reason="no_genesis",
-            )  # fmt: skip
+            raise TransientError(
+                "no verified genesis yet: the genesis of CONSORTIUM_GENESIS_HASH is not at any deployment this one "
+                "can read (CONSORTIUM_PEER_READ_URLS); retrying"
+            )
         if head.document.member(self.member_id) is not None:
             record = self._mark_step("propose", proposal_id=record.get("proposal_id"))
             self._send_step("activate", record)

@@ -594,3 +594,32 @@ def with_signatures(document: Mapping[str, Any], signatures: Iterable[Mapping[st
     for s in signatures:
         merged.setdefault((s["member_id"], s["kid"]), dict(s))
     return {**document, "signatures": [merged[k] for k in sorted(merged)]}
+
+
+class NodeTrust:
+    """What a Corda node's agent believes: the pinned genesis, then each version that verifies against
+    the one before it (``verify_genesis`` / ``verify_next``, nothing else). A document that does not
+    verify is refused with the rule it breaks and changes nothing; an older or repeated version is
+    refused as not the next one."""
+
+    def __init__(self, pinned_hash: str):
+        self.pinned = pinned_hash
+        self.chain: list[Trusted] = []
+        self.refused: list[str] = []
+
+    @property
+    def head(self) -> Trusted | None:
+        return self.chain[-1] if self.chain else None
+
+    def accept(self, raw: Mapping[str, Any]) -> bool:
+        try:
+            trusted = verify_next(self.chain[-1], raw) if self.chain else verify_genesis(self.pinned, raw)
+        except ChainError as error:
+            self.refused.append(str(error))
+            return False
+        self.chain.append(trusted)
+        return True
+
+    def members(self) -> tuple[Member, ...]:
+        """The members the node may transact with: those the verified head lists."""
+        return self.head.document.members if self.head else ()

@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 
 SELF = "consortium/self.json"
 HEAD = "head.json"
+MEMBERSHIP = "membership.json"
 PEER_REJECTIONS = "peer-documents"
 
 
@@ -162,6 +163,7 @@ class Consortium:
                 raise Forked(f"version {trusted.version}: another document is already stored") from None
         self.public.put(chain_path(trusted.version), trusted.published())
         self.memory.trusted = [*self.memory.trusted[: trusted.version], trusted]
+        self._hand_to_nodes(trusted)
         change = trusted.document.change
         self.events.emit(
             "consortium.version_adopted", change.member_id, ("version", trusted.version, trusted.hash),
@@ -180,7 +182,16 @@ class Consortium:
             pass
         self.public.put(chain_path(0), trusted.published())
         self.memory.trusted = self.memory.trusted or [trusted]
+        self._hand_to_nodes(trusted)
         return trusted
+
+    def _hand_to_nodes(self, trusted: chain.Trusted) -> None:
+        """What this member's own nodes read (``membership.json`` beside the chain in its own container):
+        the verified head's members. A node's agent verifies the chain itself from the genesis
+        (``chain.NodeTrust``) and uses this only as the index of what that chain admits."""
+        members = [m.model_dump(mode="json", exclude_none=True) for m in trusted.document.members]
+        self.public.put(MEMBERSHIP, chain.canonical({"version": trusted.version, "hash": trusted.hash,
+                                                      "genesis": self.genesis, "members": members}))  # fmt: skip
 
     # --- reading the others -------------------------------------------------------------------
 

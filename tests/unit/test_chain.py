@@ -329,3 +329,17 @@ def test_anyone_who_builds_the_next_version_from_the_same_inputs_gets_the_same_b
     one = next_version(W.head, "admit", "bank-d", D.entry)
     two = next_version(W.head, "admit", "bank-d", dict(reversed(list(D.entry.items()))))
     assert chain.signing_bytes(one) == chain.signing_bytes(two)
+
+
+def test_a_node_accepts_the_vector_chain_version_by_version_and_nothing_that_skips_or_forges() -> None:
+    versions = VALID["chain"]["versions"]
+    node = chain.NodeTrust(VALID["chain"]["genesis"])
+    assert not node.accept(versions[1]), "version 1 before the genesis is refused"
+    assert all(node.accept(v) for v in versions)
+    assert node.head is not None and node.head.hash == VALID["hashes"][-1]
+    assert [m.member_id for m in node.members()] == ["bank-a", "bank-b"]
+    assert not node.accept(versions[3]), "an old version again is refused"
+    forged = VECTORS["invalid"][0]["chain"]["versions"]
+    other = chain.NodeTrust(VALID["chain"]["genesis"])
+    assert other.accept(forged[0]) and not other.accept(forged[1])
+    assert other.refused[-1].startswith("version 1 (admit bank-c): not signed as the contract requires")

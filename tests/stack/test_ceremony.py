@@ -243,3 +243,46 @@ def test_another_valid_genesis_stored_by_one_founder_is_refused_as_a_difference(
     finally:
         blob.upload_blob(original, overwrite=True)
     assert stack.run() == digest
+
+
+def test_the_steps_an_azure_founder_runs_one_by_one_give_a_genesis_that_verifies(
+    stack: Stack, founded: tuple[str, list[str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    digest, _ = founded
+
+    def step(*argv: str) -> tuple[int, str, str]:
+        code = ceremony.main(list(argv))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    settings = {m: str(member_settings.settings_path(m, stack.root)) for m in ceremony.FOUNDERS}
+    files = []
+    for member in ceremony.FOUNDERS:
+        code, out, err = step("--member", member, "--settings", settings[member], "entry")
+        assert code == 0 and "found" in err  # the key the ceremony created, found again in its own vault
+        files.append(tmp_path / f"{member}.entry.json")
+        files[-1].write_text(out)
+    code, out, err = step("draft", "--convener", "bank-a", *map(str, files))
+    assert code == 0 and "hash to sign" in err
+    (tmp_path / "draft.json").write_text(out)
+    sigs = []
+    for member in ceremony.FOUNDERS:
+        code, out, _ = step("--member", member, "--settings", settings[member], "sign", str(tmp_path / "draft.json"))
+        assert code == 0
+        sigs.append(tmp_path / f"{member}.sig.json")
+        sigs[-1].write_text(out)
+    code, out, err = step("assemble", str(tmp_path / "draft.json"), *map(str, sigs))
+    assert code == 0
+    rival_hash = err.split("genesis hash: ")[1].strip()
+    chain.verify_genesis(rival_hash, json.loads(out))
+    (tmp_path / "genesis.json").write_text(out)
+    # a founder acts only as itself: bank-b's settings cannot sign as bank-a
+    code, _, err = step("--member", "bank-a", "--settings", settings["bank-b"], "sign", str(tmp_path / "draft.json"))
+    assert code == 1 and "serve bank-b, not bank-a" in err
+    # this new genesis is not the one the founders hold: install refuses to replace theirs
+    as_b = ("--member", "bank-b", "--settings", settings["bank-b"])
+    code, _, err = step(*as_b, "install", str(tmp_path / "genesis.json"), "--hash", rival_hash)
+    assert code == 1 and "holds another document" in err
+    (tmp_path / "founded.json").write_text(json.dumps(_genesis(stack)))
+    code, _, err = step(*as_b, "install", str(tmp_path / "founded.json"), "--hash", digest)
+    assert code == 0 and "present in consortium, present in consortium-public" in err

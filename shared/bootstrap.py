@@ -10,6 +10,7 @@ import re
 import secrets
 from datetime import timedelta
 from functools import cached_property, lru_cache
+from typing import Any
 
 from shared import settings as settings_module
 from shared.adapters import metering
@@ -34,6 +35,7 @@ from shared.services.leadership import Coordinator, holder_identity
 from shared.services.onboarding import Onboarding
 from shared.services.records import Events, Rejections
 from shared.services.rotation import KeyRotator
+from shared.services.status import build_status
 from shared.settings import SettingError, Settings
 
 #: Each key kind's policy setting; node identity is off by default and says why.
@@ -127,6 +129,10 @@ class Platform:
             lease_seconds=self.lease_seconds,
             poll_seconds=self.settings.integer("ONBOARDING_POLL_SECONDS", minimum=1, maximum=300),
         )
+
+    def status(self) -> dict[str, Any]:
+        """This member's status model (CONTRACT.md, ``status --json``), read from its own storage."""
+        return build_status(self.member_id, self.state, self.leases, self.queues.count, self.consortium.view())
 
     @cached_property
     def coordinator(self) -> Coordinator:

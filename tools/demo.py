@@ -110,10 +110,8 @@ def show_the_network_map() -> None:
 def consortium_status() -> dict[str, Any]:
     from cli.context import settings
     from shared.bootstrap import Platform
-    from shared.services.status import build_status
 
-    platform = Platform(settings())
-    return build_status(platform.state, platform.leases, platform.queues.count)
+    return Platform(settings()).status()
 
 
 def wait_for_coordinator(not_holder: str | None, timeout: float) -> dict[str, Any]:

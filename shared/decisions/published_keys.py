@@ -40,7 +40,7 @@ class KeysDocument(_Strict):
     seq: int = Field(ge=1)
     updated_at: str = Field(pattern=chain.TIMESTAMP_PATTERN)
     #: Per kind, the current key first, then the one it replaces while their overlap lasts.
-    keys: dict[Literal["identity", "tls"], tuple[chain.KeyRef, ...]] = Field(strict=False)
+    keys: dict[Literal["identity", "tls"], list[chain.KeyRef]]
     sig: str = Field(pattern=chain.B64U_PATTERN, min_length=86, max_length=86)
 
 

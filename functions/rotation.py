@@ -30,7 +30,8 @@ DEFER_SECONDS = 5
 def _log(run: rotation.RotationRun, what: str, term: Term) -> None:
     log.info(
         "%s: %s", what, ", ".join(f"{n} {a}" for a, n in sorted(run.summary().items())) or "no keys",
-        extra={"fields": {"fencing_token": term.fencing_token, "keys_document_seq": run.keys_document_seq, "busy": run.busy,
+        extra={"fields": {"fencing_token": term.fencing_token, "keys_document_seq": run.keys_document_seq,
+                          "busy": run.busy,
                           "acted": [r.as_json() for r in run.results if r.action not in ("none", "wait")]}},
     )  # fmt: skip
 

@@ -110,6 +110,7 @@ class Platform:
             timing=Timing(timeout=(t := self.settings.number("AGREEMENT_TIMEOUT_SECONDS", minimum=0.5)), jitter=t),
             jitter=lambda round_: secrets.randbelow(1000) / 1000,
         )  # fmt: skip
+
         def on_membership(change: str, version: chain.Trusted) -> None:
             self.onboarding.on_membership(change, version)
             self.rotator.on_membership(change, version)

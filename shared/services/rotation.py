@@ -40,9 +40,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shared.decisions import chain
+from shared.decisions import chain, published_keys
 from shared.decisions import consortium as rules
-from shared.decisions import published_keys
 from shared.decisions.rotation import Action, KeyPolicy, KeyView, Plan, Rotation, Stage, plan, rotation_id
 from shared.errors import BusyError, FencedError, TransientError
 from shared.messages import KeyRotationRequest, Rejection, parse
@@ -344,8 +343,8 @@ class KeyRotator:
                     **{k: v for k, v in entry.items() if k != "warned_version"}, **key_entry(key, at),
                     "previous": previous, "rotation": rotation,
                 }  # fmt: skip
-                result(kind, "start", plans[kind].reason,
-                       f"{key_name(me, kind)}: v{key.version[:8]} created beside v{str(intent['from_version'])[:8]}")  # fmt: skip
+                said = f"v{key.version[:8]} created beside v{str(intent['from_version'])[:8]}"
+                result(kind, "start", plans[kind].reason, f"{key_name(me, kind)}: {said}")
             entries = self._write(token, announced)["keys"]
 
         retire = [k for k, p in plans.items() if p.action is Action.RETIRE]
@@ -470,9 +469,7 @@ class KeyRotator:
                                                                   "keys": listed, "kid": kid})  # fmt: skip
         self.consortium.public.put(published_keys.PATH, chain.canonical(document))
 
-    def _record_run(
-        self, token: int, run: RotationRun, *, trigger: str, request_id: str | None, force: bool
-    ) -> None:
+    def _record_run(self, token: int, run: RotationRun, *, trigger: str, request_id: str | None, force: bool) -> None:
         at = iso_time(self.clock.now())
         acted = [
             {"at": at, **r.as_json()} for r in run.results if r.action not in (Action.NONE.value, Action.WAIT.value)

@@ -26,6 +26,7 @@ def rotation(stage: Stage, **changes: object) -> Rotation:
     return Rotation(**base)  # type: ignore[arg-type]
 
 
+published_at_97 = key(rotation=rotation(Stage.PUBLISHED, retire_after=T0 + 97 * DAY), published=True)
 ROWS = [
     ("a young key is left alone", key(), T0 + 10 * DAY, {}, Action.NONE, "not_due"),
     ("warn_before its age a key is expiring", key(), T0 + 76 * DAY, {}, Action.WARN, "expiring"),
@@ -53,11 +54,11 @@ ROWS = [
     ("a published rotation no longer published never retires",
      key(kind="governance", rotation=rotation(Stage.PUBLISHED, retire_after=T0 + 97 * DAY)), T0 + 400 * DAY, {},
      Action.WAIT, "unpublished"),
-    ("during the overlap the old version stays", key(rotation=rotation(Stage.PUBLISHED, retire_after=T0 + 97 * DAY), published=True),
+    ("during the overlap the old version stays", published_at_97,
      T0 + 96 * DAY, {}, Action.WAIT, "overlap"),
-    ("force does not cut an overlap short", key(rotation=rotation(Stage.PUBLISHED, retire_after=T0 + 97 * DAY), published=True),
+    ("force does not cut an overlap short", published_at_97,
      T0 + 96 * DAY, {"force": True, "request_id": "r9"}, Action.WAIT, "overlap"),
-    ("after the overlap the old version retires", key(rotation=rotation(Stage.PUBLISHED, retire_after=T0 + 97 * DAY), published=True),
+    ("after the overlap the old version retires", published_at_97,
      T0 + 97 * DAY, {}, Action.RETIRE, "overlap_over"),
     ("a retirement stopped half-way finishes", key(rotation=rotation(Stage.RETIRING)), T0 + 98 * DAY, {},
      Action.FINISH, "retiring"),

@@ -85,7 +85,7 @@ def test_a_governance_rotation_goes_through_a_rotate_version_and_the_old_key_ret
     the_listed_key_is_enabled(world)
 
     world.down = set()
-    tick_until(world, "every member adopts the rotate", lambda: all(world.listed_kid(m, A) == new for m in world.members))
+    tick_until(world, "every member adopts it", lambda: all(world.listed_kid(m, A) == new for m in world.members))
     adopted = world.head(A)
     assert (adopted.version, adopted.document.change.kind) == (base + 1, chain.Kind.ROTATE)
     signers = {(s.member_id, s.kid) for s in adopted.document.signatures}
@@ -142,8 +142,10 @@ def test_a_repeated_tick_or_request_rotates_once() -> None:
         assert len(world.record(A)["keys"][kind]["rotations"]) == 1
     assert len(world.key_versions(A, "identity")) == 1, "identity keys are not rotated, even forced"
     assert all(len(world.key_versions(m, k)) == 1 for m in ("bank-b", "bank-c") for k in ("tls", "governance"))
-    assert [e["key_name"] for e in world.members[A].events("key.rotated")] == [key_name(A, "tls"),
-                                                                                key_name(A, "governance")]
+    assert [e["key_name"] for e in world.members[A].events("key.rotated")] == [
+        key_name(A, "tls"),
+        key_name(A, "governance"),
+    ]
 
 
 def test_tls_keys_are_published_old_and_new_in_a_signed_keys_document_then_the_new_alone() -> None:

@@ -216,8 +216,7 @@ class KeyRotator:
             self._fence(token)
             run = RotationRun()
             record = self._read(member_path(self.member_id))
-            if self._active(record):
-                assert record is not None
+            if record is not None and self._active(record):
                 now = self.clock.now()
                 for kind, entry in (record.get("keys") or {}).items():
                     became = parse_time(entry.get("rotated_at") or entry.get("created_at"))

@@ -32,8 +32,9 @@ def register(sub: Any) -> None:
         description="Ask this member's coordinator (through its own key-rotation-requests) to rotate the member's "
         "keys at once. Without --force only keys past their rotation age rotate (and rotations under way move "
         "on); with --force every key of the member starts a rotation, once per request id. A rotation creates a "
-        "new version and after the overlap disables the old one (never deletes it). Node identity keys are not "
-        "rotated (Corda needs R3's tool).",
+        "new version in the member's vault and publishes old and new (TLS: the member's signed keys.json; "
+        "governance: a rotate version of the chain, signed with the old key and the new); after the overlap it "
+        "disables the old one (never deletes it). Node identity keys are not rotated (Corda needs R3's tool).",
     )
     p.add_argument("--force", action="store_true", help="rotate now even if not due")
     p.add_argument("--request-id", help="idempotency key (default rot-MEMBER-<unix time>)")
@@ -71,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
         if r["action"] not in QUIET:
             print(f"  {r['action']:8} {r['message']}")
     counts = report.get("counts") or {}
-    print(f"done: {', '.join(f'{n} {a}' for a, n in sorted(counts.items())) or 'no keys'}")
+    print(f"done: {', '.join(f'{n} {a}' for a, n in sorted(counts.items())) or 'no keys'}"
+          f"; keys.json seq {report.get('keys_document_seq') or '-'}")  # fmt: skip
     return 0
 
 

@@ -22,6 +22,7 @@ from shared.adapters.metrics import MonitorMetrics
 from shared.adapters.published_blobs import PeerBlobs, PublicBlobs
 from shared.adapters.storage import blob_service, queue_service
 from shared.adapters.storage_queues import StorageQueues
+from shared.decisions import chain
 from shared.decisions.agreement import Timing
 from shared.decisions.autoscale import ScalePolicy
 from shared.decisions.health import HealthPolicy
@@ -42,7 +43,6 @@ from shared.settings import SettingError, Settings
 KEY_POLICY_SETTINGS = {
     "tls": "KEY_ROTATION_TLS",
     "governance": "KEY_ROTATION_GOVERNANCE",
-    "signer": "KEY_ROTATION_SIGNER",
     "identity": "KEY_ROTATION_IDENTITY",
 }
 IDENTITY_OFF = "off: Corda cannot rotate a node's legal identity key without R3's key rotation tool"
@@ -110,7 +110,12 @@ class Platform:
             timing=Timing(timeout=(t := self.settings.number("AGREEMENT_TIMEOUT_SECONDS", minimum=0.5)), jitter=t),
             jitter=lambda round_: secrets.randbelow(1000) / 1000,
         )  # fmt: skip
-        service.on_membership = lambda change, version: self.onboarding.on_membership(change, version)
+
+        def on_membership(change: str, version: chain.Trusted) -> None:
+            self.onboarding.on_membership(change, version)
+            self.rotator.on_membership(change, version)
+
+        service.on_membership = on_membership
         return service
 
     @cached_property
@@ -201,8 +206,9 @@ class Platform:
     @cached_property
     def rotator(self) -> KeyRotator:
         return KeyRotator(
-            state=self.state, keys=self.keys, leases=self.leases, queues=self.queues, clock=SystemClock(),
-            policies=self.key_policies, holder=self.holder, lease_seconds=self.lease_seconds,
+            member_id=self.member_id, state=self.state, keys=self.keys, leases=self.leases, queues=self.queues,
+            clock=SystemClock(), policies=self.key_policies, holder=self.holder, consortium=self.consortium,
+            lease_seconds=self.lease_seconds,
         )  # fmt: skip
 
 

@@ -246,27 +246,24 @@ ROTATION: tuple[Setting, ...] = (
     Setting(
         "KEY_ROTATION_SCHEDULE",
         "*/15 * * * * *",
-        "NCRONTAB schedule of the key rotation check (on the coordinator only); `consortium rotate-keys` asks at once.",
+        "NCRONTAB schedule of the check of this member's own keys (on its coordinator only); "
+        "`consortium rotate-keys` asks at once.",
         default="0 0 3 * * *",
     ),
     Setting(
         "KEY_ROTATION_TLS",
         "rotate=P90D overlap=PT60S warn=P14D",
-        "Nodes' TLS keys: rotate= age that makes a key due, overlap= how long the old version stays enabled and "
-        "published beside the new, warn= how long before due key.expiring is announced (ISO 8601 durations).",
+        "This member's nodes' TLS key: rotate= age that makes a key due, overlap= how long the old version stays "
+        "enabled and published (keys.json) beside the new, warn= how long before due key.expiring is announced "
+        "(ISO 8601 durations).",
         default="rotate=P90D overlap=P7D warn=P14D",
     ),
     Setting(
         "KEY_ROTATION_GOVERNANCE",
         "rotate=P365D overlap=PT60S warn=P30D",
-        "Members' governance (voting) keys; same form as KEY_ROTATION_TLS.",
+        "This member's governance key; same form as KEY_ROTATION_TLS. The new key goes through a rotate version "
+        "of the chain; the overlap starts once a verified version lists it.",
         default="rotate=P365D overlap=P30D warn=P30D",
-    ),
-    Setting(
-        "KEY_ROTATION_SIGNER",
-        "rotate=P180D overlap=PT60S warn=P30D",
-        "The network-map signer; during the overlap the old version signs and the map announces the new one.",
-        default="rotate=P180D overlap=P14D warn=P30D",
     ),
     Setting(
         "KEY_ROTATION_IDENTITY",

@@ -266,7 +266,7 @@ def decide(obs: Observation, policy: ScalePolicy, history: History, now: datetim
     recent = [c for c in history.changes if (now - c.at).total_seconds() < 60]
     if decision.changes and len(recent) >= policy.max_updates_per_minute:
         message = f"{len(recent)} capacity writes in the last minute (Compute allows {policy.max_updates_per_minute})"
-        decision = _hold(capacity, Reason.RATE_LIMITED, message, decision.desired)
+        decision = replace(_hold(capacity, Reason.RATE_LIMITED, message, decision.desired), forecast=decision.forecast)
     if decision.changes:
         keep = max(policy.boot_seconds, policy.cooldown_seconds, 600.0)
         kept = tuple(c for c in history.changes if (now - c.at).total_seconds() < keep)

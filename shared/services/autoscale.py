@@ -340,6 +340,15 @@ class Autoscaler:
         self.fenced.update(STATE_PATH, token, change)
 
 
+def forecast_error(decision: dict[str, Any]) -> dict[str, Any] | None:
+    """The forecast's averaged error as a stored decision carries it (None with the forecast off or not yet judged)."""
+    note = decision.get("forecast")
+    if not isinstance(note, dict) or note.get("error_nodes") is None:
+        return None
+    return {"nodes": note["error_nodes"], "relative": note.get("relative_error"), "standing": note.get("standing"),
+            "mode": note.get("mode")}  # fmt: skip
+
+
 def autoscale_view(state: StateStore) -> dict[str, Any]:
     """The autoscaler's last word per scale set and its recent changes, for status and the dashboard."""
     doc = state.read(STATE_PATH)

@@ -11,7 +11,7 @@ from typing import Any
 from shared.ports.leases import LeaseStore
 from shared.ports.state import StateStore
 from shared.services import onboarding, rotation
-from shared.services.autoscale import autoscale_view
+from shared.services.autoscale import autoscale_view, forecast_error
 from shared.services.health import health_view
 from shared.services.leadership import coordinator_status
 from shared.services.rotation import key_status, rotation_view
@@ -77,7 +77,10 @@ def build_status(
         "autoscale": {
             "updated_at": scaling["updated_at"],
             "recent": list(reversed(scaling["recent"][-RECENT_SHOWN:])),
-            "last": {name: {"reason": d["reason"], "message": d["message"]} for name, d in scaling["last"].items()},
+            "last": {
+                name: {"reason": d["reason"], "message": d["message"], "forecast_error": forecast_error(d)}
+                for name, d in scaling["last"].items()
+            },
         },
         "rotation": rotation_view(state, now),
         "health": {

@@ -283,8 +283,14 @@ def _remember(obs: Observation, policy: ScalePolicy, history: History, now: date
     """Add this tick's recommendation; a tick without complete data breaks the window (it restarts)."""
     if obs.partial or obs.cpu_percent is None or obs.tpm is None:
         return replace(history, recommendations=(), since=None)
-    want, saturated = _desired(obs, _served(obs, policy, history, now), policy)
-    desired = _round(want)
+    served = _served(obs, policy, history, now)
+    want, saturated = _desired(obs, served, policy)
+    # A saturated minute's ask (twice the ready nodes) is a guess to find the load quickly, not a
+    # measurement: the window remembers what the minute measured (its transactions, at least the
+    # nodes that served it). Remembered, the guess held a doubled set through a bursty spell that no
+    # measured minute asked for (12 → 24 for 15 needed on the spiky trace); a load still there is
+    # measured by the next minute the new nodes serve.
+    desired = _round(max(obs.tpm / policy.target_tpm_per_node, served) if saturated else want)
     # A saturated minute's ask (twice the ready nodes) is no measure of the transactions one node carries.
     profile = fc.observe(history.profile, policy.forecast, obs.sample_start or now, obs.tpm,
                          None if saturated else want, policy.target_tpm_per_node)  # fmt: skip

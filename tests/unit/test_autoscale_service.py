@@ -19,9 +19,9 @@ from shared.fakes.scalesets import FakeScaleSets
 from shared.fakes.state import FakeStateStore
 from shared.ports.metrics import MetricPoint, MetricsBatch, MetricSeries
 from shared.ports.scalesets import ScaleSet, ScaleSetSpec
-from shared.services.autoscale import CPU, STATE_PATH, TPM, Autoscaler, history_to_json, observe
+from shared.services.autoscale import CPU, STATE_PATH, TPM, Autoscaler, forecast_error, history_to_json, observe
+from shared.services.dashboard import scaling_view
 from shared.services.leadership import COORDINATOR
-from shared.services.status import build_status
 from shared.settings import TEMPLATE
 
 
@@ -254,5 +254,6 @@ def test_the_forecast_is_stored_with_each_decision_and_acted_on_only_when_on(mod
     else:
         assert fleet.capacity("bank-0000") == 6 and last["reason"] == "predicted" and last["forecast"]["acted"]
         assert body["sets"][name]["changes"][-1]["predicted"] is True
-    shown = build_status(fleet.state, fleet.leases, lambda queue: 0)["autoscale"]["last"][name]["forecast_error"]
-    assert shown["standing"] == "trusted" and shown["nodes"] == last["forecast"]["error_nodes"]
+    shown = forecast_error(last)  # what status shows under autoscale.last.<set>.forecast_error
+    assert shown is not None and shown["standing"] == "trusted" and shown["nodes"] == last["forecast"]["error_nodes"]
+    assert scaling_view(fleet.state)["sets"][name]["forecast_error"] == shown, "the dashboard shows the same"

@@ -116,6 +116,11 @@ def render(model: dict[str, Any]) -> str:
     lines.append(f"scale changes (last tick {scaling.get('updated_at') or 'never'})" + ("" if recent else ": none yet"))
     for change in recent[:5]:
         lines.append(f"  {change['at']}  {change['member_id']:16} {change['reason']:12} {change['message']}")
+    for name, last in sorted((scaling.get("last") or {}).items()):
+        error = last.get("forecast_error")
+        if error:
+            share = f" ({error['relative']:.0%} of load)" if error.get("relative") is not None else ""
+            lines.append(f"  forecast {name}: error {error['nodes']:.1f} nodes{share}, {error['standing']}")
     health = model.get("health") or {}
     repairs = health.get("recent") or []
     nodes = model.get("nodes") or {}

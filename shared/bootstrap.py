@@ -25,6 +25,7 @@ from shared.adapters.storage_queues import StorageQueues
 from shared.decisions import chain
 from shared.decisions.agreement import Timing
 from shared.decisions.autoscale import ScalePolicy
+from shared.decisions.forecast import ForecastPolicy, Mode
 from shared.decisions.health import HealthPolicy
 from shared.decisions.rotation import KeyPolicy, parse_policy
 from shared.naming import MEMBER_ID, key_name, valid_member_id
@@ -161,6 +162,12 @@ class Platform:
             transient_window_seconds=s.number("AUTOSCALE_TRANSIENT_WINDOW_SECONDS", minimum=0),
             transient_memory_seconds=s.number("AUTOSCALE_TRANSIENT_MEMORY_SECONDS", minimum=0),
             boot_seconds=s.number("AUTOSCALE_BOOT_SECONDS", minimum=0),
+            forecast=ForecastPolicy(
+                mode=Mode(s.choice("AUTOSCALE_PREDICTIVE", tuple(m.value for m in Mode))),
+                history_seconds=86_400.0 * s.number("AUTOSCALE_PREDICTIVE_HISTORY_DAYS", minimum=0),
+                margin_seconds=s.number("AUTOSCALE_PREDICTIVE_MARGIN_SECONDS", minimum=0),
+                max_error=s.number("AUTOSCALE_PREDICTIVE_MAX_ERROR", minimum=0.001),
+            ),
         )
 
     @cached_property

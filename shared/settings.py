@@ -240,6 +240,34 @@ AUTOSCALE: tuple[Setting, ...] = (
         "Largest scale set for a member whose record gives no max_nodes.",
         default="6",
     ),
+    Setting(
+        "AUTOSCALE_PREDICTIVE",
+        "on",
+        "Scale out ahead of load the set's own history by time of day predicts: off (reactive only, no "
+        "history kept), forecast (history kept, the forecast and what it would have done recorded, reactive "
+        "acts), on (acts once the history is long enough and while the forecast has been right). Never "
+        "scales in on a forecast.",
+        default="on",
+    ),
+    Setting(
+        "AUTOSCALE_PREDICTIVE_HISTORY_DAYS",
+        "7",
+        "Days of history a forecast needs before it is used (Azure predictive autoscale asks for 7).",
+        default="7",
+    ),
+    Setting(
+        "AUTOSCALE_PREDICTIVE_MARGIN_SECONDS",
+        "180",
+        "How far past the boot delay the forecast looks, so nodes serve before a predicted rise, not at it.",
+        default="180",
+    ),
+    Setting(
+        "AUTOSCALE_PREDICTIVE_MAX_ERROR",
+        "0.25",
+        "Back to reactive while the forecast's averaged error (outside the forecasts of its quarter-hour and "
+        "the two beside it) exceeds this share of the averaged load; used again once it is back within.",
+        default="0.25",
+    ),
 )
 
 ROTATION: tuple[Setting, ...] = (
@@ -360,6 +388,12 @@ class Settings:
             raise SettingError(f"setting {name}={raw!r} must be a number") from None
         if minimum is not None and value < minimum:
             raise SettingError(f"setting {name}={value} must be at least {minimum}")
+        return value
+
+    def choice(self, name: str, choices: tuple[str, ...]) -> str:
+        value = self.text(name).strip().lower()
+        if value not in choices:
+            raise SettingError(f"setting {name}={value!r} must be one of {', '.join(choices)}")
         return value
 
     def csv(self, name: str) -> tuple[str, ...]:

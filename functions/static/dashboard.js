@@ -21,6 +21,7 @@
     scale_out: "info", saturated: "warn", scale_in: "info", below_min: "info", above_max: "info",
     within_tolerance: "ok", warming: "ok", stabilizing: "ok", cooldown: "ok",
     missing_data: "bad", partial_data: "warn", at_max: "warn", at_min: "ok", protected: "ok", rate_limited: "warn",
+    predicted: "info", predicted_hold: "ok",
   };
   const SVG = "http://www.w3.org/2000/svg";
 
@@ -363,9 +364,14 @@
   function decisionCell(d) {
     if (!d || !d.reason) return el("span", { class: "muted", text: "no decision yet" });
     const at = parseTime(d.at);
+    const fe = d.forecast_error;
+    const forecast = fe && typeof fe.nodes === "number"
+      ? el("span", { class: "extra", title: `forecast ${fe.mode || ""}: ${String(fe.standing || "").replace(/_/g, " ")}` },
+        `forecast error ${fe.nodes.toFixed(1)} nodes${typeof fe.relative === "number" ? ` (${Math.round(fe.relative * 100)}% of load)` : ""}`)
+      : null;
     return el("div", {}, badge(d.reason.replace(/_/g, " "), REASON_CLASS[d.reason] || ""), " ",
       el("span", { text: d.message || "" }),
-      at ? el("span", { class: "extra", title: d.at }, `${clock(at)} · `, rel(at)) : null);
+      at ? el("span", { class: "extra", title: d.at }, `${clock(at)} · `, rel(at)) : null, forecast);
   }
 
   function memberRows(members, sets) {

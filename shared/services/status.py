@@ -18,7 +18,7 @@ from shared.decisions.onboarding import Status
 from shared.ports.leases import LeaseStore
 from shared.ports.state import StateStore
 from shared.services import onboarding, rotation
-from shared.services.autoscale import autoscale_view
+from shared.services.autoscale import autoscale_view, forecast_error
 from shared.services.health import health_view
 from shared.services.leadership import coordinator_status
 from shared.services.records import member_path
@@ -97,7 +97,10 @@ def build_status(
         "autoscale": {
             "updated_at": scaling["updated_at"],
             "recent": list(reversed(scaling["recent"][-RECENT_SHOWN:])),
-            "last": {name: {"reason": d["reason"], "message": d["message"]} for name, d in scaling["last"].items()},
+            "last": {
+                name: {"reason": d["reason"], "message": d["message"], "forecast_error": forecast_error(d)}
+                for name, d in scaling["last"].items()
+            },
         },
         "rotation": rotation_view(state, now),
         "health": {

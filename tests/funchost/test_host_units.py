@@ -130,9 +130,11 @@ def test_a_queue_output_annotated_as_the_worker_accepts_is_indexed(tmp_path: Pat
 @pytest.mark.parametrize(
     ("annotation", "message"),
     [
-        ("func.Out[list[str]]", "does not match its Python annotation"),  # the worker knows typing.List only
-        ("func.Out[int]", "does not match its Python annotation"),
-        ("str", "annotate it func.Out"),
+        # The worker (functions.py validate_function_params) takes typing.List only: list[str] is neither a
+        # type nor a typing generic to it.
+        ("func.Out[list[str]]", "binding out: invalid non-type annotation"),
+        ("func.Out[int]", 'binding out: type of the binding "queue" does not match its Python annotation "int"'),
+        ("str", r"binding out: an output binding's annotation must be azure.functions.Out\[...\]"),
     ],
 )
 def test_a_queue_output_the_worker_would_refuse_is_refused_at_indexing(
@@ -157,5 +159,5 @@ def test_a_return_value_output_is_checked_against_the_return_annotation(
     if indexed:
         assert [o["queueName"] for o in index_app(module, tmp_path, {})[0].outputs] == ["out-q"]
     else:
-        with pytest.raises(IndexingError, match="does not fit a queue output"):
+        with pytest.raises(IndexingError, match='binding \\$return: the return annotation "int" does not match the binding type "queue"'):
             index_app(module, tmp_path, {})

@@ -1,10 +1,19 @@
 """HTTP triggers on a local port, routed as the host routes them: ``/api/<route>`` with ``{params}``.
 
-Also serves the host's own ``GET /admin/host/status`` (``{"state": "Running", ...}``), which the
-stack and the tests use as the readiness check. A ``Content-Length`` that is not a number of bytes is
-answered 400, one over the host's 100 MB request limit 413, before any body is read; a malformed
-request line gets a status line too (400, 505). Authorization levels are not enforced locally (the
-real host skips them under Core Tools too); in Azure, FUNCTION-level routes need a function key.
+The server is Werkzeug's threaded WSGI server (HTTP/1.1: keep-alive, chunked request bodies). Also
+serves the host's own ``GET /admin/host/status`` (``{"state": "Running", ...}``), which the stack and
+the tests use as the readiness check. Malformed requests get the answers the host's Kestrel gives: a
+request line that does not parse 400, an HTTP version other than 1.x 505, a ``Content-Length`` that is
+not a number of bytes 400, a body over the host's 100 MB limit 413 (before it is read when the length
+is declared, as soon as it is passed when chunked), each closing the connection.
+
+The response is the function's ``http`` output, ``$return`` or the ``Out`` named by ``binding_arg_name``,
+as the worker encoded it (``HttpResponseConverter``): an ``HttpResponse`` gives its status, headers,
+cookies and body, a ``str`` a 200 with that text (``HttpBinding.CreateResult``); no response at all gives
+an empty 200 (``FunctionInvocationMiddleware``: ``new OkResult()``), and a failed invocation a 500. The
+invocation's queue and blob outputs are delivered before the response is sent, and only on success.
+Authorization levels are not enforced locally (the real host skips them under Core Tools too); in
+Azure, FUNCTION-level routes need a function key.
 """
 
 from __future__ import annotations
@@ -14,19 +23,25 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl
 
-import azure.functions as func
+from azure.functions import meta
+from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.wrappers import Request
 
 from . import logs
+from .bindings import json_properties
 from .indexing import FunctionSpec
-from .invoke import RetryContext, call
+from .invoke import Result, RetryContext, Trigger, call
+from .outputs import Outputs
 
 #: The Functions host's default limit on an HTTP request body (100 MB).
 MAX_BODY_BYTES = 100 * 1024 * 1024
+
+Answer = tuple[int, dict[str, str], bytes]
 
 
 def compile_route(route: str) -> re.Pattern[str]:
@@ -43,9 +58,56 @@ def compile_route(route: str) -> re.Pattern[str]:
     return re.compile(f"^{pattern or '/'}/?$", re.IGNORECASE)
 
 
+def http_trigger(method: str, url: str, query: str, headers: Mapping[str, str], body: bytes,
+                 route_params: Mapping[str, str]) -> Trigger:  # fmt: skip
+    """The request as the host sends it to the worker (an ``http`` datum ``HttpRequestConverter`` reads),
+    with route parameters, ``Query``, ``Headers`` and a JSON body's properties as binding data."""
+    params = dict(parse_qsl(query, keep_blank_values=True))
+
+    def strings(values: Mapping[str, str]) -> dict[str, meta.Datum]:
+        return {k: meta.Datum(type="string", value=v) for k, v in values.items()}
+
+    datum = meta.Datum(
+        type="http",
+        value={
+            "method": meta.Datum(type="string", value=method),
+            "url": meta.Datum(type="string", value=url),
+            "headers": strings(headers),
+            "query": strings(params),
+            "params": strings(route_params),
+            "body": meta.Datum(type="bytes", value=body),
+        },
+    )
+    data = {**json_properties(body), "Query": params, "Headers": dict(headers), **route_params}
+    return Trigger(datum, {}, data)
+
+
+def http_answer(result: Result) -> Answer:
+    """The HTTP response from the function's encoded ``http`` output, or an empty 200 without one."""
+    outputs = result.of_type("http")
+    if not outputs:
+        return 200, {}, b""
+    datum = outputs[0].datum
+    if datum.type == "string":
+        return 200, {"Content-Type": "text/plain; charset=utf-8"}, str(datum.value).encode("utf-8")
+    if datum.type == "bytes":
+        return 200, {"Content-Type": "application/octet-stream"}, bytes(datum.value)
+    if datum.type != "http":
+        raise TypeError(f"http output {outputs[0].param.name}: the host cannot answer with a {datum.type!r} value")
+    value = datum.value
+    # Header names are case-insensitive; the converter writes "content-type": send them canonical.
+    headers = {"-".join(p.capitalize() for p in name.split("-")): str(h.value) for name, h in value["headers"].items()}
+    cookies = [c.output(header="").strip() for c in value.get("cookies") or []]
+    if cookies:
+        headers["Set-Cookie"] = "\n".join(cookies)  # split back into one header a cookie by the server
+    body = value["body"].value
+    return int(value["status_code"].value), headers, body if isinstance(body, bytes) else str(body).encode()
+
+
 class HttpRoutes:
-    def __init__(self, specs: list[FunctionSpec], app_dir: str, status: Callable[[], dict[str, Any]]):
-        self.app_dir, self.status = app_dir, status
+    def __init__(self, specs: list[FunctionSpec], app_dir: str, status: Callable[[], dict[str, Any]],
+                 outputs: Outputs | None = None):  # fmt: skip
+        self.app_dir, self.status, self.outputs = app_dir, status, outputs
         self.routes = []
         for spec in specs:
             if spec.trigger_type == "httpTrigger":
@@ -53,9 +115,7 @@ class HttpRoutes:
                 methods = [m.upper() for m in spec.trigger.get("methods") or []]
                 self.routes.append((compile_route(route), methods, spec))
 
-    def handle(
-        self, method: str, path: str, query: str, headers: dict[str, str], body: bytes
-    ) -> tuple[int, dict[str, str], bytes]:
+    def handle(self, method: str, path: str, query: str, headers: dict[str, str], body: bytes) -> Answer:
         if path.rstrip("/") == "/admin/host/status":
             return 200, {"Content-Type": "application/json"}, json.dumps(self.status()).encode()
         if not path.startswith("/api/") and path != "/api":
@@ -67,90 +127,88 @@ class HttpRoutes:
                 continue
             if methods and method not in methods:
                 return 405, {"Allow": ", ".join(methods)}, b""
-            return self._invoke(
-                spec,
-                method,
-                path,
-                query,
-                headers,
-                body,
-                {k: v for k, v in match.groupdict().items() if v is not None},
-            )
+            route_params = {k: v for k, v in match.groupdict().items() if v is not None}
+            host = headers.get("Host") or headers.get("host") or "localhost"
+            url = f"http://{host}{path}{'?' + query if query else ''}"
+            return self._invoke(spec, method, path, http_trigger(method, url, query, headers, body, route_params))
         return 404, {}, b""
 
-    def _invoke(self, spec: FunctionSpec, method: str, path: str, query: str, headers: dict[str, str],
-                body: bytes, route_params: dict[str, str]) -> tuple[int, dict[str, str], bytes]:  # fmt: skip
+    def _invoke(self, spec: FunctionSpec, method: str, path: str, trigger: Trigger) -> Answer:
         invocation_id = str(uuid.uuid4())
-        fields = {
-            "function": spec.name,
-            "invocation_id": invocation_id,
-            "trigger": "httpTrigger",
-            "method": method,
-            "path": path,
-        }
-        request = func.HttpRequest(method, f"http://localhost{path}{'?' + query if query else ''}", headers=headers,
-                                   params=dict(parse_qsl(query)), route_params=route_params, body=body)  # fmt: skip
+        fields = {"function": spec.name, "invocation_id": invocation_id, "trigger": "httpTrigger",
+                  "method": method, "path": path}  # fmt: skip
         token = logs.current_invocation.set(fields)
         started = time.monotonic()
         try:
-            result = call(spec, request, invocation_id=invocation_id, app_dir=self.app_dir, retry=RetryContext(0, 0))
-            response = result.outputs.get("$return")
-            if not isinstance(response, func.HttpResponse):
-                response = func.HttpResponse(str(response) if response is not None else "", status_code=200)
+            result = call(spec, trigger, invocation_id=invocation_id, app_dir=self.app_dir,
+                          retry=RetryContext(0, 0), blobs=self.outputs)  # fmt: skip
+            answer = http_answer(result)
+            if self.outputs is not None:
+                self.outputs.deliver(result)
+            elif any(o.param.binding["type"] != "http" for o in result.outputs):
+                raise RuntimeError("this route table was built without an output deliverer")
             outcome = "Succeeded"
         except Exception as e:
             logs.log.exception("function failed", extra={"fields": fields})
-            response = func.HttpResponse("internal server error", status_code=500)
+            answer = 500, {}, b""
             outcome, fields["error"] = "Failed", f"{type(e).__name__}: {e}"
         finally:
             logs.current_invocation.reset(token)
-        logs.invocation(
-            outcome,
-            duration_ms=round((time.monotonic() - started) * 1000, 1),
-            status=response.status_code,
-            **fields,
+        logs.invocation(outcome, duration_ms=round((time.monotonic() - started) * 1000, 1), status=answer[0], **fields)
+        return answer
+
+
+class _Handler(WSGIRequestHandler):
+    """Werkzeug's handler, quiet (every invocation is logged as JSON already), and answering a request
+    line too malformed to name its version with a status line (400, 505), not HTTP/0.9-style."""
+
+    default_request_version = "HTTP/1.1"
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        return
+
+
+def wsgi(routes: HttpRoutes) -> Callable[..., Any]:
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        declared = environ.get("CONTENT_LENGTH")
+        close = [("Connection", "close")]
+        if declared and not (declared.isascii() and declared.strip().isdigit()):
+            start_response("400 Bad Request", [("Content-Length", "0"), *close])
+            return []
+        request = Request(environ)
+        request.max_content_length = MAX_BODY_BYTES
+        try:
+            body = request.get_data(cache=False)
+        except RequestEntityTooLarge:
+            start_response("413 Request Entity Too Large", [("Content-Length", "0"), *close])
+            return []
+        except ClientDisconnected:
+            start_response("400 Bad Request", [("Content-Length", "0"), *close])
+            return []
+        status, headers, payload = routes.handle(
+            request.method, request.path, request.query_string.decode("latin-1"), dict(request.headers.items()), body
         )
-        out_headers = dict(response.headers)
-        if response.mimetype and "Content-Type" not in out_headers:
-            out_headers["Content-Type"] = f"{response.mimetype}; charset={response.charset or 'utf-8'}"
-        return response.status_code, out_headers, response.get_body() or b""
+        cookies = headers.pop("Set-Cookie", "")
+        items = [(k, v) for k, v in headers.items() if k.lower() != "content-length"]
+        items += [("Set-Cookie", c) for c in cookies.split("\n") if c]
+        items.append(("Content-Length", str(len(payload))))
+        start_response(f"{status} {_reason(status)}", items)
+        return [] if request.method == "HEAD" else [payload]
+
+    return app
 
 
-def serve(routes: HttpRoutes, port: int) -> tuple[ThreadingHTTPServer, threading.Thread]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        # A request line too malformed to name its version is still answered with a status line (400, 505),
-        # as the real host does, not HTTP/0.9-style with a bare body.
-        default_request_version = "HTTP/1.1"
+def _reason(status: int) -> str:
+    from http import HTTPStatus
 
-        def _do(self) -> None:
-            parts = urlsplit(self.path)
-            declared = (self.headers.get("Content-Length") or "0").strip()
-            length = int(declared) if declared.isascii() and declared.isdigit() else -1
-            if length < 0:
-                self.send_error(400, f"Content-Length {declared[:40]!r} is not a number of bytes")
-                return
-            if length > MAX_BODY_BYTES:
-                self.send_error(413, f"Content-Length {length} exceeds the {MAX_BODY_BYTES}-byte request limit")
-                return
-            body = self.rfile.read(length) if length else b""
-            status, headers, payload = routes.handle(
-                self.command, parts.path, parts.query, dict(self.headers.items()), body
-            )
-            self.send_response(status)
-            for key, value in headers.items():
-                self.send_header(key, value)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(payload)
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Unknown"
 
-        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _do
 
-        def log_message(self, format: str, *args: Any) -> None:  # invocations are logged as JSON already
-            return
-
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+def serve(routes: HttpRoutes, port: int) -> tuple[BaseWSGIServer, threading.Thread]:
+    server = make_server("127.0.0.1", port, wsgi(routes), threaded=True, request_handler=_Handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True, name="http")
     thread.start()

@@ -213,6 +213,10 @@ def describe(function: str, user: Callable[..., Any], bindings: list[dict[str, A
             # The worker accepts it, but the host sends an http/timer datum the generic binding cannot
             # decode: every call would fail.
             raise _fail(function, name, f"a {kind} parameter cannot be str or bytes")
+        if kind == "queueTrigger" and pytype is bytes and str(binding.get("dataType", "")).upper() != "BINARY":
+            # The host sends a queue message as a string unless dataType says BINARY, and the generic
+            # binding passes it on as it came: the function would get str despite its annotation.
+            raise _fail(function, name, 'a queue trigger annotated bytes needs data_type="BINARY"')
         if kind == "blob" and not is_binding_out and pytype is str and str(binding.get("dataType", "")).upper() != "STRING":
             # The worker hands a str parameter whatever the host sends; the host sends bytes unless
             # dataType says STRING, so the function would get bytes despite its annotation.

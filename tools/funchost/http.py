@@ -1,11 +1,14 @@
 """HTTP triggers on a local port, routed as the host routes them: ``/api/<route>`` with ``{params}``.
 
-The server is Werkzeug's threaded WSGI server (HTTP/1.1: keep-alive, chunked request bodies). Also
+The server is waitress (HTTP/1.1 keep-alive, chunked request bodies, a thread pool); Werkzeug's
+``Request`` reads the body. Werkzeug's own server was not used: it closes every connection ("Always
+close the connection. This disables HTTP/1.1 keep-alive connections", ``werkzeug/serving.py``). Also
 serves the host's own ``GET /admin/host/status`` (``{"state": "Running", ...}``), which the stack and
 the tests use as the readiness check. Malformed requests get the answers the host's Kestrel gives: a
-request line that does not parse 400, an HTTP version other than 1.x 505, a ``Content-Length`` that is
-not a number of bytes 400, a body over the host's 100 MB limit 413 (before it is read when the length
-is declared, as soon as it is passed when chunked), each closing the connection.
+request line that does not parse 400, a ``Content-Length`` that is not a number of bytes 400, headers
+over Kestrel's 32 KB 431, a body over the host's 100 MB limit 413 (before it is read when the length is
+declared, as soon as it is passed when chunked), each closing the connection. One difference remains:
+waitress serves a request line naming HTTP/2.0 (or 0.9) as HTTP/1.0, where Kestrel answers 505.
 
 The response is the function's ``http`` output, ``$return`` or the ``Out`` named by ``binding_arg_name``,
 as the worker encoded it (``HttpResponseConverter``): an ``HttpResponse`` gives its status, headers,
@@ -19,6 +22,7 @@ Azure, FUNCTION-level routes need a function key.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
 import time
@@ -28,8 +32,8 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from azure.functions import meta
+from waitress.server import create_server
 from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request
 
 from . import logs
@@ -40,6 +44,8 @@ from .outputs import Outputs
 
 #: The Functions host's default limit on an HTTP request body (100 MB).
 MAX_BODY_BYTES = 100 * 1024 * 1024
+#: Kestrel's ``MaxRequestHeadersTotalSize`` (32 KB): past it, 431.
+MAX_HEADER_BYTES = 32 * 1024
 
 Answer = tuple[int, dict[str, str], bytes]
 
@@ -158,16 +164,6 @@ class HttpRoutes:
         return answer
 
 
-class _Handler(WSGIRequestHandler):
-    """Werkzeug's handler, quiet (every invocation is logged as JSON already), and answering a request
-    line too malformed to name its version with a status line (400, 505), not HTTP/0.9-style."""
-
-    default_request_version = "HTTP/1.1"
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        return
-
-
 def wsgi(routes: HttpRoutes) -> Callable[..., Any]:
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
         declared = environ.get("CONTENT_LENGTH")
@@ -207,9 +203,33 @@ def _reason(status: int) -> str:
         return "Unknown"
 
 
-def serve(routes: HttpRoutes, port: int) -> tuple[BaseWSGIServer, threading.Thread]:
-    server = make_server("127.0.0.1", port, wsgi(routes), threaded=True, request_handler=_Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True, name="http")
-    thread.start()
-    return server, thread
+class Server:
+    """Waitress serving the routes on a thread of its own, until ``shutdown``."""
+
+    def __init__(self, routes: HttpRoutes, port: int, threads: int = 32):
+        self._server = create_server(
+            wsgi(routes),
+            host="127.0.0.1",
+            port=port,
+            threads=threads,
+            max_request_body_size=MAX_BODY_BYTES,
+            max_request_header_size=MAX_HEADER_BYTES,
+            ident="funchost",
+            expose_tracebacks=False,
+        )
+        self.port = int(self._server.effective_port)  # type: ignore[union-attr]
+        self.thread = threading.Thread(target=self._server.run, daemon=True, name="http")
+
+    def start(self) -> Server:
+        self.thread.start()
+        return self
+
+    def shutdown(self) -> None:
+        self._server.close()
+        self.thread.join(timeout=5)
+
+
+def serve(routes: HttpRoutes, port: int) -> tuple[Server, threading.Thread]:
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "task queue depth" is not news here
+    server = Server(routes, port).start()
+    return server, server.thread

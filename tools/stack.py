@@ -1,14 +1,15 @@
 """The local stack behind `make up` / `make down`: Azurite, the Azure emulator and the local host.
 
 ``up`` starts each piece in the background, waits on a readiness check (never a sleep), and records
-what it started in ``.local/stack.json``; a second ``up`` reports what already runs and starts only
-what is missing. ``down`` stops what ``up`` recorded (SIGTERM, then SIGKILL after a grace period)
-and is harmless when nothing runs. A taken port is reported by number before anything starts.
+what it started in ``.local/stack.json`` (pid and start time); a second ``up`` reports what already runs
+and starts only what is missing. ``down`` stops what ``up`` recorded (SIGTERM, then SIGKILL after a grace
+period), only where the pid still belongs to the process ``up`` started, and is harmless when nothing runs. A taken port is reported by number before anything starts.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import ssl
@@ -21,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 from tools import azurite
 
@@ -48,18 +51,28 @@ class StackError(RuntimeError):
     """The stack could not start; the message says which piece and why."""
 
 
-def _alive(pid: int) -> bool:
+def _started(pid: int) -> float | None:
+    """When process ``pid`` started (psutil's ``create_time``), or None when no such process runs.
+
+    Recorded beside each pid by ``up`` and compared by ``down``: a pid the system has since given to
+    another process has another start time, so ``down`` never signals a process it did not start.
+    """
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # a zombie child of ours counts as gone
-    try:
-        return os.waitpid(pid, os.WNOHANG)[0] != pid
-    except ChildProcessError:
-        return True
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)  # a zombie child of ours: reap it, it counts as gone
+            return None
+        return float(process.create_time())
+    except (psutil.NoSuchProcess, ValueError):
+        return None
+
+
+def _alive(entry: dict[str, Any]) -> bool:
+    """Whether the process a record entry names still runs: same pid and same start time."""
+    started = entry.get("started")
+    current = _started(int(entry.get("pid", 0) or 0))
+    return current is not None and started is not None and abs(current - float(started)) < 0.01
 
 
 def _read(paths: StackPaths) -> dict[str, Any]:
@@ -136,7 +149,7 @@ def up(
     """Start what is not running yet; return the record of what runs."""
     paths = paths or StackPaths()
     say = _sayer(quiet)
-    record = {k: v for k, v in _read(paths).items() if _alive(int(v.get("pid", 0)))}
+    record = {k: v for k, v in _read(paths).items() if _alive(v)}
 
     if "azurite" in record:
         say(f"azurite        already running (pid {record['azurite']['pid']})")
@@ -145,7 +158,7 @@ def up(
             _, proc = azurite.start(paths.local / "azurite", log_file=paths.logs / "azurite.log")
         except azurite.AzuriteError as e:
             raise StackError(f"azurite: {e}") from None
-        record["azurite"] = {"pid": proc.pid, "ports": list(azurite.DEFAULT_PORTS)}
+        record["azurite"] = {"pid": proc.pid, "started": _started(proc.pid), "ports": list(azurite.DEFAULT_PORTS)}
         say(f"azurite        ready on 10000/10001/10002 (pid {proc.pid})")
     _write(paths, record)
 
@@ -162,7 +175,7 @@ def up(
                 [sys.executable, "-m", "tools.emulator", "--port", str(emulator_port), "--state-dir", str(state)], log
             )
             _wait(lambda: _http_ready(health, ca=state / "ca.pem"), proc, "the Azure emulator", log, 60)
-            record["emulator"] = {"pid": proc.pid, "port": emulator_port}
+            record["emulator"] = {"pid": proc.pid, "started": _started(proc.pid), "port": emulator_port}
             boot = _configure_emulator(f"https://localhost:{emulator_port}", state / "ca.pem")
             say(f"emulator       ready on https://localhost:{emulator_port} (pid {proc.pid}, nodes boot in {boot} s)")
         _write(paths, record)
@@ -181,7 +194,8 @@ def up(
                    "--ready-file", str(ready)]  # fmt: skip
             proc = _spawn(cmd, log)
             _wait(ready.exists, proc, "the local Functions host", log, 60)
-            record["funchost"] = {"pid": proc.pid, "port": host_port, "instances": instances}
+            record["funchost"] = {"pid": proc.pid, "started": _started(proc.pid), "port": host_port,
+                                  "instances": instances}  # fmt: skip
             say(f"functions host ready on http://localhost:{host_port} (pid {proc.pid}, {instances} instance(s))")
         _write(paths, record)
     say(f"logs in {paths.logs.relative_to(paths.root) if paths.logs.is_relative_to(paths.root) else paths.logs}")
@@ -201,17 +215,17 @@ def down(paths: StackPaths | None = None, *, quiet: bool = False) -> None:
         if not entry:
             continue
         pid = int(entry["pid"])
-        if _alive(pid):
+        if _alive(entry):
             azurite.stop_pid(pid, timeout=150 if name == "funchost" else 10)
             say(f"stopped {name} (pid {pid})")
         else:
-            say(f"{name} was not running")
+            say(f"{name} was not running (pid {pid} is gone, or now another process's)")
     paths.record.unlink(missing_ok=True)
 
 
 def status(paths: StackPaths | None = None) -> dict[str, Any]:
     paths = paths or StackPaths()
-    return {k: {**v, "running": _alive(int(v.get("pid", 0)))} for k, v in _read(paths).items()}
+    return {k: {**v, "running": _alive(v)} for k, v in _read(paths).items()}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,7 +3,8 @@
 ``up`` starts each piece in the background, waits on a readiness check (never a sleep), and records
 what it started in ``.local/stack.json`` (pid and start time); a second ``up`` reports what already runs
 and starts only what is missing. ``down`` stops what ``up`` recorded (SIGTERM, then SIGKILL after a grace
-period), only where the pid still belongs to the process ``up`` started, and is harmless when nothing runs. A taken port is reported by number before anything starts.
+period), only where the pid still belongs to the process ``up`` started, and is harmless when nothing
+runs. A taken port is reported by number before anything starts.
 """
 
 from __future__ import annotations

@@ -83,7 +83,9 @@ def test_an_http_function_sends_its_named_queue_output_and_answers_from_return(h
     assert written == "str:café au lait".encode()
 
 
-def test_a_return_queue_output_is_sent_and_an_unset_http_output_answers_an_empty_200(host: RunningHost, container) -> None:
+def test_a_return_queue_output_is_sent_and_an_unset_http_output_answers_an_empty_200(
+    host: RunningHost, container
+) -> None:
     status, _, body = request(host.port, "POST", "/api/put_queue_return", b"by return")
     assert (status, body) == (200, b"")
     [name] = wait_for(lambda: blobs_under(container, "message/"), what="the metadata blob")
@@ -116,7 +118,9 @@ def test_a_failed_http_invocation_answers_500_and_sends_nothing(host: RunningHos
     assert host.drain("out-never") == [] and blob(container, "never.txt") is None
 
 
-def test_a_bytes_queue_trigger_gets_bytes_and_its_return_blob_is_named_by_the_message_id(host: RunningHost, container) -> None:
+def test_a_bytes_queue_trigger_gets_bytes_and_its_return_blob_is_named_by_the_message_id(
+    host: RunningHost, container
+) -> None:
     host.send("in-bytes", "raw body")
     [name] = wait_for(lambda: blobs_under(container, "bytes/"), what="the bytes blob")
     assert blob(container, name) == b"bytes:raw body"

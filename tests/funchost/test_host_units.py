@@ -39,7 +39,11 @@ NOW = datetime(2026, 11, 24, 3, 0, 7, tzinfo=UTC)  # a Tuesday
         ("0 */5 * * * *", datetime(2026, 11, 24, 3, 5, tzinfo=UTC), "once every five minutes"),
         ("0 0 9-17 * * *", datetime(2026, 11, 24, 9, 0, tzinfo=UTC), "once an hour from 9 to 5"),
         ("0 30 9 * Jan Mon", datetime(2027, 1, 4, 9, 30, tzinfo=UTC), "09:30 every Monday in January"),
-        ("0 0 12 15 * Mon", datetime(2027, 2, 15, 12, 0, tzinfo=UTC), "day and weekday both restricted: both must match"),
+        (
+            "0 0 12 15 * Mon",
+            datetime(2027, 2, 15, 12, 0, tzinfo=UTC),
+            "day and weekday both restricted: both must match",
+        ),
     ],
 )
 def test_ncrontab_finds_the_next_occurrence(expression: str, expected: datetime, why: str) -> None:
@@ -48,9 +52,18 @@ def test_ncrontab_finds_the_next_occurrence(expression: str, expected: datetime,
 
 @pytest.mark.parametrize(
     "expression",
-    ["* * * *", "61 * * * * *", "*/0 * * * * *", "0 0 0 31 2 * extra", "x * * * * *",
-     # croniter's extensions NCrontab does not have: last day, no-specific-value, nth weekday, hashed
-     "0 0 12 L * *", "0 0 12 ? * *", "0 0 12 * * Mon#2", "H * * * * *"],  # fmt: skip
+    [
+        "* * * *",
+        "61 * * * * *",
+        "*/0 * * * * *",
+        "0 0 0 31 2 * extra",
+        "x * * * * *",
+        # croniter's extensions NCrontab does not have: last day, no-specific-value, nth weekday, hashed
+        "0 0 12 L * *",
+        "0 0 12 ? * *",
+        "0 0 12 * * Mon#2",
+        "H * * * * *",
+    ],
 )
 def test_ncrontab_rejects_malformed_expressions(expression: str) -> None:
     with pytest.raises(ScheduleError):
@@ -167,5 +180,8 @@ def test_a_return_value_output_is_checked_against_the_return_annotation(
     if indexed:
         assert [o["queueName"] for o in index_app(module, tmp_path, {})[0].outputs] == ["out-q"]
     else:
-        with pytest.raises(IndexingError, match='binding \\$return: the return annotation "int" does not match the binding type "queue"'):
+        with pytest.raises(
+            IndexingError,
+            match='binding \\$return: the return annotation "int" does not match the binding type "queue"',
+        ):
             index_app(module, tmp_path, {})

@@ -20,7 +20,10 @@ from tools.funchost.indexing import IndexingError, index_app
 
 from .conftest import ROOT
 
-HEADER = "import typing\nimport azure.functions as func\n\napp = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)\n\n\n"
+HEADER = (
+    "import typing\nimport azure.functions as func\n\n"
+    "app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)\n\n\n"
+)
 
 
 def _index(tmp_path: Path, body: str) -> None:

@@ -20,7 +20,9 @@ def ensure_ca(state_dir: Path) -> trustme.CA:
         try:
             return trustme.CA.from_pem(cert_path.read_bytes(), key_path.read_bytes())
         except ValueError as e:
-            raise ValueError(f"{key_path} or {cert_path} does not load ({e}): delete {state_dir} to make a new CA") from e
+            raise ValueError(
+                f"{key_path} or {cert_path} does not load ({e}): delete {state_dir} to make a new CA"
+            ) from e
     ca = trustme.CA(organization_name=ORGANIZATION)
     state_dir.mkdir(parents=True, exist_ok=True)
     ca.private_key_pem.write_to_path(str(key_path))

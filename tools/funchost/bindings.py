@@ -126,14 +126,27 @@ class Signature:
     requires_context: bool
 
 
+# The worker's own typing_inspect (azure.functions ships the same copy), untyped: wrapped once here.
+def _is_generic(annotation: Any) -> bool:
+    return bool(typing_inspect.is_generic_type(annotation))  # type: ignore[no-untyped-call]
+
+
+def _origin(annotation: Any) -> Any:
+    return typing_inspect.get_origin(annotation)  # type: ignore[no-untyped-call]
+
+
+def _args(annotation: Any) -> tuple[Any, ...]:
+    return tuple(typing_inspect.get_args(annotation))  # type: ignore[no-untyped-call]
+
+
 def _fail(function: str, binding: str | None, reason: str) -> IndexingError:
     where = f"function {function}" + (f", binding {binding}" if binding else "")
     return IndexingError(f"{where}: {reason}")
 
 
 def _is_out(annotation: Any) -> bool:
-    if typing_inspect.is_generic_type(annotation):
-        origin = typing_inspect.get_origin(annotation)
+    if _is_generic(annotation):
+        origin = _origin(annotation)
         if origin is not None:
             return isinstance(origin, type) and origin.__name__ == "Out"
     return isinstance(annotation, type) and annotation.__name__ == "Out"
@@ -173,7 +186,9 @@ def describe(function: str, user: Callable[..., Any], bindings: list[dict[str, A
         if anno is not None and (not isinstance(anno, type) or anno.__name__ != "Context"):
             raise _fail(function, "context", f"the context parameter must be azure.functions.Context, not {anno!r}")
     if set(params) - set(bound):
-        raise _fail(function, None, f"parameters declared in Python but not as bindings: {sorted(set(params) - set(bound))}")
+        raise _fail(
+            function, None, f"parameters declared in Python but not as bindings: {sorted(set(params) - set(bound))}"
+        )
     if set(bound) - set(params):
         raise _fail(function, None, f"bindings declared but not in Python: {sorted(set(bound) - set(params))}")
 
@@ -186,13 +201,13 @@ def describe(function: str, user: Callable[..., Any], bindings: list[dict[str, A
         is_param_out = has_anno and _is_out(anno)
         is_binding_out = str(binding["direction"]).upper() == "OUT"
         if is_param_out:
-            args = typing_inspect.get_args(anno)
+            args = _args(anno)
             if len(args) != 1:
                 raise _fail(function, name, f"invalid Out annotation {anno!r}")
             pytype = args[0]
         else:
             pytype = anno
-        if has_anno and not isinstance(pytype, type) and not typing_inspect.is_generic_type(pytype):
+        if has_anno and not isinstance(pytype, type) and not _is_generic(pytype):
             raise _fail(function, name, f"invalid non-type annotation {anno!r}")
         if is_binding_out and has_anno and not is_param_out:
             raise _fail(function, name, "an output binding's annotation must be azure.functions.Out[...]")
@@ -208,7 +223,9 @@ def describe(function: str, user: Callable[..., Any], bindings: list[dict[str, A
             )
             if not ok:
                 shown = getattr(pytype, "__name__", repr(pytype))
-                raise _fail(function, name, f'type of the binding "{kind}" does not match its Python annotation "{shown}"')
+                raise _fail(
+                    function, name, f'type of the binding "{kind}" does not match its Python annotation "{shown}"'
+                )
         if kind.endswith("Trigger") and bind_type == GENERIC and kind != "queueTrigger":
             # The worker accepts it, but the host sends an http/timer datum the generic binding cannot
             # decode: every call would fail.
@@ -217,7 +234,12 @@ def describe(function: str, user: Callable[..., Any], bindings: list[dict[str, A
             # The host sends a queue message as a string unless dataType says BINARY, and the generic
             # binding passes it on as it came: the function would get str despite its annotation.
             raise _fail(function, name, 'a queue trigger annotated bytes needs data_type="BINARY"')
-        if kind == "blob" and not is_binding_out and pytype is str and str(binding.get("dataType", "")).upper() != "STRING":
+        if (
+            kind == "blob"
+            and not is_binding_out
+            and pytype is str
+            and str(binding.get("dataType", "")).upper() != "STRING"
+        ):
             # The worker hands a str parameter whatever the host sends; the host sends bytes unless
             # dataType says STRING, so the function would get bytes despite its annotation.
             raise _fail(function, name, 'a blob input annotated str needs data_type="STRING"')
@@ -237,11 +259,13 @@ def describe(function: str, user: Callable[..., Any], bindings: list[dict[str, A
         if anno is not None:
             if _is_out(anno):
                 raise _fail(function, "$return", "the return annotation must not be azure.functions.Out")
-            if not isinstance(anno, type) and not typing_inspect.is_generic_type(anno):
+            if not isinstance(anno, type) and not _is_generic(anno):
                 raise _fail(function, "$return", f"invalid non-type return annotation {anno!r}")
             if not converter(kind).check_output_type_annotation(anno):
                 shown = getattr(anno, "__name__", repr(anno))
-                raise _fail(function, "$return", f'the return annotation "{shown}" does not match the binding type "{kind}"')
+                raise _fail(
+                    function, "$return", f'the return annotation "{shown}" does not match the binding type "{kind}"'
+                )
         returns = Param("$return", returns_binding, kind, anno)
     for param in (*inputs, *outputs, *((returns,) if returns else ())):
         if param.binding["type"] == "blob":
@@ -253,7 +277,15 @@ def describe(function: str, user: Callable[..., Any], bindings: list[dict[str, A
 _TOKEN = re.compile(r"\{([^{}]*)\}")
 _SYSTEM = ("rand-guid", "datetime", "sys.randguid", "sys.utcnow")
 #: Binding data every queue trigger provides (``QueueTriggerBinding.CreateBindingData``).
-QUEUE_CONTRACT = ("QueueTrigger", "DequeueCount", "ExpirationTime", "Id", "InsertionTime", "NextVisibleTime", "PopReceipt")
+QUEUE_CONTRACT = (
+    "QueueTrigger",
+    "DequeueCount",
+    "ExpirationTime",
+    "Id",
+    "InsertionTime",
+    "NextVisibleTime",
+    "PopReceipt",
+)
 
 
 def expression_names(template: str) -> list[str]:
@@ -276,7 +308,9 @@ def check_path(function: str, param: Param, trigger: Param) -> None:
             continue
         if trigger.binding["type"] == "timerTrigger":
             # A timer trigger binds no data of its own: nothing but system expressions can resolve.
-            raise _fail(function, param.name, f"Unable to resolve binding parameter '{name}' (a timer trigger binds none)")
+            raise _fail(
+                function, param.name, f"Unable to resolve binding parameter '{name}' (a timer trigger binds none)"
+            )
 
 
 def _primitive(value: Any) -> str | None:

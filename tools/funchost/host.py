@@ -75,8 +75,9 @@ class Host:
                     )
                 )
         self.timer_listeners = [
-            TimerListener(spec, self.settings, self.config.singleton, self.host_id, self.instance_id, str(app_dir),
-                          self.outputs)  # fmt: skip
+            TimerListener(
+                spec, self.settings, self.config.singleton, self.host_id, self.instance_id, str(app_dir), self.outputs
+            )
             for spec in self.specs
             if spec.trigger_type == "timerTrigger"
         ]

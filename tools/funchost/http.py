@@ -217,7 +217,7 @@ class Server:
             ident="funchost",
             expose_tracebacks=False,
         )
-        self.port = int(self._server.effective_port)  # type: ignore[union-attr]
+        self.port = int(self._server.effective_port)
         self.thread = threading.Thread(target=self._server.run, daemon=True, name="http")
 
     def start(self) -> Server:

@@ -32,9 +32,8 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping
-from datetime import datetime
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from azure.core.exceptions import (

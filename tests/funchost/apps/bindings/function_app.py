@@ -32,7 +32,9 @@ def put_queue_return(req: func.HttpRequest, resp: func.Out[str]) -> bytes:
 @app.route(route="put_queue_multiple_out", methods=["POST"], binding_arg_name="resp")
 @app.queue_output(arg_name="msgs", queue_name="out-many", connection=CONNECTION)
 def put_queue_multiple_out(
-    req: func.HttpRequest, resp: func.Out[func.HttpResponse], msgs: func.Out[typing.List[str]]  # noqa: UP006
+    req: func.HttpRequest,
+    resp: func.Out[func.HttpResponse],
+    msgs: func.Out[typing.List[str]],  # noqa: UP006
 ) -> None:
     data = req.get_body().decode()
     msgs.set([f"{data}-1", f"{data}-2", f"{data}-3"])

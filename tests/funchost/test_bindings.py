@@ -150,7 +150,7 @@ def test_a_timer_function_sends_its_return_queue_output(host: RunningHost) -> No
     assert _drain_all(host, "out-timer", 2) == ["tick", '{"past_due": false}']
 
 
-# -- the HTTP front end ---------------------------------------------------------------------------------------
+# -- the HTTP front end (the chaos suite's HTTP_CASES check the rest of the malformed-request answers) --------
 def _raw(port: int, data: bytes, *, reads: int = 1) -> bytes:
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
         s.sendall(data)
@@ -191,8 +191,17 @@ def test_a_chunked_body_is_read_whole_and_the_connection_kept_for_the_next_reque
         (b"POST /api/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 104857601\r\n\r\n", b"413"),
         (b"GARBAGE\r\n\r\n", b"400"),
         (b"GET /api/echo HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 33 * 1024 + b"\r\n\r\n", b"431"),
+        (b"GET /api/echo HTTP/2.0\r\nHost: x\r\n\r\n", b"505"),
+        (b"POST /api/echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", b"400"),
     ],
-    ids=["length not a number", "over the 100 MB limit", "no request line", "headers over 32 KB"],
+    ids=[
+        "length not a number",
+        "over the 100 MB limit",
+        "no request line",
+        "headers over 32 KB",
+        "HTTP/2 over plain text",
+        "a broken chunked body",
+    ],
 )
 def test_malformed_requests_get_a_status_line_with_the_hosts_code(host: RunningHost, raw: bytes, status: bytes) -> None:
     answer = _raw(host.port, raw)

@@ -1,14 +1,20 @@
 """HTTP triggers on a local port, routed as the host routes them: ``/api/<route>`` with ``{params}``.
 
-The server is waitress (HTTP/1.1 keep-alive, chunked request bodies, a thread pool); Werkzeug's
-``Request`` reads the body. Werkzeug's own server was not used: it closes every connection ("Always
-close the connection. This disables HTTP/1.1 keep-alive connections", ``werkzeug/serving.py``). Also
-serves the host's own ``GET /admin/host/status`` (``{"state": "Running", ...}``), which the stack and
-the tests use as the readiness check. Malformed requests get the answers the host's Kestrel gives: a
-request line that does not parse 400, a ``Content-Length`` that is not a number of bytes 400, headers
-over Kestrel's 32 KB 431, a body over the host's 100 MB limit 413 (before it is read when the length is
-declared, as soon as it is passed when chunked), each closing the connection. One difference remains:
-waitress serves a request line naming HTTP/2.0 (or 0.9) as HTTP/1.0, where Kestrel answers 505.
+The server is the standard library's threaded HTTP/1.1 server (keep-alive), with Werkzeug's
+``DechunkedInput`` reading chunked request bodies to their end, so the next request on the connection
+starts where it should. Werkzeug's own server was not used: it closes every connection ("Always close
+the connection. This disables HTTP/1.1 keep-alive connections", ``werkzeug/serving.py``); waitress was
+tried and answers 10 of the chaos suite's 31 malformed requests differently from the host (TRACE,
+lower-case methods, HTTP/9.9, 200 headers, a relative path, a short body, chunked garbage, ...).
+
+Also serves the host's own ``GET /admin/host/status`` (``{"state": "Running", ...}``), which the stack
+and the tests use as the readiness check. Malformed requests get the answers the host's Kestrel gives
+(the chaos suite's ``HTTP_CASES`` hold the list): a request line that does not parse 400, a version
+other than 1.x 505, an unknown method 501, a request line over 64 KB 414, a header line over 64 KB,
+more than 100 headers or headers over Kestrel's 32 KB in all 431, a ``Content-Length`` that is not a
+number of bytes 400, a body over the host's 100 MB limit 413 (before it is read when the length is
+declared, as soon as it is passed when chunked), a broken chunked body 400; routing (404, 405) is
+decided before any body is read.
 
 The response is the function's ``http`` output, ``$return`` or the ``Out`` named by ``binding_arg_name``,
 as the worker encoded it (``HttpResponseConverter``): an ``HttpResponse`` gives its status, headers,
@@ -22,19 +28,18 @@ Azure, FUNCTION-level routes need a function key.
 from __future__ import annotations
 
 import json
-import logging
 import re
 import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 from azure.functions import meta
-from waitress.server import create_server
-from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
-from werkzeug.wrappers import Request
+from werkzeug.serving import DechunkedInput
 
 from . import logs
 from .bindings import json_properties
@@ -110,6 +115,14 @@ def http_answer(result: Result) -> Answer:
     return int(value["status_code"].value), headers, body if isinstance(body, bytes) else str(body).encode()
 
 
+@dataclass(frozen=True)
+class Match:
+    """A request's function and its route parameters."""
+
+    spec: FunctionSpec
+    route_params: dict[str, str]
+
+
 class HttpRoutes:
     def __init__(self, specs: list[FunctionSpec], app_dir: str, status: Callable[[], dict[str, Any]],
                  outputs: Outputs | None = None):  # fmt: skip
@@ -121,7 +134,8 @@ class HttpRoutes:
                 methods = [m.upper() for m in spec.trigger.get("methods") or []]
                 self.routes.append((compile_route(route), methods, spec))
 
-    def handle(self, method: str, path: str, query: str, headers: dict[str, str], body: bytes) -> Answer:
+    def route(self, method: str, path: str) -> Answer | Match:
+        """What a request is for, decided before its body is read: an answer, or a function to invoke."""
         if path.rstrip("/") == "/admin/host/status":
             return 200, {"Content-Type": "application/json"}, json.dumps(self.status()).encode()
         if not path.startswith("/api/") and path != "/api":
@@ -133,11 +147,20 @@ class HttpRoutes:
                 continue
             if methods and method not in methods:
                 return 405, {"Allow": ", ".join(methods)}, b""
-            route_params = {k: v for k, v in match.groupdict().items() if v is not None}
-            host = headers.get("Host") or headers.get("host") or "localhost"
-            url = f"http://{host}{path}{'?' + query if query else ''}"
-            return self._invoke(spec, method, path, http_trigger(method, url, query, headers, body, route_params))
+            return Match(spec, {k: v for k, v in match.groupdict().items() if v is not None})
         return 404, {}, b""
+
+    def handle(self, method: str, path: str, query: str, headers: dict[str, str], body: bytes) -> Answer:
+        found = self.route(method, path)
+        if not isinstance(found, Match):
+            return found
+        return self.invoke(found, method, path, query, headers, body)
+
+    def invoke(self, found: Match, method: str, path: str, query: str, headers: dict[str, str], body: bytes) -> Answer:
+        host = headers.get("Host") or headers.get("host") or "localhost"
+        url = f"http://{host}{path}{'?' + query if query else ''}"
+        trigger = http_trigger(method, url, query, headers, body, found.route_params)
+        return self._invoke(found.spec, method, path, trigger)
 
     def _invoke(self, spec: FunctionSpec, method: str, path: str, trigger: Trigger) -> Answer:
         invocation_id = str(uuid.uuid4())
@@ -164,72 +187,91 @@ class HttpRoutes:
         return answer
 
 
-def wsgi(routes: HttpRoutes) -> Callable[..., Any]:
-    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
-        declared = environ.get("CONTENT_LENGTH")
-        close = [("Connection", "close")]
-        if declared and not (declared.isascii() and declared.strip().isdigit()):
-            start_response("400 Bad Request", [("Content-Length", "0"), *close])
-            return []
-        request = Request(environ)
-        request.max_content_length = MAX_BODY_BYTES
+class BodyError(Exception):
+    """A request body the host refuses: the status to answer."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+def declared_length(headers: Any) -> int | None:
+    """The body's length from the headers, checked before routing (400, 413); None when chunked."""
+    if "chunked" in (headers.get("Transfer-Encoding") or "").lower():
+        return None
+    declared = (headers.get("Content-Length") or "0").strip()
+    length = int(declared) if declared.isascii() and declared.isdigit() else -1
+    if length < 0:
+        raise BodyError(400, f"Content-Length {declared[:40]!r} is not a number of bytes")
+    if length > MAX_BODY_BYTES:
+        raise BodyError(413, f"Content-Length {length} exceeds the {MAX_BODY_BYTES}-byte request limit")
+    return length
+
+
+def read_body(length: int | None, rfile: Any) -> bytes:
+    """``length`` bytes, or (``None``) a chunked body read to its last chunk; a bad chunk is a 400."""
+    if length is None:
         try:
-            body = request.get_data(cache=False)
-        except RequestEntityTooLarge:
-            start_response("413 Request Entity Too Large", [("Content-Length", "0"), *close])
-            return []
-        except ClientDisconnected:
-            start_response("400 Bad Request", [("Content-Length", "0"), *close])
-            return []
-        status, headers, payload = routes.handle(
-            request.method, request.path, request.query_string.decode("latin-1"), dict(request.headers.items()), body
-        )
-        cookies = headers.pop("Set-Cookie", "")
-        items = [(k, v) for k, v in headers.items() if k.lower() != "content-length"]
-        items += [("Set-Cookie", c) for c in cookies.split("\n") if c]
-        items.append(("Content-Length", str(len(payload))))
-        start_response(f"{status} {_reason(status)}", items)
-        return [] if request.method == "HEAD" else [payload]
-
-    return app
+            data = DechunkedInput(rfile).read(MAX_BODY_BYTES + 1)
+        except OSError as e:
+            raise BodyError(400, f"chunked body: {e}") from None
+        if len(data) > MAX_BODY_BYTES:
+            raise BodyError(413, f"the chunked body exceeds the {MAX_BODY_BYTES}-byte request limit")
+        return bytes(data)
+    return bytes(rfile.read(length)) if length else b""
 
 
-def _reason(status: int) -> str:
-    from http import HTTPStatus
+def serve(routes: HttpRoutes, port: int) -> tuple[ThreadingHTTPServer, threading.Thread]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        # A request line too malformed to name its version is still answered with a status line (400, 505),
+        # as the real host does, not HTTP/0.9-style with a bare body.
+        default_request_version = "HTTP/1.1"
 
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Unknown"
+        def _do(self) -> None:
+            parts = urlsplit(self.path)
+            if sum(len(k) + len(v) + 4 for k, v in self.headers.items()) > MAX_HEADER_BYTES:
+                self.send_error(431, f"request headers exceed {MAX_HEADER_BYTES} bytes")
+                return
+            try:
+                length = declared_length(self.headers)
+            except BodyError as e:
+                self.send_error(e.status, str(e))  # closes the connection: the body is never read
+                return
+            found = routes.route(self.command, parts.path)
+            unread = length != 0
+            if isinstance(found, Match):
+                try:
+                    body = read_body(length, self.rfile)
+                except BodyError as e:
+                    self.send_error(e.status, str(e))  # closes the connection: the rest of the body is unread
+                    return
+                unread = False
+                answer = routes.invoke(found, self.command, parts.path, parts.query, dict(self.headers.items()), body)
+            else:
+                answer = found  # routed (404, 405) without reading the body, which then ends the connection
+            status, headers, payload = answer
+            self.send_response(status)
+            cookies = headers.pop("Set-Cookie", "")
+            for key, value in headers.items():
+                if key.lower() != "content-length":
+                    self.send_header(key, value)
+            for cookie in filter(None, cookies.split("\n")):
+                self.send_header("Set-Cookie", cookie)
+            self.send_header("Content-Length", str(len(payload)))
+            if unread:
+                self.send_header("Connection", "close")
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(payload)
 
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _do
 
-class Server:
-    """Waitress serving the routes on a thread of its own, until ``shutdown``."""
+        def log_message(self, format: str, *args: Any) -> None:  # invocations are logged as JSON already
+            return
 
-    def __init__(self, routes: HttpRoutes, port: int, threads: int = 32):
-        self._server = create_server(
-            wsgi(routes),
-            host="127.0.0.1",
-            port=port,
-            threads=threads,
-            max_request_body_size=MAX_BODY_BYTES,
-            max_request_header_size=MAX_HEADER_BYTES,
-            ident="funchost",
-            expose_tracebacks=False,
-        )
-        self.port = int(self._server.effective_port)
-        self.thread = threading.Thread(target=self._server.run, daemon=True, name="http")
-
-    def start(self) -> Server:
-        self.thread.start()
-        return self
-
-    def shutdown(self) -> None:
-        self._server.close()
-        self.thread.join(timeout=5)
-
-
-def serve(routes: HttpRoutes, port: int) -> tuple[Server, threading.Thread]:
-    logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "task queue depth" is not news here
-    server = Server(routes, port).start()
-    return server, server.thread
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True, name="http")
+    thread.start()
+    return server, thread

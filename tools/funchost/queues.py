@@ -1,4 +1,4 @@
-"""Queue triggers and queue outputs with the Storage queues extension's semantics.
+"""Queue triggers with the Storage queues extension's semantics.
 
 Mirrors ``QueueListener``/``QueueProcessor`` of the extension (5.x): receive up to ``batchSize``
 messages with a 10-minute invisibility, process each on its own worker, poll again once in-flight
@@ -7,7 +7,8 @@ while the queue is empty or missing. While a message runs its invisibility is re
 Success deletes it; failure makes it visible again after ``visibilityTimeout``, or, once its dequeue
 count reaches ``maxDequeueCount``, copies it to ``<queue>-poison`` (created if missing) and deletes it.
 A message that arrives already past ``maxDequeueCount`` is poisoned without running; a base64 message
-that does not decode goes straight to poison. Output bindings send only after the function succeeds.
+that does not decode goes straight to poison. The invocation's outputs (``outputs.Outputs``) are sent
+only after the function succeeds, and a failed send fails the invocation like an exception would.
 
 Testing facility, not a host behaviour: with ``FUNCHOST_DELIVER_TWICE`` set (read by ``tools.funchost``
 only; the chaos suite sets it) every message is delivered twice, as at-least-once queues may do. With

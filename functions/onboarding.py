@@ -88,7 +88,9 @@ def _work(msg: func.QueueMessage, queue: str, body: bytes, work: Callable[[bytes
         raise
 
 
-KEYS, PROVISION, PUBLISH, ACTIVATE = (ob.STEP_QUEUES[s] for s in ("keys", "provision", "publish", "activate"))
+KEYS, PROVISION, PROPOSE, ACTIVATE, RETIRE = (
+    ob.STEP_QUEUES[s] for s in ("keys", "provision", "propose", "activate", "retire")
+)
 
 
 @bp.function_name("onboarding_intake")
@@ -98,11 +100,10 @@ def onboarding_intake(msg: func.QueueMessage, next_step: func.Out[List[str]]) ->
     _handle(msg, ob.REQUESTS, lambda body: platform().onboarding.intake(body), next_step, KEYS)
 
 
-@bp.function_name("onboarding_vote")
+@bp.function_name("onboarding_decision")
 @bp.queue_trigger(arg_name="msg", queue_name=ob.APPROVALS, connection=CONNECTION)
-@bp.queue_output(arg_name="next_step", queue_name=KEYS, connection=CONNECTION)
-def onboarding_vote(msg: func.QueueMessage, next_step: func.Out[List[str]]) -> None:
-    _handle(msg, ob.APPROVALS, lambda body: platform().onboarding.vote(body), next_step, KEYS)
+def onboarding_decision(msg: func.QueueMessage) -> None:
+    _handle(msg, ob.APPROVALS, lambda body: platform().onboarding.decide(body))
 
 
 @bp.function_name("onboarding_keys")
@@ -114,22 +115,28 @@ def onboarding_keys(msg: func.QueueMessage, next_step: func.Out[List[str]]) -> N
 
 @bp.function_name("onboarding_provision")
 @bp.queue_trigger(arg_name="msg", queue_name=PROVISION, connection=CONNECTION)
-@bp.queue_output(arg_name="next_step", queue_name=PUBLISH, connection=CONNECTION)
+@bp.queue_output(arg_name="next_step", queue_name=PROPOSE, connection=CONNECTION)
 def onboarding_provision(msg: func.QueueMessage, next_step: func.Out[List[str]]) -> None:
-    _handle(msg, PROVISION, lambda body: platform().onboarding.step(body, "provision"), next_step, PUBLISH)
+    _handle(msg, PROVISION, lambda body: platform().onboarding.step(body, "provision"), next_step, PROPOSE)
 
 
-@bp.function_name("onboarding_publish")
-@bp.queue_trigger(arg_name="msg", queue_name=PUBLISH, connection=CONNECTION)
+@bp.function_name("onboarding_propose")
+@bp.queue_trigger(arg_name="msg", queue_name=PROPOSE, connection=CONNECTION)
 @bp.queue_output(arg_name="next_step", queue_name=ACTIVATE, connection=CONNECTION)
-def onboarding_publish(msg: func.QueueMessage, next_step: func.Out[List[str]]) -> None:
-    _handle(msg, PUBLISH, lambda body: platform().onboarding.step(body, "publish"), next_step, ACTIVATE)
+def onboarding_propose(msg: func.QueueMessage, next_step: func.Out[List[str]]) -> None:
+    _handle(msg, PROPOSE, lambda body: platform().onboarding.step(body, "propose"), next_step, ACTIVATE)
 
 
 @bp.function_name("onboarding_activate")
 @bp.queue_trigger(arg_name="msg", queue_name=ACTIVATE, connection=CONNECTION)
 def onboarding_activate(msg: func.QueueMessage) -> None:
     _handle(msg, ACTIVATE, lambda body: platform().onboarding.step(body, "activate"))
+
+
+@bp.function_name("onboarding_retire")
+@bp.queue_trigger(arg_name="msg", queue_name=RETIRE, connection=CONNECTION)
+def onboarding_retire(msg: func.QueueMessage) -> None:
+    _handle(msg, RETIRE, lambda body: platform().onboarding.step(body, "retire"))
 
 
 @bp.function_name("offboarding")

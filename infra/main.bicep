@@ -22,11 +22,11 @@ param nodeVmSize string = 'Standard_D4s_v5'
 @description('SSH public key of the nodes\' admin user (password login is disabled).')
 param adminSshPublicKey string
 
-@description('Comma-separated member ids admitted without votes.')
-param consortiumFounders string
+@description('SHA-256 of the consortium genesis document this member verifies everything from (the founders\' ceremony ends with it; empty until then).')
+param genesisHash string = ''
 
-@description('Admission rule for newcomers: majority, all, or a number of approvals.')
-param approvalQuorum string = 'majority'
+@description('JSON object: member id -> consortium-public container URL of each deployment this member was introduced to.')
+param peerReadUrls string = '{}'
 
 @description('Name of this deployment, shown as the coordinator holder.')
 param deploymentName string = '${memberId}-${location}'
@@ -148,8 +148,9 @@ module functionApp 'modules/functionapp.bicep' = {
     appInsightsConnectionString: monitoring.outputs.appInsightsConnectionString
     keyVaultUri: keyVault.outputs.uri
     deploymentName: deploymentName
-    consortiumFounders: consortiumFounders
-    approvalQuorum: approvalQuorum
+    memberId: memberId
+    genesisHash: genesisHash
+    peerReadUrls: peerReadUrls
     scaleSetTemplate: string({
       vm_size: nodeVmSize
       image: 'Canonical:ubuntu-24_04-lts:server:latest'

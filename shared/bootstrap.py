@@ -6,6 +6,9 @@ Tests build a ``Platform`` from their own settings (Azurite on free ports) or us
 
 from __future__ import annotations
 
+import re
+import secrets
+from datetime import timedelta
 from functools import cached_property, lru_cache
 
 from shared import settings as settings_module
@@ -15,16 +18,21 @@ from shared.adapters.blob_state import CONTAINER, BlobStateStore
 from shared.adapters.compute import ArmScaleSets
 from shared.adapters.keyvault import KeyVaultKeyStore
 from shared.adapters.metrics import MonitorMetrics
+from shared.adapters.published_blobs import PeerBlobs, PublicBlobs
 from shared.adapters.storage import blob_service, queue_service
 from shared.adapters.storage_queues import StorageQueues
+from shared.decisions.agreement import Timing
 from shared.decisions.autoscale import ScalePolicy
 from shared.decisions.health import HealthPolicy
 from shared.decisions.rotation import KeyPolicy, parse_policy
+from shared.naming import MEMBER_ID, key_name, valid_member_id
 from shared.ports.clock import SystemClock
 from shared.services.autoscale import Autoscaler
+from shared.services.consortium import Consortium, Identity
 from shared.services.health import HealthMonitor, parse_ports
 from shared.services.leadership import Coordinator, holder_identity
 from shared.services.onboarding import Onboarding
+from shared.services.records import Events, Rejections
 from shared.services.rotation import KeyRotator
 from shared.settings import SettingError, Settings
 
@@ -75,16 +83,45 @@ class Platform:
         return holder_identity(self.settings.text("CONSORTIUM_DEPLOYMENT"))
 
     @cached_property
+    def member_id(self) -> str:
+        member_id = self.settings.text("CONSORTIUM_MEMBER_ID")
+        if not valid_member_id(member_id):
+            raise SettingError(f"setting CONSORTIUM_MEMBER_ID={member_id!r} must match {MEMBER_ID.pattern}")
+        return member_id
+
+    @cached_property
+    def consortium(self) -> Consortium:
+        """This member's part in the consortium; its membership changes reach its own onboarding."""
+        genesis = self.settings.text("CONSORTIUM_GENESIS_HASH").lower()
+        if genesis and not re.fullmatch(r"[0-9a-f]{64}", genesis):
+            raise SettingError("setting CONSORTIUM_GENESIS_HASH must be a lowercase hex SHA-256 (64 characters)")
+        clock = SystemClock()
+        events = Events(self.queues, clock)
+        member_id = self.member_id
+        service = Consortium(
+            identity=Identity(member_id, key_name(member_id, "governance"),
+                              self.settings.text("CONSORTIUM_PUBLIC_ENDPOINT")),
+            genesis=genesis, state=self.state, public=PublicBlobs.from_settings(self.settings.values),
+            peers=PeerBlobs.from_settings(self.settings.values), keys=self.keys, clock=clock, events=events,
+            rejections=Rejections(self.state, events, clock),
+            lifetime=timedelta(seconds=self.settings.integer("PROPOSAL_LIFETIME_SECONDS", minimum=60)),
+            timing=Timing(timeout=(t := self.settings.number("AGREEMENT_TIMEOUT_SECONDS", minimum=0.5)), jitter=t),
+            jitter=lambda round_: secrets.randbelow(1000) / 1000,
+        )  # fmt: skip
+        service.on_membership = lambda change, version: self.onboarding.on_membership(change, version)
+        return service
+
+    @cached_property
     def onboarding(self) -> Onboarding:
         return Onboarding(
+            member_id=self.member_id,
             state=self.state,
             keys=self.keys,
             scalesets=self.scalesets,
             queues=self.queues,
             leases=self.leases,
             clock=SystemClock(),
-            founders=self.settings.csv("CONSORTIUM_FOUNDERS"),
-            quorum_rule=self.settings.text("APPROVAL_QUORUM"),
+            consortium=self.consortium,
             template=self.settings.text("SCALE_SET_TEMPLATE"),
             holder=self.holder,
             lease_seconds=self.lease_seconds,

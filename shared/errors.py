@@ -47,6 +47,16 @@ class NotFoundError(PermanentError):
         super().__init__(message, reason="not_found")
 
 
+class ForbiddenError(PermanentError):
+    """The service refused the caller (403): its identity has no role for this action on this scope
+    (another member's vault or scale set), or the key version is disabled. ``refusal`` carries the
+    service's own code and message, which name the action and the scope."""
+
+    def __init__(self, what: str, refusal: str) -> None:
+        super().__init__(f"{what}: forbidden ({refusal})", reason="forbidden")
+        self.refusal = refusal
+
+
 class LeaseLostError(TransientError):
     """A lease this process held is gone (expired, broken or taken): stop the work it guarded."""
 

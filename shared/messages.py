@@ -13,7 +13,6 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from shared.canonical import unb64u
 from shared.naming import MEMBER_ID
 
 MAX_MESSAGE_BYTES = 16 * 1024
@@ -104,29 +103,19 @@ class OnboardingRequest(_Message):
         return self
 
 
-class Approval(_Message):
-    request_id: RequestId
-    member_id: MemberId
-    approver_id: MemberId
-    decision: Literal["approve", "reject"]
-    signature: str = Field(max_length=200)
+class Decision(_Message):
+    """This member's operator's decision on a proposal (``onboarding-approvals``)."""
 
-    @field_validator("signature")
-    @classmethod
-    def _signature(cls, value: str) -> str:
-        try:
-            raw = unb64u(value)
-        except ValueError:
-            raise ValueError("must be base64url without padding") from None
-        if len(raw) != 64:
-            raise ValueError("must be a 64-byte ES256 signature (r||s)")
-        return value
+    proposal_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+    decision: Literal["approve", "reject"]
 
 
 class OffboardingRequest(_Message):
+    """This member leaves, or (with ``member_id``, another member's id) proposes to remove that one."""
+
     request_id: RequestId
-    member_id: MemberId
     reason: str = Field(min_length=1, max_length=500)
+    member_id: MemberId | None = None
 
 
 class KeyRotationRequest(_Message):
@@ -135,7 +124,7 @@ class KeyRotationRequest(_Message):
     force: bool = False
 
 
-Step = Literal["keys", "provision", "publish", "activate"]
+Step = Literal["keys", "provision", "propose", "activate", "retire"]
 
 
 class StepMessage(_Message):

@@ -57,17 +57,50 @@ REGISTRY: tuple[Setting, ...] = (
         default="default",
     ),
     Setting(
-        "CONSORTIUM_FOUNDERS",
-        "bank-a,bank-b",
-        "Comma-separated member ids admitted without votes.",
+        "CONSORTIUM_MEMBER_ID",
+        "bank-a",
+        "The one member this deployment serves (its keys, scale sets and storage); ^[a-z][a-z0-9-]{1,30}[a-z0-9]$.",
+    ),
+    Setting(
+        "CONSORTIUM_GENESIS_HASH",
+        "",
+        "Lowercase hex SHA-256 of the consortium's genesis document (given out of band when the member is set up): "
+        "everything this deployment believes verifies from it. Locally, `make up` writes it after the founders' "
+        "ceremony.",
         default="",
     ),
     Setting(
-        "APPROVAL_QUORUM",
-        "majority",
-        "Admission rule for newcomers: 'majority' (strict majority of active members), 'all', "
-        "or a whole number of approvals.",
-        default="majority",
+        "CONSORTIUM_PUBLIC_ENDPOINT",
+        "http://127.0.0.1:10000/banka/consortium-public",
+        "URL of this member's own consortium-public container, which its chain entry lists for the others.",
+    ),
+    Setting(
+        "CONSORTIUM_PEER_READ_URLS",
+        "{}",
+        "JSON object: member id -> URL of a deployment's consortium-public container this member was introduced "
+        "to (an applicant, or the members to read the chain from first). Locally each URL carries a read-only "
+        "container SAS; in Azure a plain URL read with the app's identity (Storage Blob Data Reader there).",
+        default="{}",
+    ),
+    Setting(
+        "CONSORTIUM_POLL_SCHEDULE",
+        "*/1 * * * * *",
+        "NCRONTAB schedule of the consortium tick: read the other members' heads (one conditional request each), "
+        "agree, adopt, publish.",
+        default="*/10 * * * * *",
+    ),
+    Setting(
+        "PROPOSAL_LIFETIME_SECONDS",
+        "604800",
+        "How long a proposal stays open before it expires (7 days).",
+        default="604800",
+    ),
+    Setting(
+        "AGREEMENT_TIMEOUT_SECONDS",
+        "3",
+        "How long a leader waits for a ballot on the next version to move before it starts a higher one "
+        "(plus up to as much again of jitter).",
+        default="10",
     ),
     Setting(
         "COORDINATOR_SCHEDULE",
@@ -81,6 +114,14 @@ REGISTRY: tuple[Setting, ...] = (
         "How Azure SDK clients authenticate: 'default' (DefaultAzureCredential: the app's managed identity in Azure) "
         "or 'emulator' (a static token for the local emulator).",
         default="default",
+    ),
+    Setting(
+        "AZURE_EMULATOR_PRINCIPAL",
+        "",
+        "Locally, the identity this deployment calls the emulator as (its member id, e.g. bank-a; the emulator "
+        "refuses with 403 what that identity has no role for); empty: version 1's single shared identity. "
+        "Empty in Azure, where the managed identity is the principal.",
+        default="",
     ),
     Setting(
         "AZURE_SUBSCRIPTION_ID", "00000000-0000-0000-0000-000000000000", "Subscription of the members' scale sets."

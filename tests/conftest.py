@@ -80,3 +80,28 @@ def azure_settings(emulator_instance: EmulatorHandle, storage_connection_string:
         "AZURE_CA_BUNDLE": str(emulator_instance.ca),
     }
     return Settings(values)
+
+
+def member_settings(handle: EmulatorHandle, base: Settings, member: str) -> Settings:
+    """Settings of ``member``'s own deployment in the per-member shape: the emulator registers its
+    identity (its subscription, its vault on a port of its own, its roles), and the SDK clients call
+    as that identity, on that subscription and vault. Registering twice changes nothing."""
+    registered = emulator.register_principal(handle, member)
+    return Settings(
+        {
+            **base.values,
+            "AZURE_EMULATOR_PRINCIPAL": member,
+            "AZURE_SUBSCRIPTION_ID": registered["subscription_id"],
+            "AZURE_KEY_VAULT_URL": registered["vault_url"],
+        }
+    )
+
+
+@pytest.fixture(scope="session")
+def bank_a_settings(emulator_instance: EmulatorHandle, azure_settings: Settings) -> Settings:
+    return member_settings(emulator_instance, azure_settings, "bank-a")
+
+
+@pytest.fixture(scope="session")
+def bank_b_settings(emulator_instance: EmulatorHandle, azure_settings: Settings) -> Settings:
+    return member_settings(emulator_instance, azure_settings, "bank-b")

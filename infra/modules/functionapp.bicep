@@ -8,8 +8,11 @@ param integrationSubnetId string
 param appInsightsConnectionString string
 param keyVaultUri string
 param deploymentName string
-param consortiumFounders string
-param approvalQuorum string
+param memberId string
+@description('SHA-256 of the consortium genesis document, given out of band (the founders\' ceremony ends with it).')
+param genesisHash string
+@description('JSON object: member id -> consortium-public container URL of each deployment this member was introduced to.')
+param peerReadUrls string = '{}'
 param scaleSetTemplate string
 param tags object
 
@@ -78,8 +81,13 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'APPLICATIONINSIGHTS_CONNECTION_STRING', value: appInsightsConnectionString }
         { name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING', value: 'Authorization=AAD' }
         { name: 'CONSORTIUM_DEPLOYMENT', value: deploymentName }
-        { name: 'CONSORTIUM_FOUNDERS', value: consortiumFounders }
-        { name: 'APPROVAL_QUORUM', value: approvalQuorum }
+        { name: 'CONSORTIUM_MEMBER_ID', value: memberId }
+        { name: 'CONSORTIUM_GENESIS_HASH', value: genesisHash }
+        { name: 'CONSORTIUM_PUBLIC_ENDPOINT', value: '${storage.properties.primaryEndpoints.blob}consortium-public' }
+        { name: 'CONSORTIUM_PEER_READ_URLS', value: peerReadUrls }
+        { name: 'CONSORTIUM_POLL_SCHEDULE', value: '*/10 * * * * *' }
+        { name: 'PROPOSAL_LIFETIME_SECONDS', value: '604800' }
+        { name: 'AGREEMENT_TIMEOUT_SECONDS', value: '10' }
         { name: 'COORDINATOR_SCHEDULE', value: '*/2 * * * * *' }
         { name: 'LEASE_SECONDS', value: '15' }
         { name: 'ONBOARDING_POLL_SECONDS', value: '10' }
@@ -106,6 +114,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'HEALTH_REIMAGE_AFTER_CHECKS', value: '3' }
         { name: 'HEALTH_PROBE_TIMEOUT_SECONDS', value: '2' }
         { name: 'AZURE_CREDENTIAL', value: 'default' }
+        { name: 'AZURE_EMULATOR_PRINCIPAL', value: '' }
         { name: 'AZURE_SUBSCRIPTION_ID', value: subscription().subscriptionId }
         { name: 'AZURE_RESOURCE_GROUP', value: resourceGroup().name }
         { name: 'AZURE_REGION', value: location }

@@ -12,12 +12,14 @@ var workQueues = [
   'onboarding-approvals'
   'onboarding-keys'
   'onboarding-provision'
-  'onboarding-publish'
+  'onboarding-propose'
   'onboarding-activate'
+  'onboarding-retire'
   'offboarding-requests'
+  'key-rotation-requests'
 ]
 var queues = concat(workQueues, map(workQueues, q => '${q}-poison'), ['member-events'])
-var containers = ['consortium', 'deploymentpackage', 'azure-webjobs-hosts']
+var containers = ['consortium', 'consortium-public', 'deploymentpackage', 'azure-webjobs-hosts']
 
 resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   name: name

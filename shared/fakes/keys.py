@@ -15,7 +15,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa, utils
 
-from shared.errors import NotFoundError, PermanentError
+from shared.errors import ForbiddenError, NotFoundError, PermanentError
 from shared.ports.keys import KeyKind, KeyVersion, RotationPolicy
 
 VAULT = "https://fake-vault.vault.azure.net"
@@ -94,7 +94,7 @@ class FakeKeyStore:
     def sign(self, kid: str, digest: bytes) -> bytes:
         key = self._find(kid)
         if not key.enabled:
-            raise PermanentError(f"sign with {kid}: the key version is disabled", reason="http_403")
+            raise ForbiddenError(f"sign with {kid}", "Forbidden: Operation is not allowed on a disabled key.")
         if len(digest) != 32:
             raise PermanentError("ES256 takes a 32-byte SHA-256 digest", reason="http_400")
         der = self._private[kid].sign(digest, ec.ECDSA(utils.Prehashed(hashes.SHA256())))
@@ -104,7 +104,7 @@ class FakeKeyStore:
     def verify(self, kid: str, digest: bytes, signature: bytes) -> bool:
         key = self._find(kid)
         if not key.enabled:
-            raise PermanentError(f"verify with {kid}: the key version is disabled", reason="http_403")
+            raise ForbiddenError(f"verify with {kid}", "Forbidden: Operation is not allowed on a disabled key.")
         if len(signature) != 64:
             return False
         der = utils.encode_dss_signature(int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big"))

@@ -35,8 +35,7 @@ from shared.ports.queues import MessageSender
 from shared.ports.scalesets import ScaleSet, ScaleSets
 from shared.ports.state import StateStore
 from shared.services.leadership import COORDINATOR, FencedWriter
-from shared.services.network_map import active_members
-from shared.services.records import Events
+from shared.services.records import Events, active_members
 
 log = logging.getLogger(__name__)
 

@@ -49,8 +49,7 @@ from shared.ports.queues import MessageSender
 from shared.ports.scalesets import Instance, ScaleSets
 from shared.ports.state import StateStore
 from shared.services.leadership import COORDINATOR, FencedWriter
-from shared.services.network_map import active_members
-from shared.services.records import Events, iso_time, parse_time
+from shared.services.records import Events, active_members, iso_time, parse_time
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,7 @@
-"""The signed network map that Corda nodes read: ``network-map/current.json``.
+"""The signed network map of version 1 (``network-map/current.json``), kept only for the key rotation
+until it moves onto the membership chain; nothing else uses it.
+
+The signed network map that Corda nodes read: ``network-map/current.json``.
 
 The map is always rebuilt from the member records (every ``active`` member, once, sorted), never
 patched, so publishing is "make it so": a publish that finds the map already right writes nothing
@@ -17,13 +20,12 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, utils
 
 from shared.canonical import b64u, digest, network_map_payload, unb64u
-from shared.decisions.onboarding import Status, build_network_map
 from shared.errors import ConflictError, TransientError
 from shared.naming import NETWORK_MAP_SIGNER
 from shared.ports.clock import Clock
 from shared.ports.keys import KeyStore, KeyVersion
 from shared.ports.state import Document, StateStore
-from shared.services.records import iso
+from shared.services.records import active_members, iso
 
 MAP_PATH = "network-map/current.json"
 #: The signer's rotation record: ``{"keys": {"signer": <key entry>}}``, written by the key rotation.
@@ -44,13 +46,53 @@ class Published:
         return int(self.document.get("version", 0))
 
 
-def active_members(state: StateStore) -> list[dict[str, Any]]:
-    """Members that are active and not on their way out: the map's members, and the voters."""
-    return [
-        doc.body
-        for doc in state.read_all("members/")
-        if doc.body.get("status") == Status.ACTIVE.value and not doc.body.get("offboarding")
-    ]
+def map_entry(record: dict[str, Any]) -> dict[str, Any]:
+    keys = {kind: _published_key(key) for kind, key in (record.get("keys") or {}).items()}
+    return {
+        "member_id": record["member_id"],
+        "legal_name": record["legal_name"],
+        "scale_set_id": record.get("scale_set_id"),
+        "keys": keys,
+    }
+
+
+def _published_key(key: dict[str, Any]) -> dict[str, Any]:
+    """A key as nodes see it; during a rotation's overlap, with the version it replaces as ``previous``."""
+    entry = {"kid": key.get("kid"), "version": key.get("version"), "public_jwk": key.get("public_jwk")}
+    previous = key.get("previous")
+    if previous:
+        entry["previous"] = {k: previous.get(k) for k in ("kid", "version", "public_jwk")}
+    return entry
+
+
+def build_network_map(
+    current: dict[str, Any] | None,
+    members: list[dict[str, Any]],
+    *,
+    issued_at: str,
+    signing_key_id: str,
+    next_signing_key: dict[str, Any] | None = None,
+) -> dict[str, Any] | None:
+    """The next map (unsigned) for ``members``, or None when it would not change (no new version).
+
+    ``next_signing_key`` (kid and public JWK) announces the signer's incoming version during its
+    rotation's overlap: a node that trusts this map's signer learns the key the next maps are signed with.
+    """
+    entries = sorted((map_entry(m) for m in members), key=lambda e: str(e["member_id"]))
+    if (
+        current is not None
+        and current.get("members") == entries
+        and current.get("signing_key_id") == signing_key_id
+        and current.get("next_signing_key") == next_signing_key
+    ):
+        return None
+    version = int(current.get("version", 0)) + 1 if current else 1
+    document: dict[str, Any] = {
+        "version": version, "issued_at": issued_at, "members": entries, "signing_key_id": signing_key_id,
+    }  # fmt: skip
+    if next_signing_key is not None:
+        document["next_signing_key"] = next_signing_key
+    return document
 
 
 @dataclass

@@ -1,28 +1,28 @@
-"""Onboarding and offboarding as small idempotent steps, each one queue message.
+"""One member's own onboarding and offboarding, as small idempotent steps, each one queue message.
 
-    onboarding-requests  → intake    validate, dedupe by request_id, create the record (create-only)
-    onboarding-approvals → vote      verify the approver's signature, count it, admit or reject
-    onboarding-keys      → keys      identity, TLS and governance keys (found again by request_id tag)
-    onboarding-provision → provision the scale set; re-enqueued with a delay while ARM works
-    onboarding-publish   → publish   status active, then the signed network map rebuilt from records
-    onboarding-activate  → activate  announce member.activated
-    offboarding-requests → offboard  out of the map, capacity 0, keys disabled (never deleted)
+    onboarding-requests  → intake    validate (this deployment's member only), dedupe by request_id
+    onboarding-keys      → keys      identity, TLS and governance keys in this member's own vault
+    onboarding-provision → provision this member's own scale set, at capacity 0 until it is admitted
+    onboarding-propose   → propose   ask the consortium: an ``admit`` proposal in its published head
+                                     (a founder that the genesis lists goes straight on to activate)
+    onboarding-activate  → activate  a verified version admits it: capacity to node_count, active
+    onboarding-approvals → decide    this member's operator's decision on a proposal, signed by the
+                                     member's deployment with its own key in its head
+    offboarding-requests → offboard  a ``leave`` (this member) or ``remove`` (another) proposal
+    onboarding-retire    → retire    a verified version takes this member out: capacity 0, keys
+                                     disabled (never deleted)
 
 Every step first looks whether its effect is there, acts, records on the member record (If-Match),
-then emits the next step. A crash between any two of those is repaired by the redelivery, which
-finds the effect and moves on. Steps for one member hold its lease (``member_lock``), so they never
-interleave. Bad input returns after recording a rejection; transient faults raise so the host
-retries and finally poisons; ``record_poison`` marks the member failed, and a replayed message
+then emits the next step; a crash between any two is repaired by redelivery. The chain, not this
+deployment, decides membership: activate and retire are posted by the consortium tick when it adopts
+a version about this member. Bad input returns after recording a rejection; transient faults raise so
+the host retries and finally poisons; ``record_poison`` marks the member failed, and a replayed message
 resumes the workflow where its record says it stands.
-
-A member turns ``active`` in the publish step, immediately before the map that holds it is written,
-so the map only ever lists active members (as the contract says) and the activate step announces.
 """
 
 from __future__ import annotations
 
 import contextlib
-import itertools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,20 +30,13 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from shared.canonical import approval_payload, digest, unb64u
-from shared.decisions.onboarding import (
-    Intake,
-    Status,
-    Vote,
-    decide_intake,
-    decide_pending,
-    decide_vote,
-    map_entry,
-)
-from shared.errors import BusyError, ConflictError, PermanentError
+from shared.decisions import chain
+from shared.decisions import consortium as rules
+from shared.decisions.onboarding import CLOSED, Intake, Membership, Status, decide_intake, decide_membership
+from shared.errors import BusyError, ConflictError, PermanentError, TransientError
 from shared.messages import (
     DEFAULT_MAX_NODES,
-    Approval,
+    Decision,
     OffboardingRequest,
     OnboardingRequest,
     Rejection,
@@ -59,8 +52,8 @@ from shared.ports.queues import MessageSender
 from shared.ports.scalesets import Operation, ScaleSets, ScaleSetSpec
 from shared.ports.state import StateStore
 from shared.services import outbox
+from shared.services.consortium import Consortium
 from shared.services.leadership import member_lock
-from shared.services.network_map import NetworkMapPublisher, active_members
 from shared.services.records import (
     Events,
     Rejections,
@@ -75,10 +68,12 @@ from shared.services.records import (
 REQUESTS = "onboarding-requests"
 APPROVALS = "onboarding-approvals"
 OFFBOARDING = "offboarding-requests"
-STEPS = ("keys", "provision", "publish", "activate")
+STEPS = ("keys", "provision", "propose", "activate", "retire")
 STEP_QUEUES = {step: f"onboarding-{step}" for step in STEPS}
 #: Every queue of the workflow, in order; their ``-poison`` twins are what the poison sweep reads.
 QUEUES = (REQUESTS, APPROVALS, *STEP_QUEUES.values(), OFFBOARDING)
+#: The step each setup step posts when it is done (propose waits for the chain; activate and retire end).
+FOLLOWS = {"keys": "provision", "provision": "propose"}
 #: A scale set still provisioning after this many polls is given up on (with the poll delay: minutes).
 MAX_POLLS = 360
 
@@ -96,37 +91,26 @@ class Outcome:
     reason: str | None = None
 
 
-#: The step each step posts when it is done (activate, the last, posts none).
-FOLLOWS = dict(itertools.pairwise(STEPS))
-
-
-def _next_step(record: dict[str, Any]) -> str | None:
-    done = record.get("steps") or {}
-    return next((s for s in STEPS if s not in done), None)
-
-
 @dataclass
 class Onboarding:
+    member_id: str
     state: StateStore
     keys: KeyStore
     scalesets: ScaleSets
     queues: MessageSender
     leases: LeaseStore
     clock: Clock
-    founders: tuple[str, ...]
-    quorum_rule: str
+    consortium: Consortium
     template: str
     holder: str
     lease_seconds: int = 15
     poll_seconds: int = 10
     events: Events = field(init=False)
     rejections: Rejections = field(init=False)
-    publisher: NetworkMapPublisher = field(init=False)
 
     def __post_init__(self) -> None:
         self.events = Events(self.queues, self.clock)
         self.rejections = Rejections(self.state, self.events, self.clock)
-        self.publisher = NetworkMapPublisher(self.state, self.keys, self.clock)
 
     # ----------------------------------------------------------------- helpers
 
@@ -140,29 +124,6 @@ class Onboarding:
             return self._reject(queue, raw, message)
         return message
 
-    def _advance(self, step: str, record: dict[str, Any]) -> None:
-        """Post ``step`` unless the record shows it done already.
-
-        A step delivered again finds its effect and posts the next step again: that is what carries an
-        onboarding on when a run stopped between its change and its post. Once the next step is done,
-        though, posting it again only starts a chain of duplicates through every later step (each
-        redelivered copy posting the next), which then queue on the member's lock.
-        """
-        if step not in (record.get("steps") or {}):
-            self._send_step(step, record)
-
-    def _duplicate(self, message: StepMessage, expected: str) -> Outcome | None:
-        """When another step holds the member: is this a copy of a step whose work, and whose next step's,
-        is already done? Then it has nothing left to do or to post, and completes instead of failing."""
-        record = self._record(message.member_id)
-        if record is None or record.get("request_id") != message.request_id:
-            return None
-        after = FOLLOWS.get(expected, expected)
-        if after not in (record.get("steps") or {}):
-            return None
-        return Outcome("duplicate", f"step {expected} for {message.member_id} is done and followed; copy dropped",
-                       message.member_id)  # fmt: skip
-
     def _send_step(self, step: str, record: dict[str, Any], *, polls: int = 0, delay: int = 0) -> None:
         body = {"request_id": record["request_id"], "member_id": record["member_id"], "step": step}
         if polls:
@@ -171,50 +132,56 @@ class Onboarding:
         if delay or not outbox.offer(STEP_QUEUES[step], text):
             self.queues.send(STEP_QUEUES[step], text, visible_after_seconds=delay)
 
-    def _record(self, member_id: str) -> dict[str, Any] | None:
-        doc = self.state.read(member_path(member_id))
+    def _advance(self, step: str, record: dict[str, Any]) -> None:
+        """Post ``step`` unless the record shows it done already (a redelivered copy posts no duplicates)."""
+        if step not in (record.get("steps") or {}):
+            self._send_step(step, record)
+
+    def record(self) -> dict[str, Any] | None:
+        doc = self.state.read(member_path(self.member_id))
         return doc.body if doc else None
 
-    def _update(self, member_id: str, change: Callable[[dict[str, Any]], dict[str, Any] | None]) -> dict[str, Any]:
-        doc = update_record(self.state, member_path(member_id), change)
+    def _update(self, change: Callable[[dict[str, Any]], dict[str, Any] | None]) -> dict[str, Any]:
+        doc = update_record(self.state, member_path(self.member_id), change)
         if doc is None:
-            raise PermanentError(f"member {member_id} has no record", reason="unknown_member")
+            raise PermanentError(f"member {self.member_id} has no record", reason="unknown_member")
         return doc.body
 
-    def _claim_request(self, request_id: str, member_id: str, kind: str) -> str | None:
-        """Index ``request_id`` → member (create-only); the reason when the id already names something else."""
-        body = {"request_id": request_id, "member_id": member_id, "kind": kind, "at": iso(self.clock)}
+    def _claim_request(self, request_id: str, kind: str) -> str | None:
+        """Index ``request_id`` (create-only); the reason when the id already names something else."""
+        body = {"request_id": request_id, "member_id": self.member_id, "kind": kind, "at": iso(self.clock)}
         try:
             self.state.create(request_path(request_id), body)
             return None
         except ConflictError:
             doc = self.state.read(request_path(request_id))
-        if doc is None or (doc.body.get("member_id"), doc.body.get("kind")) == (member_id, kind):
+        if doc is None or doc.body.get("kind") == kind:
             return None
-        return f"request_id {request_id} is already used by a {doc.body.get('kind')} of {doc.body.get('member_id')}"
+        return f"request_id {request_id} is already used by a {doc.body.get('kind')} request"
+
+    def _mark_step(self, step: str, **fields: Any) -> dict[str, Any]:
+        def change(r: dict[str, Any]) -> dict[str, Any] | None:
+            if step in (r.get("steps") or {}) and all(r.get(k) == v for k, v in fields.items()):
+                return None
+            return {**r, **fields, "steps": {**(r.get("steps") or {}), step: iso(self.clock)},
+                    "updated_at": iso(self.clock)}  # fmt: skip
+
+        return self._update(change)
 
     def _resume(self, record: dict[str, Any]) -> Outcome:
         """Repair whatever a crash or a poisoned message left undone, from what the record says."""
-        member_id, status = record["member_id"], record.get("status")
-        if status == Status.PENDING_APPROVAL.value:
-            self.events.emit("member.requested", member_id, record["request_id"], request_id=record["request_id"])
-            return Outcome("waiting", f"{member_id} waits for votes", member_id)
+        status = record.get("status")
         if status == Status.FAILED.value:
-            if not record.get("approved_at"):
-                record = self._update(
-                    member_id, lambda r: with_history(r, self.clock, Status.PENDING_APPROVAL.value, "resumed")
-                )
-                return Outcome("resumed", f"{member_id} waits for votes again", member_id)
-            record = self._update(
-                member_id, lambda r: with_history(r, self.clock, Status.PROVISIONING.value, "resumed")
-            )
-            status = Status.PROVISIONING.value
-        if status in (Status.PROVISIONING.value, Status.ACTIVE.value):
-            step = _next_step(record)
+            record = self._update(lambda r: with_history(r, self.clock, Status.PENDING.value, "resumed"))
+            status = Status.PENDING.value
+        if status == Status.PENDING.value:
+            step = next((s for s in ("keys", "provision", "propose") if s not in (record.get("steps") or {})), None)
             if step is not None:
                 self._send_step(step, record)
-                return Outcome("resumed", f"{member_id} resumes at step {step}", member_id)
-        return Outcome("unchanged", f"{member_id} is {status}; nothing to do", member_id)
+                return Outcome("resumed", f"{self.member_id} resumes at step {step}", self.member_id)
+            self._send_step("propose", record)  # proposes again if its proposal is gone, else waits
+            return Outcome("waiting", f"{self.member_id} waits for a version that admits it", self.member_id)
+        return Outcome("unchanged", f"{self.member_id} is {status}; nothing to do", self.member_id)
 
     # ------------------------------------------------------------------ intake
 
@@ -223,41 +190,29 @@ class Onboarding:
         if isinstance(request, Outcome):
             return request
         rid, mid = request.request_id, request.member_id
-        taken = self._claim_request(rid, mid, "onboarding")
+        decision = decide_intake(self.record(), rid, mid, self.member_id)
+        if decision.outcome is Intake.NOT_THIS_MEMBER:
+            return self._reject(REQUESTS, raw, Rejection("not_this_member", decision.message, "member_id", mid, rid))
+        taken = self._claim_request(rid, "onboarding")
         if taken:
             return self._reject(REQUESTS, raw, Rejection("duplicate_request_id", taken, "request_id", mid, rid))
         for _ in range(8):
             doc = self.state.read(member_path(mid))
-            decision = decide_intake(doc.body if doc else None, rid, mid, self.founders)
+            decision = decide_intake(doc.body if doc else None, rid, mid, self.member_id)
             if decision.outcome is Intake.CONFLICT:
                 return self._reject(REQUESTS, raw, Rejection("member_taken", decision.message, "member_id", mid, rid))
-            if decision.outcome is Intake.RESUME and doc is not None:  # RESUME is only decided on a record
+            if decision.outcome is Intake.RESUME and doc is not None:
                 return self._resume(doc.body)
-            founder = decision.outcome is Intake.CREATE_FOUNDER
-            now = iso(self.clock)
+            previous = doc.body if doc else {}
             record: dict[str, Any] = {
-                "member_id": mid,
-                "legal_name": request.legal_name,
-                "region": request.region,
-                "node_count": request.node_count,
-                "contact_email": request.contact_email,
-                "scale": (
-                    request.scale.model_dump()
-                    if request.scale
-                    else {"min_nodes": 1, "max_nodes": max(request.node_count, DEFAULT_MAX_NODES)}
-                ),
-                "request_id": rid,
-                "founder": founder,
-                "requested_at": now,
-                "approved_at": now if founder else None,
-                "votes": {},
-                "keys": (doc.body.get("keys") if doc else None) or {},
-                "scale_set_id": (doc.body.get("scale_set_id") if doc else None),
-                "steps": {},
-                "history": (doc.body.get("history", []) if doc else []),
-            }
-            status = Status.PROVISIONING if founder else Status.PENDING_APPROVAL
-            record = with_history(record, self.clock, status.value, decision.message)
+                "member_id": mid, "legal_name": request.legal_name, "region": request.region,
+                "node_count": request.node_count, "contact_email": request.contact_email,
+                "scale": request.scale.model_dump() if request.scale
+                else {"min_nodes": 1, "max_nodes": max(request.node_count, DEFAULT_MAX_NODES)},
+                "request_id": rid, "requested_at": iso(self.clock), "keys": previous.get("keys") or {},
+                "scale_set_id": previous.get("scale_set_id"), "steps": {}, "history": previous.get("history", []),
+            }  # fmt: skip
+            record = with_history(record, self.clock, Status.PENDING.value, decision.message)
             try:
                 if doc is None:
                     self.state.create(member_path(mid), record)
@@ -266,93 +221,9 @@ class Onboarding:
             except ConflictError:
                 continue
             self.events.emit("member.requested", mid, rid, request_id=rid, legal_name=request.legal_name)
-            if founder:
-                self.events.emit("member.approved", mid, rid, request_id=rid, reason="founder")
-                self._send_step("keys", record)
+            self._send_step("keys", record)
             return Outcome("accepted", decision.message, mid)
         raise ConflictError(f"member {mid}: record still contended")
-
-    # -------------------------------------------------------------------- vote
-
-    def _signature_verifies(self, approval: Approval) -> bool:
-        payload = approval_payload(
-            approver_id=approval.approver_id,
-            decision=approval.decision,
-            member_id=approval.member_id,
-            request_id=approval.request_id,
-        )
-        signature = unb64u(approval.signature)
-        for version in reversed(self.keys.list_versions(key_name(approval.approver_id, "governance"))):
-            if version.enabled and self.keys.verify(version.kid, digest(payload), signature):
-                return True
-        return False
-
-    def vote(self, raw: str | bytes) -> Outcome:
-        approval = self._parse(Approval, APPROVALS, raw)
-        if isinstance(approval, Outcome):
-            return approval
-        mid, rid = approval.member_id, approval.request_id
-        active = tuple(sorted(m["member_id"] for m in active_members(self.state)))
-        verified = False
-        for _ in range(8):
-            doc = self.state.read(member_path(mid))
-            record = doc.body if doc else None
-            if record and record.get("status") == Status.FAILED.value and not record.get("approved_at"):
-                record = {**record, "status": Status.PENDING_APPROVAL.value}  # a replayed vote resumes the count
-            decision = decide_vote(
-                record, request_id=rid, approver_id=approval.approver_id, decision=approval.decision,
-                signature=approval.signature, active_members=active, rule=self.quorum_rule,
-            )  # fmt: skip
-            if decision.outcome is Vote.REFUSED:
-                return self._reject(APPROVALS, raw, Rejection(decision.reason, decision.message, None, mid, rid))
-            if doc is None or record is None:  # refused above as unknown_request; never reached
-                return self._reject(APPROVALS, raw, Rejection("unknown_request", f"no request {rid}", None, mid, rid))
-            if decision.outcome is Vote.DUPLICATE:
-                return self._follow_up(doc.body, decision.message)
-            if not verified:
-                if not self._signature_verifies(approval):
-                    message = f"signature does not verify with {approval.approver_id}'s governance key"
-                    return self._reject(APPROVALS, raw, Rejection("bad_signature", message, "signature", mid, rid))
-                verified = True
-            votes = {
-                **decision.votes,
-                approval.approver_id: {**decision.votes[approval.approver_id], "at": iso(self.clock)},
-            }
-            updated = {**record, "votes": votes}
-            if decision.outcome is Vote.ADMITTED:
-                updated = with_history(
-                    {**updated, "approved_at": iso(self.clock)}, self.clock, Status.PROVISIONING.value, decision.message
-                )
-            elif decision.outcome is Vote.REJECTED:
-                updated = with_history(updated, self.clock, Status.REJECTED.value, decision.message)
-            elif record.get("status") != doc.body.get("status"):
-                updated = with_history(updated, self.clock, Status.PENDING_APPROVAL.value, "resumed by a replayed vote")
-            try:
-                stored = self.state.replace(member_path(mid), updated, doc.etag)
-            except ConflictError:
-                continue
-            return self._follow_up(stored.body, decision.message)
-        raise ConflictError(f"member {mid}: record still contended")
-
-    def _follow_up(self, record: dict[str, Any], message: str) -> Outcome:
-        """After a vote (or its redelivery): announce the outcome and start the steps once admitted."""
-        mid, rid, status = record["member_id"], record["request_id"], record.get("status")
-        if status == Status.PROVISIONING.value and _next_step(record) == "keys":
-            self.events.emit("member.approved", mid, rid, request_id=rid, reason=message)
-            self._send_step("keys", record)
-            return Outcome("admitted", message, mid)
-        if status == Status.REJECTED.value:
-            self.events.emit(
-                "member.rejected",
-                mid,
-                ("request", rid),
-                scope="request",
-                request_id=rid,
-                reason="quorum_impossible",
-                message=message,
-            )
-            return Outcome("rejected", message, mid)
-        return Outcome("counted", message, mid)
 
     # ------------------------------------------------------------------- steps
 
@@ -361,111 +232,86 @@ class Onboarding:
         message = self._parse(StepMessage, queue, raw)
         if isinstance(message, Outcome):
             return message
-        if message.step != expected:
-            wrong = f"step {message.step} does not belong on {queue}"
+        if message.step != expected or message.member_id != self.member_id:
+            wrong = f"step {message.step} of {message.member_id} does not belong on {queue} of {self.member_id}"
             rejection = Rejection("wrong_queue", wrong, "step", message.member_id, message.request_id)
             return self._reject(queue, raw, rejection)
         with contextlib.ExitStack() as held:
             try:
-                term = held.enter_context(member_lock(self.leases, message.member_id, self.holder, self.lease_seconds))
+                term = held.enter_context(member_lock(self.leases, self.member_id, self.holder, self.lease_seconds))
             except BusyError:
-                duplicate = self._duplicate(message, expected)
-                if duplicate is None:
-                    raise
-                return duplicate
-            record = self._record(message.member_id)
+                record = self.record()
+                after = FOLLOWS.get(expected, expected)
+                if record and record.get("request_id") == message.request_id and after in (record.get("steps") or {}):
+                    return Outcome("duplicate", f"step {expected} is done and followed; copy dropped", self.member_id)
+                raise
+            record = self.record()
             if record is None or record.get("request_id") != message.request_id:
-                return Outcome(
-                    "stale", f"step {expected} for request {message.request_id} is superseded", message.member_id
-                )
-            if record.get("status") == Status.FAILED.value and record.get("approved_at"):
+                return Outcome("stale", f"step {expected} for {message.request_id} is superseded", self.member_id)
+            if record.get("status") == Status.FAILED.value:
                 record = self._update(
-                    message.member_id,
-                    lambda r: with_history(r, self.clock, Status.PROVISIONING.value, f"resumed at step {expected}"),
+                    lambda r: with_history(r, self.clock, Status.PENDING.value, f"resumed at step {expected}")
                 )
-            if record.get("status") not in (Status.PROVISIONING.value, Status.ACTIVE.value):
-                return Outcome(
-                    "stale",
-                    f"{message.member_id} is {record.get('status')}; step {expected} does nothing",
-                    message.member_id,
-                )
+            if expected != "retire" and record.get("status") in [s.value for s in CLOSED]:
+                return Outcome("stale", f"{self.member_id} is {record.get('status')}; {expected} does nothing",
+                               self.member_id)  # fmt: skip
             term.check()
-            handler = {
-                "keys": self._keys,
-                "provision": self._provision,
-                "publish": self._publish,
-                "activate": self._activate,
-            }
+            handler = {"keys": self._keys, "provision": self._provision, "propose": self._propose,
+                       "activate": self._activate, "retire": self._retire}  # fmt: skip
             try:
                 return handler[expected](record, message)
             except PermanentError as e:
-                return self._fail(message.member_id, message.request_id, f"step {expected}: {e}", ("step", expected))
+                return self._fail(message.request_id, f"step {expected}: {e}", ("step", expected))
 
-    def _fail(self, member_id: str, request_id: str | None, reason: str, key: object) -> Outcome:
+    def _fail(self, request_id: str | None, reason: str, key: object) -> Outcome:
         """A permanent failure: the member is ``failed`` with the reason; the message completes."""
-        self._update(member_id, lambda r: with_history(r, self.clock, Status.FAILED.value, reason))
-        self.events.emit("member.failed", member_id, (key, reason), request_id=request_id, reason=reason)
-        return Outcome("failed", reason, member_id)
-
-    def _mark_step(self, member_id: str, step: str, **fields: Any) -> dict[str, Any]:
-        def change(r: dict[str, Any]) -> dict[str, Any] | None:
-            if step in (r.get("steps") or {}) and all(r.get(k) == v for k, v in fields.items()):
-                return None
-            return {
-                **r,
-                **fields,
-                "steps": {**(r.get("steps") or {}), step: iso(self.clock)},
-                "updated_at": iso(self.clock),
-            }
-
-        return self._update(member_id, change)
+        self._update(lambda r: with_history(r, self.clock, Status.FAILED.value, reason))
+        self.events.emit("member.failed", self.member_id, (key, reason), request_id=request_id, reason=reason)
+        return Outcome("failed", reason, self.member_id)
 
     def _keys(self, record: dict[str, Any], message: StepMessage) -> Outcome:
-        mid, rid, now = record["member_id"], record["request_id"], iso(self.clock)
+        mid, rid, now = self.member_id, record["request_id"], iso(self.clock)
         keys: dict[str, Any] = {}
         created = 0
-        done = "keys" in (record.get("steps") or {})
         for kind in KEY_KINDS:
             name = key_name(mid, kind)
             existing = record.get("keys", {}).get(kind)
-            if done and existing and existing.get("kid"):
-                keys[kind] = existing  # recorded already (and maybe rotated since): a redelivery changes nothing
-                continue
             key = self.keys.get_key(name)
-            if key is None or key.tags.get("request_id") != rid or not key.enabled:
+            if key is None or not key.enabled:
+                # An enabled key of this member is kept (the founders' ceremony made the governance
+                # key the genesis lists); a member that left and asks again gets new ones.
                 key = self.keys.create_key(name, "EC", tags={"member_id": mid, "request_id": rid, "kind": kind})
                 created += 1
             same = existing and existing.get("kid") == key.kid
             keys[kind] = existing if same else key_entry(key, now)
-        record = self._mark_step(mid, "keys", keys=keys)
+        record = self._mark_step("keys", keys=keys)
         self._advance("provision", record)
         return Outcome("keys", f"{mid}: {created} key(s) created, {len(KEY_KINDS) - created} found", mid)
 
     def _provision(self, record: dict[str, Any], message: StepMessage) -> Outcome:
-        mid, rid = record["member_id"], record["request_id"]
+        """This member's own scale set, at capacity 0 until a version admits the member."""
+        mid, rid = self.member_id, record["request_id"]
         name = scale_set_name(mid)
         current = self.scalesets.get(name)
-        if current is None or current.tags.get("request_id") != rid or current.provisioning_state != "Succeeded":
-            if current is not None and current.tags.get("request_id") == rid:
+        if current is None or current.provisioning_state != "Succeeded":
+            if current is not None:
                 operation = self.scalesets.poll(Operation(name, "InProgress"))
             else:
                 try:
                     spec = ScaleSetSpec.from_template(
-                        self.template, name=name, location=record["region"], capacity=int(record["node_count"]),
+                        self.template, name=name, location=record["region"], capacity=0,
                         tags={"member_id": mid, "request_id": rid, "consortium": "corda"},
                     )  # fmt: skip
                 except ValueError as e:
                     raise PermanentError(str(e), reason="template") from None
                 operation = self.scalesets.begin_create_or_update(spec)
             if operation.status in ("Failed", "Canceled"):
-                raise PermanentError(
-                    f"provisioning {name} ended {operation.status}: {operation.error}", reason="provisioning"
-                )
+                raise PermanentError(f"provisioning {name} ended {operation.status}: {operation.error}",
+                                     reason="provisioning")  # fmt: skip
             if operation.status != "Succeeded":
                 if message.polls >= MAX_POLLS:
-                    raise PermanentError(
-                        f"{name} still provisioning after {message.polls} polls", reason="provisioning_timeout"
-                    )
+                    raise PermanentError(f"{name} still provisioning after {message.polls} polls",
+                                         reason="provisioning_timeout")  # fmt: skip
                 self._send_step("provision", record, polls=message.polls + 1, delay=self.poll_seconds)
                 return Outcome("waiting", f"{name} is provisioning (poll {message.polls + 1})", mid)
             current = self.scalesets.get(name)
@@ -473,112 +319,105 @@ class Onboarding:
                 raise PermanentError(f"{name} vanished after provisioning", reason="provisioning")
         bounds = record.get("scale") or {}
         scale_set = {"id": current.id, "name": name, "capacity": current.capacity, **bounds}
-        record = self._mark_step(mid, "provision", scale_set_id=current.id, scale_set=scale_set)
-        self._advance("publish", record)
-        return Outcome("provisioned", f"{name} has {current.capacity} node(s)", mid)
+        record = self._mark_step("provision", scale_set_id=current.id, scale_set=scale_set)
+        self._advance("propose", record)
+        return Outcome("provisioned", f"{name} is ready with {current.capacity} node(s)", mid)
 
-    def _publish(self, record: dict[str, Any], message: StepMessage) -> Outcome:
-        mid = record["member_id"]
-        if record.get("status") != Status.ACTIVE.value:
-            self._update(mid, lambda r: with_history(r, self.clock, Status.ACTIVE.value, "in the network map"))
-        published = self.publisher.publish(including=map_entry(record))
-        self.events.emit("network_map.published", mid, ("version", published.version), version=published.version)
-        record = self._mark_step(
-            mid, "publish", map_version=max(published.version, int(record.get("map_version") or 0))
-        )
-        self._advance("activate", record)
-        return Outcome("published", f"network map version {published.version}", mid)
+    def entry(self, record: dict[str, Any]) -> dict[str, Any]:
+        """This member's entry in the chain: its legal name, governance key and published container."""
+        governance = (record.get("keys") or {}).get("governance") or {}
+        return {
+            "member_id": self.member_id,
+            "legal_name": record["legal_name"],
+            "governance_key": {"kid": governance.get("kid"), "jwk": governance.get("public_jwk")},
+            "endpoint": self.consortium.identity.endpoint,
+        }
+
+    def _propose(self, record: dict[str, Any], message: StepMessage) -> Outcome:
+        head = self.consortium.head() or self.consortium.follow()
+        if head is None:
+            raise TransientError(
+                "no verified genesis yet: the genesis of CONSORTIUM_GENESIS_HASH is not at any deployment this one "
+                "can read (CONSORTIUM_PEER_READ_URLS); retrying"
+            )
+        if head.document.member(self.member_id) is not None:
+            record = self._mark_step("propose", proposal_id=record.get("proposal_id"))
+            self._send_step("activate", record)
+            return Outcome("member", f"{self.member_id} is in version {head.version}: activating", self.member_id)
+        proposal_id = record.get("proposal_id") or f"prop-admit-{self.member_id}-{record['request_id']}"[:100]
+        try:
+            entry = chain.Member.model_validate(self.entry(record))
+        except ValueError as e:
+            raise PermanentError(f"this member's entry is not valid: {e}", reason="entry") from None
+        self.consortium.propose(rules.Proposal(
+            proposal_id=proposal_id, kind=chain.Kind.ADMIT, member_id=self.member_id, entry=entry,
+            proposer=self.member_id, proposed_at=iso(self.clock),
+        ))  # fmt: skip
+        self._mark_step("propose", proposal_id=proposal_id)
+        return Outcome("proposed", f"{proposal_id} published; waiting for the members' approvals", self.member_id)
 
     def _activate(self, record: dict[str, Any], message: StepMessage) -> Outcome:
-        mid, rid = record["member_id"], record["request_id"]
-        record = self._mark_step(mid, "activate", activated_at=record.get("activated_at") or iso(self.clock))
-        self.events.emit("member.activated", mid, rid, request_id=rid, scale_set_id=record.get("scale_set_id"))
-        return Outcome("activated", f"{mid} is active", mid)
+        head = self.consortium.head()
+        if head is None or head.document.member(self.member_id) is None:
+            return Outcome("stale", f"{self.member_id} is not in the verified chain; not activating", self.member_id)
+        name = scale_set_name(self.member_id)
+        current = self.scalesets.get(name)
+        target = int(record["node_count"])
+        if current is not None and current.capacity < target:
+            current = self.scalesets.set_capacity(name, target, etag=current.etag)
+        first = record.get("status") != Status.ACTIVE.value
+        scale_set = {**(record.get("scale_set") or {}), "capacity": current.capacity if current else 0}
 
-    # ---------------------------------------------------------------- offboard
-
-    def offboard(self, raw: str | bytes) -> Outcome:
-        request = self._parse(OffboardingRequest, OFFBOARDING, raw)
-        if isinstance(request, Outcome):
-            return request
-        mid, rid = request.member_id, request.request_id
-        record = self._record(mid)
-        if record is None:
-            return self._reject(
-                OFFBOARDING, raw, Rejection("unknown_member", f"there is no member {mid}", "member_id", mid, rid)
-            )
-        taken = self._claim_request(rid, mid, "offboarding")
-        if taken:
-            return self._reject(OFFBOARDING, raw, Rejection("duplicate_request_id", taken, "request_id", mid, rid))
-        leaving = record.get("offboarding") or {}
-        if record.get("status") == Status.OFFBOARDED.value and leaving.get("request_id") != rid:
-            return self._reject(
-                OFFBOARDING, raw, Rejection("already_offboarded", f"{mid} has already left", "member_id", mid, rid)
-            )
-        if record.get("status") == Status.REJECTED.value:
-            return self._reject(
-                OFFBOARDING, raw, Rejection("not_a_member", f"{mid} was never admitted", "member_id", mid, rid)
-            )
-        with member_lock(self.leases, mid, self.holder, self.lease_seconds) as term:
-
-            def mark(r: dict[str, Any]) -> dict[str, Any] | None:
-                if r.get("status") == Status.OFFBOARDED.value or r.get("offboarding"):
-                    return None  # leaving already: the effects below are repeated, not the mark
-                return {**r, "offboarding": {"request_id": rid, "reason": request.reason, "at": iso(self.clock)}}
-
-            def done(r: dict[str, Any]) -> dict[str, Any] | None:
-                if r.get("status") == Status.OFFBOARDED.value:
-                    return None
-                scale_set = {**(r.get("scale_set") or {}), "capacity": 0} if r.get("scale_set") else None
-                return with_history({**r, "scale_set": scale_set}, self.clock, Status.OFFBOARDED.value, request.reason)
-
-            self._update(mid, mark)  # a leaving member is out of the map and its vote counts no more
-            published = self.publisher.publish()
-            term.check()
-            capacity = self._drain(mid)
-            disabled = self._disable_keys(mid)
-            self._update(mid, done)  # offboarded only once every effect is there
-        if published.changed:
-            self.events.emit("network_map.published", mid, ("version", published.version), version=published.version)
-        self.events.emit("member.offboarded", mid, rid, request_id=rid, reason=request.reason)
-        self.recount_pending()
-        return Outcome(
-            "offboarded",
-            f"{mid} left: map v{published.version}, capacity {capacity}, {disabled} key version(s) disabled",
-            mid,
-        )
-
-    def recount_pending(self) -> list[Outcome]:
-        """Re-decide every pending request against today's members (after one left): admit or reject now.
-
-        Without this a request whose quorum became reachable, or impossible, would wait for a vote
-        that may never come. Each record is changed with If-Match; a redelivery finds it decided.
-        """
-        active = tuple(sorted(m["member_id"] for m in active_members(self.state)))
-        outcomes = []
-        for doc in self.state.read_all("members/"):
-            if doc.body.get("status") != Status.PENDING_APPROVAL.value:
-                continue
-            path = doc.path
-
-            def change(r: dict[str, Any]) -> dict[str, Any] | None:
-                decision = decide_pending(r, active, self.quorum_rule)
-                why = f"recounted after a member left: {decision.message}"
-                if decision.outcome is Vote.ADMITTED:
-                    return with_history(
-                        {**r, "approved_at": iso(self.clock)}, self.clock, Status.PROVISIONING.value, why
-                    )
-                if decision.outcome is Vote.REJECTED:
-                    return with_history(r, self.clock, Status.REJECTED.value, why)
+        def active(r: dict[str, Any]) -> dict[str, Any] | None:
+            if r.get("status") == Status.ACTIVE.value and "activate" in (r.get("steps") or {}):
                 return None
+            r = {**r, "scale_set": scale_set, "activated_at": r.get("activated_at") or iso(self.clock),
+                 "steps": {**(r.get("steps") or {}), "activate": iso(self.clock)}}  # fmt: skip
+            return with_history(r, self.clock, Status.ACTIVE.value, f"in version {head.version}")
 
-            stored = update_record(self.state, path, change)
-            if stored is not None and stored.body.get("status") != Status.PENDING_APPROVAL.value:
-                outcomes.append(self._follow_up(stored.body, str(stored.body.get("status_reason"))))
-        return outcomes
+        self._update(active)
+        if first:
+            self.events.emit("member.activated", self.member_id, record["request_id"],
+                             request_id=record["request_id"], version=head.version,
+                             scale_set_id=record.get("scale_set_id"))  # fmt: skip
+        return Outcome("activated", f"{self.member_id} is active with {target} node(s)", self.member_id)
 
-    def _drain(self, member_id: str) -> int:
-        name = scale_set_name(member_id)
+    def _retire(self, record: dict[str, Any], message: StepMessage) -> Outcome:
+        """Out of the chain: this member's own scale set to zero, its own keys disabled (never deleted)."""
+        decision = record.get("retiring") or {}
+        status = Status(decision.get("status", Status.LEFT.value))
+        capacity = self._drain()
+        disabled = self._disable_keys()
+
+        def done(r: dict[str, Any]) -> dict[str, Any] | None:
+            if r.get("status") == status.value:
+                return None
+            scale_set = {**(r.get("scale_set") or {}), "capacity": 0} if r.get("scale_set") else None
+            return with_history({**r, "scale_set": scale_set}, self.clock, status.value, decision.get("why", ""))
+
+        self._update(done)
+        self.events.emit("member.offboarded", self.member_id, ("retired", decision.get("version")),
+                         request_id=record["request_id"], status=status.value,
+                         version=decision.get("version"))  # fmt: skip
+        return Outcome("retired", f"{self.member_id} {status.value}: capacity {capacity}, {disabled} key version(s) "
+                       "disabled", self.member_id)  # fmt: skip
+
+    def on_membership(self, change: str, version: chain.Trusted) -> None:
+        """The consortium adopted a version about this member: post what it means here."""
+        decision = decide_membership(change, version.version)
+        record = self.record()
+        if decision.action is Membership.NOTHING or record is None:
+            return
+        if decision.action is Membership.ACTIVATE:
+            self._send_step("activate", record)
+            return
+        assert decision.status is not None
+        retiring = {"status": decision.status.value, "version": version.version, "why": decision.message}
+        record = self._update(lambda r: None if r.get("retiring") == retiring else {**r, "retiring": retiring})
+        self._send_step("retire", record)
+
+    def _drain(self) -> int:
+        name = scale_set_name(self.member_id)
         for _ in range(5):
             current = self.scalesets.get(name)
             if current is None or current.capacity == 0:
@@ -589,28 +428,79 @@ class Onboarding:
                 continue
         raise ConflictError(f"{name}: capacity still contended")
 
-    def _disable_keys(self, member_id: str) -> int:
+    def _disable_keys(self) -> int:
         disabled = 0
         for kind in KEY_KINDS:
-            name = key_name(member_id, kind)
+            name = key_name(self.member_id, kind)
             for version in self.keys.list_versions(name):
                 if version.enabled:
                     self.keys.set_enabled(name, version.version, enabled=False)
                     disabled += 1
         return disabled
 
+    # ---------------------------------------------------------------- decisions
+
+    def decide(self, raw: str | bytes) -> Outcome:
+        """This member's operator approves or refuses a proposal it knows and that is still open."""
+        decision = self._parse(Decision, APPROVALS, raw)
+        if isinstance(decision, Outcome):
+            return decision
+        pid = decision.proposal_id
+        view = {p["proposal_id"]: p for p in self.consortium.view()["proposals"]}
+        known = view.get(pid)
+        if known is None:
+            return self._reject(APPROVALS, raw, Rejection("unknown_proposal", f"{pid}: no such proposal is known "
+                                                          "to this member", "proposal_id"))  # fmt: skip
+        if known["status"] != "open" and known.get("decision") != decision.decision:
+            return self._reject(APPROVALS, raw, Rejection("closed_proposal", f"{pid} is {known['status']}",
+                                                          "proposal_id", known["change"]["member_id"]))  # fmt: skip
+        try:
+            self.consortium.decide(pid, decision.decision)
+        except PermanentError as e:
+            return self._reject(APPROVALS, raw, Rejection(e.reason, str(e), "decision", known["change"]["member_id"]))
+        subject = known["change"]["member_id"]
+        event = "member.approved" if decision.decision == "approve" else "member.rejected"
+        self.events.emit(event, subject, ("decision", pid, self.member_id), proposal_id=pid, by=self.member_id,
+                         scope="decision")  # fmt: skip
+        return Outcome("decided", f"{self.member_id} {decision.decision}s {pid}", subject)
+
+    # ---------------------------------------------------------------- offboard
+
+    def offboard(self, raw: str | bytes) -> Outcome:
+        request = self._parse(OffboardingRequest, OFFBOARDING, raw)
+        if isinstance(request, Outcome):
+            return request
+        rid = request.request_id
+        target = request.member_id or self.member_id
+        head = self.consortium.head()
+        if head is None or head.document.member(target) is None:
+            who = "this member is" if target == self.member_id else f"{target} is"
+            return self._reject(OFFBOARDING, raw, Rejection("not_a_member", f"{who} not in the verified chain",
+                                                            "member_id", target, rid))  # fmt: skip
+        if target == self.member_id and head.document.member(self.member_id) is None:
+            return self._reject(OFFBOARDING, raw, Rejection("not_a_member", "not a member", None, target, rid))
+        taken = self._claim_request(rid, "offboarding")
+        if taken:
+            return self._reject(OFFBOARDING, raw, Rejection("duplicate_request_id", taken, "request_id", target, rid))
+        kind = chain.Kind.LEAVE if target == self.member_id else chain.Kind.REMOVE
+        proposal_id = f"prop-{kind.value}-{target}-{rid}"[:100]
+        self.consortium.propose(rules.Proposal(
+            proposal_id=proposal_id, kind=kind, member_id=target, proposer=self.member_id,
+            proposed_at=iso(self.clock), reason=request.reason,
+        ))  # fmt: skip
+        return Outcome("proposed", f"{proposal_id}: {kind.value} {target} ({request.reason})", target)
+
     # ------------------------------------------------------------------ poison
 
     def note_failure(self, raw: str | bytes, error: Exception) -> None:
         """Remember the last transient error on the member, so a poison record can say why."""
-        member_id, _ = readable_ids(raw)
-        if member_id is None:
+        if self.record() is None:
             return
         note = {"message": str(error)[:300], "kind": type(error).__name__, "at": iso(self.clock)}
-        update_record(self.state, member_path(member_id), lambda r: {**r, "last_error": note})
+        update_record(self.state, member_path(self.member_id), lambda r: {**r, "last_error": note})
 
     def record_poison(self, queue: str, raw: str | bytes, message_id: str, dequeue_count: int) -> Outcome:
-        """A message the host gave up on: record it once, mark its member failed, announce member.failed."""
+        """A message the host gave up on: record it once, mark the member failed, announce member.failed."""
         member_id, request_id = readable_ids(raw)
         body = {
             "queue": queue, "message_id": message_id, "dequeue_count": dequeue_count, "at": iso(self.clock),
@@ -621,27 +511,20 @@ class Onboarding:
             self.state.create(f"poison/{queue}/{message_id}.json", body)
         except ConflictError:
             return Outcome("known", f"poison message {message_id} on {queue} is already recorded", member_id)
-        if member_id is None:
-            return Outcome("recorded", f"poison message {message_id} on {queue} names no member", None)
-        record = self._record(member_id)
-        closed = (Status.ACTIVE.value, Status.OFFBOARDED.value, Status.REJECTED.value)
-        if record is None or (
-            request_id and record.get("request_id") not in (request_id, None) and queue != OFFBOARDING
+        record = self.record()
+        if (
+            record is None
+            or queue in (APPROVALS, OFFBOARDING)
+            or (request_id and record.get("request_id") != request_id)
         ):
-            return Outcome("recorded", f"poison message {message_id} on {queue}: no matching member record", member_id)
-        if record.get("status") in closed and queue != OFFBOARDING:
-            return Outcome(
-                "recorded", f"{member_id} is {record.get('status')}; poison message {message_id} recorded", member_id
-            )
+            return Outcome("recorded", f"poison message {message_id} on {queue} recorded", member_id)
+        if record.get("status") not in (Status.PENDING.value, Status.FAILED.value):
+            return Outcome("recorded", f"{self.member_id} is {record.get('status')}; poison {message_id} recorded",
+                           member_id)  # fmt: skip
         last = (record.get("last_error") or {}).get("message") or "transient failures"
         reason = f"{queue}: retries exhausted (moved to {queue}-poison): {last}"
-        self._update(
-            member_id,
-            lambda r: with_history(
-                {**r, "failure": {**body, "reason": reason}}, self.clock, Status.FAILED.value, reason
-            ),
-        )
-        self.events.emit(
-            "member.failed", member_id, ("poison", queue, message_id), request_id=request_id, queue=queue, reason=reason
-        )
-        return Outcome("failed", reason, member_id)
+        self._update(lambda r: with_history({**r, "failure": {**body, "reason": reason}}, self.clock,
+                                            Status.FAILED.value, reason))  # fmt: skip
+        self.events.emit("member.failed", self.member_id, ("poison", queue, message_id), request_id=request_id,
+                         queue=queue, reason=reason)  # fmt: skip
+        return Outcome("failed", reason, self.member_id)

@@ -179,3 +179,12 @@ def update_record(
         except ConflictError:
             continue
     raise TransientError(f"{path}: still contended after {attempts} attempts")
+
+
+def active_members(state: StateStore) -> list[dict[str, Any]]:
+    """This deployment's member when it is active and not on its way out (its own storage holds only it)."""
+    return [
+        doc.body
+        for doc in state.read_all("members/")
+        if doc.body.get("status") == "active" and not doc.body.get("retiring")
+    ]

@@ -47,11 +47,11 @@ from shared.services.network_map import (
     SIGNER_KIND,
     SIGNER_PATH,
     NetworkMapPublisher,
-    active_members,
 )
 from shared.services.records import (
     Events,
     Rejections,
+    active_members,
     iso_time,
     key_entry,
     member_path,

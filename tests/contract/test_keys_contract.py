@@ -11,7 +11,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, utils
 
-from shared.errors import PermanentError, TransientError
+from shared.errors import ForbiddenError, TransientError
 from shared.ports.keys import KeyStore, KeyVersion, RotationPolicy
 
 
@@ -65,7 +65,7 @@ def test_a_disabled_version_no_longer_signs_and_is_never_deleted(keys: KeyStore)
     key = keys.create_key(name(), "EC", tags={})
     disabled = keys.set_enabled(key.name, key.version, enabled=False)
     assert not disabled.enabled
-    with pytest.raises(PermanentError):
+    with pytest.raises(ForbiddenError, match="disabled key"):
         keys.sign(key.kid, hashlib.sha256(b"x").digest())
     assert keys.get_key(key.name, key.version) is not None
 

@@ -26,7 +26,7 @@ def arrange(backend: str, metrics: MetricsSource, request: pytest.FixtureRequest
     from shared.adapters.compute import ArmScaleSets
     from tests.conftest import admin
 
-    scalesets = ArmScaleSets.from_settings(request.getfixturevalue("azure_settings"))
+    scalesets = ArmScaleSets.from_settings(request.getfixturevalue("backend_settings"))
     scalesets.begin_create_or_update(ScaleSetSpec(name, "westeurope", 2, "Standard_D2s_v5", "a:b:c:d", "", "", "", ""))
     admin(request.getfixturevalue("emulator_instance"), "PUT", f"/_admin/load/{name}", {"tpm": tpm})
     time.sleep(0.05)

@@ -106,9 +106,10 @@ def test_more_than_fifty_resources_in_one_batch_call_is_refused_by_the_service(
     import json
 
     context = ssl.create_default_context(cafile=str(emulator_instance.ca))
-    body = json.dumps({"resourceids": [f"/subscriptions/s/x/v{i}" for i in range(51)]}).encode()
-    url = f"{emulator_instance.url}/subscriptions/s/metrics:getBatch?metricnames=x"
-    headers = {"Authorization": "Bearer t", "Content-Type": "application/json"}
+    sub = "00000000-0000-0000-0000-000000000000"
+    body = json.dumps({"resourceids": [f"/subscriptions/{sub}/x/v{i}" for i in range(51)]}).encode()
+    url = f"{emulator_instance.url}/subscriptions/{sub}/metrics:getBatch?metricnames=x"
+    headers = {"Authorization": "Bearer emulator-token", "Content-Type": "application/json"}
     request = urllib.request.Request(url, data=body, method="POST", headers=headers)
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request, context=context, timeout=5)

@@ -1,29 +1,35 @@
-"""An onboarding world on the fakes: the services, their stores, and a hand that delivers queue messages."""
+"""Four members' deployments on the fakes: each its own vault, storage, queues and scale sets.
+
+Built on ``consortium_world``: every member's ``Onboarding`` service works only on its own fakes
+(its ``FakeKeyStore`` is its vault, its ``FakeStateStore`` its storage account, its ``FakeQueues``
+its queues, its ``FakeScaleSets`` its subscription's scale sets) and its own ``Consortium`` service,
+which reads the others only through the shared published containers. ``deliver`` hands one of a
+member's queue messages to the handler the app binds to that queue.
+"""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
-from shared.canonical import approval_payload, b64u, digest
-from shared.fakes.clock import FakeClock
-from shared.fakes.keys import FakeKeyStore
 from shared.fakes.leases import FakeLeaseStore
 from shared.fakes.queues import FakeQueues, Sent
 from shared.fakes.scalesets import FakeScaleSets
-from shared.fakes.state import FakeStateStore
 from shared.services import onboarding as ob
-from shared.services.network_map import MAP_PATH
 from shared.settings import TEMPLATE
+from tests.unit.consortium_world import Member, World
 
 EVENTS = "member-events"
+LEGAL = {"bank-a": "O=Bank A, L=London, C=GB", "bank-b": "O=Banque Generale, L=Paris, C=FR",
+         "bank-c": "O=Bank C, L=Amsterdam, C=NL", "bank-d": "O=Bank D, L=Frankfurt, C=DE"}  # fmt: skip
 
 
 def request(member_id: str, request_id: str | None = None, **changes: Any) -> str:
     body = {
         "request_id": request_id or f"req-{member_id}-001",
         "member_id": member_id,
-        "legal_name": f"O={member_id.title()}, L=Amsterdam, C=NL",
+        "legal_name": LEGAL.get(member_id, f"O={member_id.title()}, L=Amsterdam, C=NL"),
         "region": "westeurope",
         "node_count": 2,
         "contact_email": f"ops@{member_id}.example",
@@ -33,90 +39,78 @@ def request(member_id: str, request_id: str | None = None, **changes: Any) -> st
     return json.dumps({k: v for k, v in body.items() if v is not ...})
 
 
-class World:
-    def __init__(self, founders: tuple[str, ...] = ("bank-a", "bank-b"), rule: str = "majority", polls: int = 1):
-        self.clock = FakeClock()
-        self.state = FakeStateStore()
-        self.keys = FakeKeyStore(now=self.clock.now)
-        self.scalesets = FakeScaleSets(polls_to_finish=polls)
-        self.queues = FakeQueues()
-        self.leases = FakeLeaseStore(self.clock.now)
-        self.service = ob.Onboarding(
-            state=self.state, keys=self.keys, scalesets=self.scalesets, queues=self.queues, leases=self.leases,
-            clock=self.clock, founders=founders, quorum_rule=rule, template=TEMPLATE, holder="test/1",
-        )  # fmt: skip
+@dataclass
+class Deployment:
+    member: Member
+    service: ob.Onboarding
+    scalesets: FakeScaleSets
 
-    # -- delivering
+    @property
+    def queues(self) -> FakeQueues:
+        return self.member.queues
 
-    def deliver(self, sent: Sent) -> ob.Outcome:
+    def status(self) -> str:
+        record = self.service.record()
+        return str(record["status"]) if record else "outside"
+
+    def capacity(self) -> int | None:
+        current = self.scalesets.get(f"vmss-{self.member.member_id}")
+        return current.capacity if current else None
+
+
+class Consortium(World):
+    """A ``World`` whose members also run their own onboarding."""
+
+    def __init__(self, ids: tuple[str, ...] = ("bank-a", "bank-b", "bank-c", "bank-d")):
+        super().__init__(ids)
+        self.deployments: dict[str, Deployment] = {}
+        for member_id, member in self.members.items():
+            scalesets = FakeScaleSets(polls_to_finish=1)
+            service = ob.Onboarding(
+                member_id=member_id, state=member.state, keys=member.keys, scalesets=scalesets,
+                queues=member.queues, leases=FakeLeaseStore(self.clock.now), clock=self.clock,
+                consortium=member.service, template=TEMPLATE, holder=f"{member_id}/1", poll_seconds=1,
+            )  # fmt: skip
+            member.service.on_membership = service.on_membership
+            self.deployments[member_id] = Deployment(member, service, scalesets)
+
+    def post(self, member_id: str, queue: str, raw: str | bytes) -> ob.Outcome:
+        return self.handle(member_id, Sent(queue, raw if isinstance(raw, str) else raw.decode(errors="replace")))
+
+    def handle(self, member_id: str, sent: Sent) -> ob.Outcome:
+        service = self.deployments[member_id].service
         if sent.queue == ob.REQUESTS:
-            return self.service.intake(sent.body)
+            return service.intake(sent.body)
         if sent.queue == ob.APPROVALS:
-            return self.service.vote(sent.body)
+            return service.decide(sent.body)
         if sent.queue == ob.OFFBOARDING:
-            return self.service.offboard(sent.body)
+            return service.offboard(sent.body)
         step = next(s for s, q in ob.STEP_QUEUES.items() if q == sent.queue)
-        return self.service.step(sent.body, step)
+        return service.step(sent.body, step)
 
-    def post(self, queue: str, body: str) -> ob.Outcome:
-        return self.deliver(Sent(queue, body))
+    def work(self, member_id: str) -> list[Sent]:
+        return [s for s in self.deployments[member_id].queues.sent if s.queue != EVENTS]
 
-    def pending_work(self) -> list[Sent]:
-        return [s for s in self.queues.sent if s.queue != EVENTS]
-
-    def drain(self, limit: int = 500) -> list[ob.Outcome]:
-        """Deliver every work message (not events) until none is left."""
-        outcomes: list[ob.Outcome] = []
+    def drain(self, member_id: str | None = None, limit: int = 200) -> list[ob.Outcome]:
+        """Deliver every queued message of ``member_id`` (or of everyone), in order, until none is left."""
+        outcomes = []
         for _ in range(limit):
-            work = self.pending_work()
-            if not work:
+            pending = [(m, s) for m in ([member_id] if member_id else sorted(self.deployments)) for s in self.work(m)]
+            if not pending:
                 return outcomes
-            first = work[0]
-            self.queues.sent.remove(first)
-            outcomes.append(self.deliver(first))
-        raise AssertionError(f"still busy after {limit} deliveries")
+            owner, sent = pending[0]
+            self.deployments[owner].queues.sent.remove(sent)
+            outcomes.append(self.handle(owner, sent))
+        raise AssertionError("messages never settled")
 
-    def onboard(self, member_id: str, **changes: Any) -> ob.Outcome:
-        outcome = self.post(ob.REQUESTS, request(member_id, **changes))
-        self.drain()
-        return outcome
+    def settle(self, rounds: int = 30, until: Any = None) -> None:
+        """Ticks and deliveries, round after round, until ``until()`` holds (or the rounds run out)."""
+        for _ in range(rounds):
+            self.drain()
+            self.tick()
+            self.drain()
+            if until is not None and until():
+                return
 
-    # -- voting
-
-    def vote_body(self, request_id: str, member_id: str, approver: str, decision: str = "approve") -> str:
-        payload = approval_payload(approver_id=approver, decision=decision, member_id=member_id, request_id=request_id)
-        key = self.keys.get_key(f"{approver}-governance")
-        assert key is not None, f"{approver} has no governance key"
-        signature = b64u(self.keys.sign(key.kid, digest(payload)))
-        return json.dumps({**payload, "signature": signature})
-
-    def vote(self, request_id: str, member_id: str, approver: str, decision: str = "approve") -> ob.Outcome:
-        return self.post(ob.APPROVALS, self.vote_body(request_id, member_id, approver, decision))
-
-    # -- reading
-
-    def record(self, member_id: str) -> dict[str, Any]:
-        doc = self.state.read(f"members/{member_id}.json")
-        assert doc is not None, f"no record for {member_id}"
-        return doc.body
-
-    def status(self, member_id: str) -> str:
-        return str(self.record(member_id)["status"])
-
-    def status_or_none(self, member_id: str) -> str | None:
-        doc = self.state.read(f"members/{member_id}.json")
-        return str(doc.body["status"]) if doc else None
-
-    def network_map(self) -> dict[str, Any] | None:
-        doc = self.state.read(MAP_PATH)
-        return doc.body if doc else None
-
-    def map_members(self) -> list[str]:
-        current = self.network_map()
-        return [m["member_id"] for m in current["members"]] if current else []
-
-    def events(self, type_: str | None = None) -> list[dict[str, Any]]:
-        return [e for e in self.queues.events() if type_ is None or e["type"] == type_]
-
-    def rejections(self) -> list[dict[str, Any]]:
-        return self.service.rejections.list()
+    def events(self, member_id: str, type_: str) -> list[dict[str, Any]]:
+        return [e for e in self.deployments[member_id].queues.events() if e["type"] == type_]

@@ -29,13 +29,13 @@ def message() -> QueueMessage:
 def test_the_next_step_goes_to_the_binding_and_other_queues_by_the_sdk(queues: FakeQueues) -> None:
     def work(body: bytes) -> ob.Outcome:
         assert outbox.offer(handlers.PROVISION, "next")
-        assert outbox.offer(handlers.PUBLISH, "elsewhere")  # e.g. a resumed member's later step
+        assert outbox.offer(handlers.PROPOSE, "elsewhere")  # e.g. a resumed member's later step
         return ob.Outcome("keys", "done", "bank-a")
 
     next_step: Out[list[str]] = Out()
     handlers._handle(message(), handlers.KEYS, work, next_step, handlers.PROVISION)
     assert next_step.get() == ["next"]
-    assert [(s.queue, s.body) for s in queues.sent] == [(handlers.PUBLISH, "elsewhere")]
+    assert [(s.queue, s.body) for s in queues.sent] == [(handlers.PROPOSE, "elsewhere")]
 
 
 def test_a_step_that_fails_posts_nothing_and_its_redelivery_posts_again(queues: FakeQueues) -> None:

@@ -24,19 +24,42 @@ import functions.onboarding as handlers
 from functions import telemetry
 from shared.adapters import telemetry as setup
 from shared.services import onboarding as ob
-from tests.unit.onboarding_world import World, request
+from tests.unit.onboarding_world import Consortium, request
 from tools.funchost.invoke import Out
 
 SPANS = InMemorySpanExporter()
 READER = InMemoryMetricReader()
 HANDLERS = {
-    ob.REQUESTS: handlers.onboarding_intake, ob.APPROVALS: handlers.onboarding_vote,
+    ob.REQUESTS: handlers.onboarding_intake, ob.APPROVALS: handlers.onboarding_decision,
     "onboarding-keys": handlers.onboarding_keys, "onboarding-provision": handlers.onboarding_provision,
-    "onboarding-publish": handlers.onboarding_publish, "onboarding-activate": handlers.onboarding_activate,
+    "onboarding-propose": handlers.onboarding_propose, "onboarding-activate": handlers.onboarding_activate,
 }  # fmt: skip
 #: Each step's queue output binding: where its next step goes.
-NEXT = {ob.REQUESTS: handlers.KEYS, ob.APPROVALS: handlers.KEYS, handlers.KEYS: handlers.PROVISION,
-        handlers.PROVISION: handlers.PUBLISH, handlers.PUBLISH: handlers.ACTIVATE}  # fmt: skip
+NEXT = {ob.REQUESTS: handlers.KEYS, handlers.KEYS: handlers.PROVISION,
+        handlers.PROVISION: handlers.PROPOSE, handlers.PROPOSE: handlers.ACTIVATE}  # fmt: skip
+MEMBER = "bank-a"
+
+
+class World:
+    """bank-a's deployment (a founder) on the fakes, as the handlers see it through ``platform()``."""
+
+    def __init__(self) -> None:
+        self.consortium = Consortium(("bank-a", "bank-b"))
+        self.consortium.found("bank-a", "bank-b")
+        self.deployment = self.consortium.deployments[MEMBER]
+        self.service = self.deployment.service
+        self.queues = self.deployment.queues
+
+    def pending_work(self) -> list[Any]:
+        return self.consortium.work(MEMBER)
+
+    def status(self, member_id: str) -> str:
+        return self.deployment.status()
+
+    def record(self, member_id: str) -> dict[str, Any]:
+        record = self.service.record()
+        assert record is not None
+        return record
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -96,21 +119,26 @@ def test_every_step_of_one_onboarding_is_a_span_of_one_trace(world: World) -> No
     names = [s.name for s in spans]  # provision appears once per poll while ARM works
     assert names[0] == "onboarding-requests" and names[-1] == "onboarding-activate"
     assert set(names) == {
-        "onboarding-requests", "onboarding-keys", "onboarding-provision", "onboarding-publish", "onboarding-activate",
+        "onboarding-requests", "onboarding-keys", "onboarding-provision", "onboarding-propose", "onboarding-activate",
     }  # fmt: skip
     assert {s.context.trace_id for s in spans} == {telemetry.trace_id_of("req-bank-a-001")}
     assert spans[0].attributes is not None and spans[0].attributes["consortium.member_id"] == "bank-a"
 
 
-def test_two_onboardings_are_two_traces(world: World) -> None:
+def test_two_requests_are_two_traces(world: World) -> None:
     world.queues.send(ob.REQUESTS, request("bank-a"))
-    world.queues.send(ob.REQUESTS, request("bank-b"))
+    world.queues.send(ob.REQUESTS, request("bank-a", "req-bank-a-002"))  # refused: one is under way
     deliver_all(world)
-    assert len({s.context.trace_id for s in SPANS.get_finished_spans()}) == 2
+    traced = {
+        s.context.trace_id
+        for s in SPANS.get_finished_spans()
+        if s.attributes and s.attributes.get("consortium.request_id")
+    }
+    assert traced == {telemetry.trace_id_of("req-bank-a-001"), telemetry.trace_id_of("req-bank-a-002")}
 
 
 def test_rejections_are_counted_by_queue_and_reason(world: World) -> None:
-    world.queues.send(ob.REQUESTS, json.dumps({"request_id": "req-x", "member_id": "bank-x", "surprise": 1}))
+    world.queues.send(ob.REQUESTS, json.dumps({"request_id": "req-x", "member_id": "bank-a", "surprise": 1}))
     world.queues.send(ob.REQUESTS, "not json at all")
     deliver_all(world)
     rejections = {(a["queue"], a["reason"]): v for a, v in counted("consortium.rejections")}

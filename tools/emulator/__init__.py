@@ -8,6 +8,7 @@ the state folder, so a restart keeps it. ``start()`` runs it as a process for th
 
 from __future__ import annotations
 
+import json
 import ssl
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -47,6 +49,23 @@ def healthy(handle: EmulatorHandle) -> bool:
             return bool(r.status == 200)
     except (urllib.error.URLError, OSError, ssl.SSLError):
         return False
+
+
+def register_principal(handle: EmulatorHandle, member: str, *, vault_port: int | None = None) -> dict[str, Any]:
+    """Register ``member``'s identity (``PUT /_admin/principals/{member}``) and return what its
+    deployment is configured with: ``token``, ``subscription_id``, ``vault`` and ``vault_url``. A
+    second call changes nothing; ``vault_port`` fixes the port of its vault (default: any free one)."""
+    context = ssl.create_default_context(cafile=str(handle.ca))
+    body = json.dumps({} if vault_port is None else {"vault_port": vault_port}).encode()
+    url = f"{handle.url}/_admin/principals/{member}"
+    headers = {"Content-Type": "application/json"}
+    request = urllib.request.Request(url, data=body, method="PUT", headers=headers)  # noqa: S310 - https://localhost
+    try:
+        with urllib.request.urlopen(request, timeout=10, context=context) as r:  # noqa: S310 - https://localhost  # nosec B310
+            answer: dict[str, Any] = json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        raise EmulatorError(f"registering {member}: {e.code} {e.read().decode(errors='replace')}") from None
+    return answer
 
 
 def start(

@@ -33,11 +33,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--corda-ports", type=_ports, default=CORDA_PORTS,
                    help="Corda ports every running node serves on 127.0.0.1, remapped per node (default 10002,10003)")  # fmt: skip
     args = p.parse_args(argv)
-    emulator = Emulator(Path(args.state_dir))
+    emulator = Emulator(Path(args.state_dir), args.host)
     try:
         server = serve(emulator, args.host, args.port)
     except OSError as e:
         print(f"emulator: cannot listen on {args.host}:{args.port}: {e.strerror}", file=sys.stderr)
+        return 1
+    try:
+        emulator.open_vaults()
+    except OSError as e:
+        print(f"emulator: {e}", file=sys.stderr)
+        emulator.close()
+        server.server_close()
         return 1
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -47,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run_forever(server, stop)
     finally:
+        emulator.close()
         nodes.stop()
     return 0
 

@@ -1,13 +1,25 @@
-"""The emulator's admin API: health, load, configuration, faults, instance failures, missing metrics.
+"""The emulator's admin API: health, principals, load, configuration, faults, instance failures,
+missing metrics.
 
-Used by `consortium load`, the demo, the tests and the chaos suite; never by the control plane itself.
+Used by `consortium load`, the stack, the demo, the tests and the chaos suite; never by the control
+plane itself, and open to whoever reaches the port (an operator's API, like Azure's portal).
+
+``PUT /_admin/principals/{name}`` registers a member's identity (see ``identity.py``), with an
+optional body ``{"subscription_id": "<guid>", "vault": "kv-bank-a", "vault_port": 8444}``: by default
+the subscription is derived from the name, the vault is ``kv-{name}`` and its port is any free one.
+It answers what the member's deployment is configured with: its token, subscription id and vault
+URL. Putting the same principal again changes nothing (its vault keeps its port); a vault belongs to
+one principal, and a principal keeps its vault.
 """
 
 from __future__ import annotations
 
+import re
 import time
-from typing import TYPE_CHECKING
+import uuid
+from typing import TYPE_CHECKING, Any
 
+from . import identity
 from .compute import DEFAULTS, FAULTS
 from .server import Request, Response, Router, error
 
@@ -15,6 +27,16 @@ if TYPE_CHECKING:
     from .server import Emulator
 
 SERVICES = ("compute", "metrics", "keyvault")
+#: Key Vault's rule for vault names: 3 to 24 letters, digits and hyphens, starting with a letter.
+VAULT_NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9-]{1,22}[a-zA-Z0-9]$")
+
+
+def _principal_view(r: Request, name: str, record: dict[str, Any]) -> dict[str, Any]:
+    """What a deployment acting as this principal is configured with; version 1's vault is the root URL."""
+    port = record.get("vault_port")
+    return {"principal": name, "token": identity.token_for(name), "object_id": record["object_id"],
+            "subscription_id": record["subscription_id"], "vault": record["vault"],
+            "vault_url": f"https://localhost:{port}" if port else r.base_url, "roles": record["roles"]}  # fmt: skip
 
 
 def register(router: Router, emulator: Emulator) -> None:
@@ -116,6 +138,55 @@ def register(router: Router, emulator: Emulator) -> None:
             state.save("load")
         return Response(200, {"scale_set": r.params["name"], "missing": (r.body or {}).get("missing", True)})
 
+    def put_principal(r: Request) -> Response:
+        name = r.params["name"]
+        if not re.fullmatch(identity.NAME_PATTERN, name) or name == identity.LEGACY:
+            return error(400, "BadRequest", f"principal {name!r} must be named like a member id (bank-a)")
+        body = r.body or {}
+        unknown = sorted(set(body) - {"subscription_id", "vault", "vault_port"})
+        if unknown:
+            return error(400, "BadRequest", f"unknown field(s) {unknown}; known: subscription_id, vault, vault_port")
+        subscription = str(body.get("subscription_id") or identity.subscription_for(name)).lower()
+        try:
+            uuid.UUID(subscription)
+        except ValueError:
+            return error(400, "BadRequest", f"subscription_id {subscription!r} is not a GUID")
+        port = body.get("vault_port")
+        if port is not None and (not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535):
+            return error(400, "BadRequest", "vault_port must be a port number")
+        with state.lock:
+            principals = emulator.principals
+            existing = principals.get(name)
+            vault = str(body.get("vault") or (existing or {}).get("vault") or f"kv-{name}")
+            if not VAULT_NAME.match(vault):
+                return error(400, "BadRequest", f"vault {vault!r} is not a Key Vault name (3 to 24 letters, digits, -)")
+            if existing is not None and existing["vault"] != vault:
+                return error(409, "Conflict", f"principal {name} has vault {existing['vault']}; a vault never moves")
+            owners = [n for n, rec in principals.items() if rec["vault"].lower() == vault.lower() and n != name]
+            if owners or vault.lower() == identity.DEFAULT_VAULT:
+                return error(409, "Conflict", f"vault {vault} belongs to {owners[0] if owners else 'version 1'}")
+            wanted = port or (existing or {}).get("vault_port") or 0
+            try:
+                bound = emulator.open_vault(vault, int(wanted))
+            except OSError as e:
+                return error(409, "Conflict", f"cannot serve vault {vault} on port {wanted}: {e.strerror}")
+            record = {"object_id": identity.object_id_for(name), "subscription_id": subscription, "vault": vault,
+                      "vault_port": bound, "roles": identity.assignments(subscription, vault)}  # fmt: skip
+            principals[name] = record
+            state.save("principals")
+        return Response(200 if existing else 201, _principal_view(r, name, record))
+
+    def get_principal(r: Request) -> Response:
+        name = r.params["name"]
+        record = identity.legacy_record() if name == identity.LEGACY else emulator.principals.get(name)
+        if record is None:
+            return error(404, "NotFound", f"principal {name} is not registered")
+        return Response(200, _principal_view(r, name, record))
+
+    def list_principals(r: Request) -> Response:
+        records = {identity.LEGACY: identity.legacy_record(), **emulator.principals}
+        return Response(200, {"value": [_principal_view(r, n, rec) for n, rec in sorted(records.items())]})
+
     def reset(r: Request) -> Response:
         state.reset()
         return Response(204)
@@ -129,3 +200,6 @@ def register(router: Router, emulator: Emulator) -> None:
     router.add("PUT", r"/_admin/instances/(?P<name>[^/]+)/(?P<instance>\d+)", "admin", set_instance)
     router.add("PUT", "/_admin/metrics/(?P<name>[^/]+)", "admin", set_missing)
     router.add("POST", "/_admin/reset", "admin", reset)
+    router.add("GET", "/_admin/principals", "admin", list_principals)
+    router.add("PUT", "/_admin/principals/(?P<name>[^/]+)", "admin", put_principal)
+    router.add("GET", "/_admin/principals/(?P<name>[^/]+)", "admin", get_principal)

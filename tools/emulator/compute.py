@@ -69,6 +69,16 @@ class Compute:
                 return vmss  # type: ignore[no-any-return]
         return None
 
+    def find_id(self, resource_id: str) -> dict[str, Any] | None:
+        """A scale set by its ARM id (subscription, resource group and name), for the metrics API."""
+        parts = [p for p in resource_id.split("/") if p]
+        lower = [p.lower() for p in parts]
+        if len(parts) != 8 or lower[0] != "subscriptions" or lower[2] != "resourcegroups" or lower[4] != "providers":
+            return None
+        if lower[5:7] != ["microsoft.compute", "virtualmachinescalesets"]:
+            return None
+        return self.sets.get(f"{parts[1]}/{parts[3]}/{parts[7]}".lower())
+
     def _operation(self, r: Request, location: str) -> tuple[str, dict[str, str]]:
         op_id = uuid.uuid4().hex
         self.operations[op_id] = {"started": time.time(), "done_at": time.time() + self.config("operation_seconds")}

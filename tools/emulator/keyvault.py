@@ -1,6 +1,11 @@
 """Key Vault keys over the REST API the SDK speaks: the 401 challenge handshake, create, get, list
 versions, update (enable/disable, tags), rotate, sign and verify, and the rotation policy.
 
+Each vault keeps its own keys: a request reaches the vault of the listener that took it (the root URL
+serves version 1's vault, every other vault has a port of its own; see ``server.py``), so a key named
+like another member's, made in one's own vault, lives only there. Who may call which route is
+checked before a handler runs (``Emulator.authorize``), with the data action each route names.
+
 Private keys are generated and kept here and never returned; only public JWKs leave the emulator.
 """
 
@@ -37,11 +42,11 @@ class KeyVault:
     def __init__(self, state: State):
         self.state = state
 
-    @property
-    def keys(self) -> dict[str, Any]:
-        return self.state.section("keyvault")
+    def keys(self, vault: str) -> dict[str, Any]:
+        with self.state.lock:
+            return self.state.section("keyvault").setdefault(vault, {})  # type: ignore[no-any-return]
 
-    def _new_version(self, name: str, kty: str, tags: dict[str, str], exportable: bool) -> dict[str, Any]:
+    def _new_version(self, vault: str, name: str, kty: str, tags: dict[str, str], exportable: bool) -> dict[str, Any]:
         if kty.startswith("EC"):
             private: Any = ec.generate_private_key(ec.SECP256R1())
             numbers = private.public_key().public_numbers()
@@ -62,12 +67,12 @@ class KeyVault:
         version = {"version": uuid.uuid4().hex, "created": now, "updated": now, "enabled": True, "exportable": exportable,
                    "tags": tags, "public": public, "private_pem": pem.decode()}  # fmt: skip
         with self.state.lock:
-            self.keys.setdefault(name, {"versions": [], "policy": None})["versions"].append(version)
+            self.keys(vault).setdefault(name, {"versions": [], "policy": None})["versions"].append(version)
             self.state.save("keyvault")
         return version
 
-    def _find(self, name: str, version: str | None) -> dict[str, Any]:
-        entry = self.keys[name]
+    def _find(self, vault: str, name: str, version: str | None) -> dict[str, Any]:
+        entry = self.keys(vault)[name]
         if not version:
             return dict(entry["versions"][-1])
         for v in entry["versions"]:
@@ -101,35 +106,35 @@ class KeyVault:
         if attributes.get("exportable") and not body.get("release_policy"):
             return error(400, "BadParameter", "exportable keys must have a release policy")
         v = self._new_version(
-            r.params["name"], kty, dict(body.get("tags") or {}), bool(attributes.get("exportable", False))
+            r.vault, r.params["name"], kty, dict(body.get("tags") or {}), bool(attributes.get("exportable", False))
         )
         return Response(200, self.bundle(r, r.params["name"], v))
 
     def get(self, r: Request) -> Response:
         name, version = r.params["name"], r.params.get("version")
-        if name not in self.keys:
+        if name not in self.keys(r.vault):
             return error(404, "KeyNotFound", f"A key with (name/id) {name} was not found in this key vault.")
         try:
-            return Response(200, self.bundle(r, name, self._find(name, version)))
+            return Response(200, self.bundle(r, name, self._find(r.vault, name, version)))
         except KeyError:
             return error(404, "KeyNotFound", f"A key with (name/id) {name}/{version} was not found in this key vault.")
 
     def versions(self, r: Request) -> Response:
         name = r.params["name"]
-        if name not in self.keys:
+        if name not in self.keys(r.vault):
             return error(404, "KeyNotFound", f"A key with (name/id) {name} was not found in this key vault.")
         items = [{"kid": f"{r.base_url}/keys/{name}/{v['version']}", "attributes": self._attributes(v), "tags": v["tags"]}
-                 for v in self.keys[name]["versions"]]  # fmt: skip
+                 for v in self.keys(r.vault)[name]["versions"]]  # fmt: skip
         return Response(200, {"value": items, "nextLink": None})
 
     def update(self, r: Request) -> Response:
         name, version = r.params["name"], r.params.get("version")
         body = r.body or {}
         with self.state.lock:
-            if name not in self.keys:
+            if name not in self.keys(r.vault):
                 return error(404, "KeyNotFound", f"A key with (name/id) {name} was not found in this key vault.")
-            target = self._find(name, version)["version"]
-            for v in self.keys[name]["versions"]:
+            target = self._find(r.vault, name, version)["version"]
+            for v in self.keys(r.vault)[name]["versions"]:
                 if v["version"] == target:
                     attributes = body.get("attributes") or {}
                     if "enabled" in attributes:
@@ -143,17 +148,17 @@ class KeyVault:
 
     def rotate(self, r: Request) -> Response:
         name = r.params["name"]
-        if name not in self.keys:
+        if name not in self.keys(r.vault):
             return error(404, "KeyNotFound", f"A key with (name/id) {name} was not found in this key vault.")
-        latest = self.keys[name]["versions"][-1]
-        v = self._new_version(name, latest["public"]["kty"], dict(latest["tags"]), latest["exportable"])
+        latest = self.keys(r.vault)[name]["versions"][-1]
+        v = self._new_version(r.vault, name, latest["public"]["kty"], dict(latest["tags"]), latest["exportable"])
         return Response(200, self.bundle(r, name, v))
 
     def _private(self, r: Request) -> tuple[dict[str, Any], Any] | Response:
         name, version = r.params["name"], r.params.get("version")
-        if name not in self.keys:
+        if name not in self.keys(r.vault):
             return error(404, "KeyNotFound", f"A key with (name/id) {name} was not found in this key vault.")
-        v = self._find(name, version)
+        v = self._find(r.vault, name, version)
         if not v["enabled"]:
             return error(403, "Forbidden", "Operation is not allowed on a disabled key.")
         return v, serialization.load_pem_private_key(v["private_pem"].encode(), password=None)
@@ -202,9 +207,9 @@ class KeyVault:
 
     def get_policy(self, r: Request) -> Response:
         name = r.params["name"]
-        if name not in self.keys:
+        if name not in self.keys(r.vault):
             return error(404, "KeyNotFound", f"A key with (name/id) {name} was not found in this key vault.")
-        policy = self.keys[name].get("policy") or {
+        policy = self.keys(r.vault)[name].get("policy") or {
             "lifetimeActions": [{"trigger": {"timeBeforeExpiry": "P30D"}, "action": {"type": "Notify"}}],
             "attributes": {},
         }
@@ -212,34 +217,28 @@ class KeyVault:
 
     def put_policy(self, r: Request) -> Response:
         name = r.params["name"]
-        if name not in self.keys:
+        if name not in self.keys(r.vault):
             return error(404, "KeyNotFound", f"A key with (name/id) {name} was not found in this key vault.")
         body = r.body or {}
         now = int(time.time())
         policy = {"lifetimeActions": body.get("lifetimeActions") or [],
                   "attributes": {**(body.get("attributes") or {}), "created": now, "updated": now}}  # fmt: skip
         with self.state.lock:
-            self.keys[name]["policy"] = policy
+            self.keys(r.vault)[name]["policy"] = policy
             self.state.save("keyvault")
         return Response(200, {"id": f"{r.base_url}/keys/{name}/rotationpolicy", **policy})
 
 
 def register(router: Router, kv: KeyVault) -> None:
-    def authorized(handler: Any) -> Any:
-        def wrapped(r: Request) -> Response:
-            if not r.headers.get("authorization", "").startswith("Bearer "):
-                return Response(401, None, {"WWW-Authenticate": CHALLENGE})
-            return handler(r)  # type: ignore[no-any-return]
-
-        return wrapped
-
+    """Key Vault's routes, each with the data action that a role must grant (``Emulator.authorize``)."""
     name = r"/keys/(?P<name>[0-9a-zA-Z-]{1,127})"
-    router.add("POST", f"{name}/create", "keyvault", authorized(kv.create))
-    router.add("POST", f"{name}/rotate", "keyvault", authorized(kv.rotate))
-    router.add("GET", f"{name}/versions", "keyvault", authorized(kv.versions))
-    router.add("GET", f"{name}/rotationpolicy", "keyvault", authorized(kv.get_policy))
-    router.add("PUT", f"{name}/rotationpolicy", "keyvault", authorized(kv.put_policy))
-    router.add("POST", f"{name}/(?P<version>[0-9a-f]{{32}})/sign", "keyvault", authorized(kv.sign))
-    router.add("POST", f"{name}/(?P<version>[0-9a-f]{{32}})/verify", "keyvault", authorized(kv.verify))
-    router.add("GET", f"{name}(?:/(?P<version>[0-9a-f]{{32}})?)?/?", "keyvault", authorized(kv.get))
-    router.add("PATCH", f"{name}(?:/(?P<version>[0-9a-f]{{32}})?)?/?", "keyvault", authorized(kv.update))
+    version = "(?P<version>[0-9a-f]{32})"
+    router.add("POST", f"{name}/create", "keyvault", kv.create, "keys/create/action")
+    router.add("POST", f"{name}/rotate", "keyvault", kv.rotate, "keys/rotate/action")
+    router.add("GET", f"{name}/versions", "keyvault", kv.versions, "keys/read")
+    router.add("GET", f"{name}/rotationpolicy", "keyvault", kv.get_policy, "keyrotationpolicies/read")
+    router.add("PUT", f"{name}/rotationpolicy", "keyvault", kv.put_policy, "keyrotationpolicies/write")
+    router.add("POST", f"{name}/{version}/sign", "keyvault", kv.sign, "keys/sign/action")
+    router.add("POST", f"{name}/{version}/verify", "keyvault", kv.verify, "keys/verify/action")
+    router.add("GET", f"{name}(?:/{version}?)?/?", "keyvault", kv.get, "keys/read")
+    router.add("PATCH", f"{name}(?:/{version}?)?/?", "keyvault", kv.update, "keys/update/action")

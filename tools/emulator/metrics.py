@@ -5,6 +5,11 @@ history so past minutes keep their values), a per-node capacity, and the instanc
 and healthy). Served transactions are the offered load up to capacity; ``Percentage CPU`` is the load
 over serving capacity, with seeded noise so a run can be replayed. A resource whose metrics were made
 to go missing returns no time series, as the service does for a resource that emits nothing.
+
+A scale set is found by its whole resource id, so members' scale sets in their own subscriptions
+never answer for one another. The caller needs Monitoring Reader on the subscription of the URL
+(checked before the handler) and on every resource it asks for (checked here): a resource in a
+subscription it has no role on refuses the whole call with ARM's ``AuthorizationFailed``.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from . import identity
 from .compute import Compute
 from .server import Request, Response, Router, error
 from .state import State
@@ -67,6 +73,9 @@ class Metrics:
         names = [n.strip() for n in r.query.get("metricnames", "").split(",") if n.strip()]
         if not names:
             return error(400, "BadRequest", "metricnames is required")
+        for rid in ids:
+            if r.caller is not None and not r.caller.may(identity.METRICS_READ, rid):
+                return Response(403, identity.arm_forbidden(r.caller, identity.METRICS_READ, rid))
         end = _parse_time(r.query["endtime"]) if "endtime" in r.query else datetime.now(UTC)
         start = _parse_time(r.query["starttime"]) if "starttime" in r.query else end - timedelta(hours=1)
         first = start.replace(second=0, microsecond=0)
@@ -80,7 +89,7 @@ class Metrics:
         values = []
         for rid in ids:
             name = rid.rstrip("/").rsplit("/", 1)[-1]
-            vmss = self.compute.find(name)
+            vmss = self.compute.find_id(rid)
             series: list[dict[str, Any]] = []
             if vmss is not None and not missing.get(name.lower()):
                 points = [self.point(name, vmss, m) for m in minutes]

@@ -1,0 +1,286 @@
+"""What members publish to each other besides the chain, and when a proposed change may be chosen.
+
+Each deployment publishes one signed document, its *head*, in its own ``consortium-public``
+container: the version of the chain it has verified, its own proposals, its operator's decisions on
+proposals, its pre-signatures (a newcomer's, a leaver's or a rotating member's signature over the
+exact document that would carry its change), its part in agreeing on the next version
+(``agreement.Record``) and its signature of the chosen document. Other members read it with a
+conditional request (one request when nothing changed) and believe none of it until
+``verify_head`` has checked its signature with the key the reader's own verified chain lists for
+that member (or, for a newcomer, the key its own admission proposal carries: proof of possession).
+
+``eligibility`` decides, for one proposal over one base version, whether it may be chosen now, with
+a reason: a change applies to the base, it has not expired, a strict majority of the base's members
+approved it (an ``admit`` or a ``remove``; a ``leave`` or a ``rotate`` needs no one's permission:
+members sign those to order them), and every signer the change needs besides the majority has
+pre-signed the document. Pure: inputs in, a decision with its reason out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from shared.decisions import agreement, chain
+from shared.naming import MEMBER_ID
+
+MAX_HEAD_BYTES = 256 * 1024
+SIG_PATTERN = chain.B64U_PATTERN
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class Proposal(_Strict):
+    """A change one member (or a newcomer) puts to the consortium."""
+
+    proposal_id: str = Field(pattern=chain.PROPOSAL_ID_PATTERN)
+    kind: Annotated[chain.Kind, Field(strict=False)]
+    member_id: str = Field(pattern=MEMBER_ID.pattern)
+    #: The member's entry for an admit (the newcomer's) or a rotate (the new one); null otherwise.
+    entry: chain.Member | None = None
+    proposer: str = Field(pattern=MEMBER_ID.pattern)
+    proposed_at: str = Field(pattern=chain.TIMESTAMP_PATTERN)
+    reason: str = Field(default="", max_length=500)
+
+    @property
+    def change(self) -> dict[str, str]:
+        return {"kind": self.kind.value, "member_id": self.member_id, "proposal_id": self.proposal_id}
+
+    def document(self, base: chain.Trusted) -> dict[str, Any]:
+        """The unsigned version this proposal makes over ``base``: the same bytes for everyone."""
+        entry = self.entry.model_dump(mode="json", exclude_none=True) if self.entry else None
+        return chain.unsigned_next(base, self.change, issued_at=self.proposed_at, entry=entry)
+
+
+class Presigned(_Strict):
+    """A subject's own signatures over the document of its change on one base version."""
+
+    proposal_id: str = Field(pattern=chain.PROPOSAL_ID_PATTERN)
+    base: str = Field(pattern=r"^[0-9a-f]{64}$")
+    hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+    signatures: tuple[chain.Signature, ...] = Field(max_length=2, strict=False)
+
+
+class Final(_Strict):
+    """A member's one signature of the document chosen for ``version``."""
+
+    version: int = Field(ge=1)
+    hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+    signature: chain.Signature
+
+
+class Ballot(_Strict):
+    round: int = Field(ge=0)
+    member_id: str = Field(pattern=MEMBER_ID.pattern)
+
+
+class Value(_Strict):
+    proposal_id: str = Field(pattern=chain.PROPOSAL_ID_PATTERN)
+    hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+    proposed_at: str = Field(pattern=chain.TIMESTAMP_PATTERN)
+
+
+class Accepted(_Strict):
+    ballot: Ballot
+    value: Value
+
+
+class RecordModel(_Strict):
+    """``agreement.Record`` as published."""
+
+    version: int = Field(ge=1)
+    base: str = Field(pattern=r"^[0-9a-f]{64}$")
+    promised: Ballot | None = None
+    accepted: Accepted | None = None
+    leading: Ballot | None = None
+    phase: Annotated[agreement.Phase, Field(strict=False)] | None = None
+    proposal: Value | None = None
+
+
+class ChainHead(_Strict):
+    version: int = Field(ge=0)
+    hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class Head(_Strict):
+    member_id: str = Field(pattern=MEMBER_ID.pattern)
+    kid: str = Field(pattern=chain.KID_PATTERN)
+    seq: int = Field(ge=0)
+    updated_at: str = Field(pattern=chain.TIMESTAMP_PATTERN)
+    chain: ChainHead | None = None
+    proposals: tuple[Proposal, ...] = Field(default=(), max_length=20, strict=False)
+    approvals: dict[str, Literal["approve", "reject"]] = Field(default_factory=dict, max_length=200)
+    presigned: tuple[Presigned, ...] = Field(default=(), max_length=20, strict=False)
+    record: RecordModel | None = None
+    final: Final | None = None
+    sig: str = Field(pattern=SIG_PATTERN, min_length=86, max_length=86)
+
+
+class HeadError(ValueError):
+    """A head that is not what its member published; the message names the rule."""
+
+
+def head_signing_bytes(head: Mapping[str, Any]) -> bytes:
+    return chain.canonical({k: v for k, v in head.items() if k != "sig"})
+
+
+def parse_head(raw: bytes) -> dict[str, Any]:
+    """A head as read: canonical JSON of at most ``MAX_HEAD_BYTES`` (``chain.ChainError`` otherwise)."""
+    return chain.parse_published(raw, limit=MAX_HEAD_BYTES)
+
+
+def verify_head(raw: Mapping[str, Any], *, member_id: str, keys: list[chain.KeyRef]) -> Head:
+    """The head of ``member_id`` if it parses and is signed by one of ``keys`` (its listed key(s))."""
+    try:
+        head = Head.model_validate(raw)
+    except ValidationError as error:
+        first = error.errors()[0]
+        raise HeadError(f"head of {member_id}: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+    if head.member_id != member_id:
+        raise HeadError(f"head of {member_id} names {head.member_id}")
+    key = next((k for k in keys if k.kid == head.kid), None)
+    if key is None:
+        raise HeadError(f"head of {member_id}: signed with a key its chain entry does not list")
+    digest = hashlib.sha256(head_signing_bytes(raw)).digest()
+    if not chain.verify_signature(key.jwk, digest, head.sig):
+        raise HeadError(f"head of {member_id}: signature does not verify")
+    return head
+
+
+def record_of(member_id: str, model: RecordModel) -> agreement.Record:
+    def ballot(b: Ballot | None) -> agreement.Ballot | None:
+        return (b.round, b.member_id) if b else None
+
+    def value(v: Value | None) -> agreement.Value | None:
+        return agreement.Value(v.proposal_id, v.hash, v.proposed_at) if v else None
+
+    accepted = None
+    if model.accepted is not None:
+        accepted_ballot = ballot(model.accepted.ballot)
+        accepted_value = value(model.accepted.value)
+        if accepted_ballot is not None and accepted_value is not None:
+            accepted = (accepted_ballot, accepted_value)
+    return agreement.Record(
+        member_id, model.version, model.base, ballot(model.promised), accepted, ballot(model.leading),
+        model.phase, value(model.proposal),
+    )  # fmt: skip
+
+
+def record_json(record: agreement.Record) -> dict[str, Any]:
+    """``agreement.Record`` as a head carries it (its clock and signed hash stay private)."""
+
+    def ballot(b: agreement.Ballot | None) -> dict[str, Any] | None:
+        return {"round": b[0], "member_id": b[1]} if b else None
+
+    def value(v: agreement.Value | None) -> dict[str, Any] | None:
+        return {"proposal_id": v.proposal_id, "hash": v.hash, "proposed_at": v.proposed_at} if v else None
+
+    return {
+        "version": record.version,
+        "base": record.base,
+        "promised": ballot(record.promised),
+        "accepted": {"ballot": ballot(record.accepted[0]), "value": value(record.accepted[1])}
+        if record.accepted
+        else None,
+        "leading": ballot(record.leading),
+        "phase": record.phase.value if record.phase else None,
+        "proposal": value(record.proposal),
+    }
+
+
+# --- eligibility -------------------------------------------------------------------------------
+
+
+class Standing(StrEnum):
+    ELIGIBLE = "eligible"  # may be chosen for the next version now
+    AWAITING_APPROVALS = "awaiting_approvals"  # not yet approved by a strict majority of the base's members
+    AWAITING_SIGNATURE = "awaiting_signature"  # the subject has not pre-signed the document over this base
+    REJECTED = "rejected"  # enough members refused that a majority can no longer approve
+    EXPIRED = "expired"  # older than the proposal lifetime
+    DOES_NOT_APPLY = "does_not_apply"  # the change cannot apply to the base (already in, already gone, ...)
+    DONE = "done"  # a version of the chain carries it
+
+
+@dataclass(frozen=True)
+class Eligibility:
+    standing: Standing
+    message: str
+    approvals: tuple[str, ...] = ()
+    rejections: tuple[str, ...] = ()
+    #: The unsigned document the change makes over the base, and its hash (when it applies).
+    document: dict[str, Any] | None = None
+    hash: str = ""
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def eligibility(
+    proposal: Proposal,
+    base: chain.Trusted,
+    *,
+    decisions: Mapping[str, str],
+    presigned: Presigned | None,
+    done: bool,
+    now: datetime,
+    lifetime: timedelta,
+) -> Eligibility:
+    """Whether ``proposal`` may be chosen as the version after ``base``, and why not.
+
+    ``decisions`` are the base members' published decisions on it (``approve`` / ``reject``);
+    ``presigned`` is the subject's own pre-signature over a base, if it published one.
+    """
+    members = base.document.member_ids
+    threshold = len(members) // 2 + 1
+    automatic = proposal.kind in (chain.Kind.LEAVE, chain.Kind.ROTATE)
+    voters = [m for m in members if not (proposal.kind == chain.Kind.REMOVE and m == proposal.member_id)]
+    approvals = tuple(sorted(m for m in voters if automatic or decisions.get(m) == "approve"))
+    rejections = tuple(sorted(m for m in voters if not automatic and decisions.get(m) == "reject"))
+    if done:
+        return Eligibility(Standing.DONE, f"{proposal.proposal_id} is in the chain", approvals, rejections)
+    if now - parse_time(proposal.proposed_at) > lifetime:
+        return Eligibility(Standing.EXPIRED, f"{proposal.proposal_id} expired (proposed {proposal.proposed_at})")
+    document = proposal.document(base)
+    try:
+        candidate = chain.parse(document)
+        chain.expected_members(base.document, candidate)
+    except chain.ChainError as error:
+        return Eligibility(Standing.DOES_NOT_APPLY, str(error), approvals, rejections)
+    digest = chain.document_hash(document)
+    if len(voters) - len(rejections) < threshold:
+        return Eligibility(Standing.REJECTED, f"refused by {', '.join(rejections)}", approvals, rejections)
+    if len(approvals) < threshold:
+        return Eligibility(
+            Standing.AWAITING_APPROVALS, f"approved by {len(approvals)} of the {threshold} needed",
+            approvals, rejections, document, digest,
+        )  # fmt: skip
+    if proposal.kind != chain.Kind.REMOVE:
+        signers = chain.electorate(base.document, candidate)
+        required = {k for k, s in signers.items() if s.required}
+        given = presigned.signatures if presigned and presigned.base == base.hash and presigned.hash == digest else ()
+        result = chain.signature_result(
+            base.document, candidate.model_copy(update={"signatures": given}), bytes.fromhex(digest)
+        )
+        if required - result.valid or result.invalid:
+            return Eligibility(
+                Standing.AWAITING_SIGNATURE, f"{proposal.member_id} has not signed the document over version "
+                f"{base.version}", approvals, rejections, document, digest,
+            )  # fmt: skip
+    return Eligibility(Standing.ELIGIBLE, "approved and signed", approvals, rejections, document, digest)
+
+
+def presigners(proposal: Proposal, base: chain.Trusted) -> list[tuple[str, str]]:
+    """The (member_id, kid) pairs the subject signs with before its change can be chosen."""
+    if proposal.kind == chain.Kind.REMOVE:
+        return []
+    candidate = chain.parse(proposal.document(base))
+    return sorted(k for k, s in chain.electorate(base.document, candidate).items() if s.required)

@@ -1,0 +1,226 @@
+"""Members agreeing on the chain through their own published containers, on the fakes.
+
+Each test builds a consortium where every member has its own vault, storage and published
+container (``consortium_world``), lets the members' services tick, and reads the outcome from what
+each member stored: its verified chain, what it signed, what it refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import pytest
+
+from shared.decisions import chain
+from shared.decisions import consortium as rules
+from shared.services.consortium import HEAD, chain_path
+from tests.unit.consortium_world import World, chain_time, endpoint
+
+
+def sign_head(member: Any, kid: str, head: dict[str, Any]) -> str:
+    return chain.b64u(member.keys.sign(kid, hashlib.sha256(rules.head_signing_bytes(head)).digest()))
+
+
+def admitted(world: World, member_id: str, version: int) -> bool:
+    return all(v == version for v in world.versions().values()) and (
+        world.members[member_id].service.head() is not None
+    )
+
+
+@pytest.fixture
+def world() -> World:
+    w = World()
+    w.found("bank-a", "bank-b")
+    w.run(3)
+    return w
+
+
+def test_a_newcomer_follows_the_genesis_from_the_members_it_was_introduced_to(world: World) -> None:
+    assert world.versions() == {"bank-a": 0, "bank-b": 0, "bank-c": 0, "bank-d": 0}
+    assert world.members["bank-c"].service.head().hash == world.genesis  # type: ignore[union-attr]
+
+
+def test_a_bank_joins_once_a_majority_approves_and_every_member_adopts_the_version(world: World) -> None:
+    proposal_id = world.propose_admission("bank-c")
+    world.members["bank-a"].service.decide(proposal_id, "approve")
+    world.run(8)
+    assert world.versions()["bank-a"] == 0, "one approval of two is not a majority"
+    world.members["bank-b"].service.decide(proposal_id, "approve")
+    world.run(10, until=lambda: admitted(world, "bank-c", 1))
+    assert world.versions() == {"bank-a": 1, "bank-b": 1, "bank-c": 1, "bank-d": 1}
+    assert world.members["bank-c"].membership == [("admitted", 1)]
+    version_1 = world.members["bank-d"].service.head()
+    assert version_1 is not None and version_1.document.member_ids == ("bank-a", "bank-b", "bank-c")
+    assert {e["version"] for e in world.members["bank-a"].events("consortium.version_adopted")} == {1}
+
+
+def test_two_admissions_approved_at_once_both_land_without_anyone_approving_again(world: World) -> None:
+    c, d = world.propose_admission("bank-c"), world.propose_admission("bank-d")
+    for founder in ("bank-a", "bank-b"):
+        world.members[founder].service.decide(c, "approve")
+        world.members[founder].service.decide(d, "approve")
+    world.run(30, until=lambda: admitted(world, "bank-d", 2))
+    head = world.members["bank-a"].service.head()
+    assert head is not None and head.version == 2
+    assert head.document.member_ids == ("bank-a", "bank-b", "bank-c", "bank-d")
+    assert {world.members[m].service.head().hash for m in world.members} == {head.hash}  # type: ignore[union-attr]
+
+
+def test_a_proposal_refused_by_enough_members_is_rejected_and_never_lands(world: World) -> None:
+    proposal_id = world.propose_admission("bank-d")
+    world.members["bank-a"].service.decide(proposal_id, "reject")
+    world.run(6)
+    view = world.members["bank-d"].service.view()
+    (proposal,) = view["proposals"]
+    assert proposal["status"] == "rejected" and proposal["rejected_by"] == ["bank-a"]
+    assert world.versions()["bank-a"] == 0
+
+
+def test_the_same_decision_twice_changes_nothing_and_a_changed_mind_is_refused(world: World) -> None:
+    proposal_id = world.propose_admission("bank-c")
+    service = world.members["bank-a"].service
+    assert service.decide(proposal_id, "approve") == "approve"
+    assert service.decide(proposal_id, "approve") == "approve"
+    with pytest.raises(Exception, match="already decided approve"):
+        service.decide(proposal_id, "reject")
+
+
+def join(world: World, member_id: str, approvers: tuple[str, ...]) -> None:
+    proposal_id = world.propose_admission(member_id)
+    target = (world.members["bank-a"].version or 0) + 1
+    for approver in approvers:
+        world.members[approver].service.decide(proposal_id, "approve")
+    world.run(20, until=lambda: admitted(world, member_id, target))
+    assert world.members[member_id].membership[-1] == ("admitted", target)
+
+
+def test_a_member_leaves_without_anyone_approving_and_is_out_of_the_next_version(world: World) -> None:
+    join(world, "bank-c", ("bank-a", "bank-b"))
+    world.members["bank-c"].service.propose(rules.Proposal(
+        proposal_id="prop-leave-bank-c", kind=chain.Kind.LEAVE, member_id="bank-c", proposer="bank-c",
+        proposed_at=chain_time(world.clock), reason="merger",
+    ))  # fmt: skip
+    world.run(20, until=lambda: world.members["bank-a"].version == 2 and world.members["bank-c"].version == 2)
+    head = world.members["bank-a"].service.head()
+    assert head is not None and head.document.member_ids == ("bank-a", "bank-b")
+    assert world.members["bank-c"].membership[-1] == ("left", 2)
+
+
+def test_a_removal_needs_a_majority_without_the_member_removed(world: World) -> None:
+    join(world, "bank-c", ("bank-a", "bank-b"))
+    join(world, "bank-d", ("bank-a", "bank-b"))
+    remove = rules.Proposal(
+        proposal_id="prop-remove-bank-d", kind=chain.Kind.REMOVE, member_id="bank-d", proposer="bank-a",
+        proposed_at=chain_time(world.clock), reason="unpaid fees",
+    )  # fmt: skip
+    world.members["bank-a"].service.propose(remove)
+    world.members["bank-b"].service.decide(remove.proposal_id, "approve")
+    world.run(10)
+    assert world.versions()["bank-a"] == 2, "two of the three others is not more than half of four"
+    world.members["bank-c"].service.decide(remove.proposal_id, "approve")
+    world.run(20, until=lambda: all(v == 3 for v in world.versions().values()))
+    head = world.members["bank-d"].service.head()
+    assert head is not None and head.version == 3 and "bank-d" not in head.document.member_ids
+    assert world.members["bank-d"].membership[-1] == ("removed", 3)
+
+
+def test_an_admission_lands_while_the_first_leader_is_down() -> None:
+    world = World(("bank-a", "bank-b", "bank-c", "bank-d"))
+    world.found("bank-a", "bank-b", "bank-c")
+    world.run(3)
+    world.down = {"bank-b"}  # the turn leader of version 1 among a, b, c
+    world.published.down.add(endpoint("bank-b"))
+    proposal_id = world.propose_admission("bank-d")
+    world.members["bank-a"].service.decide(proposal_id, "approve")
+    world.members["bank-c"].service.decide(proposal_id, "approve")
+    rounds = world.run(60, until=lambda: world.members["bank-d"].version == 1 and world.members["bank-a"].version == 1)
+    assert world.members["bank-d"].membership == [("admitted", 1)], f"not admitted in {rounds} rounds"
+
+
+def test_each_member_signs_at_most_one_document_per_version_and_records_it_first(world: World) -> None:
+    join(world, "bank-c", ("bank-a", "bank-b"))
+    join(world, "bank-d", ("bank-a", "bank-b", "bank-c"))
+    for member in world.members.values():
+        signed = [d.body for d in member.state.read_all("signed/")]
+        versions = [s["version"] for s in signed]
+        assert len(versions) == len(set(versions))
+        for s in signed:
+            adopted = member.service.verified()[s["version"]]
+            assert adopted.hash == s["hash"], "a member signed something other than what was adopted"
+
+
+# --- dishonest members and storage -------------------------------------------------------------
+
+
+def test_a_forged_version_published_by_a_member_is_refused_and_changes_nothing(world: World) -> None:
+    join(world, "bank-c", ("bank-a", "bank-b"))
+    dishonest = world.members["bank-c"]
+    base = dishonest.service.head()
+    assert base is not None
+    # bank-c writes a version 2 that expels bank-a, signed by itself alone, and a head announcing it
+    forged = chain.unsigned_next(base, {"kind": "remove", "member_id": "bank-a", "proposal_id": "prop-coup"},
+                                 issued_at=chain_time(world.clock))  # fmt: skip
+    kid = base.document.member("bank-c").governance_key.kid  # type: ignore[union-attr]
+    sig = chain.b64u(dishonest.keys.sign(kid, bytes.fromhex(chain.document_hash(forged))))
+    forged = chain.with_signatures(forged, [{"member_id": "bank-c", "kid": kid, "sig": sig}])
+    world.published.write(endpoint("bank-c"), chain_path(2), chain.published_bytes(forged))
+    head = rules.parse_head(world.published.containers[endpoint("bank-c")][HEAD][0])
+    head = {**head, "chain": {"version": 2, "hash": chain.document_hash(forged)}, "seq": head["seq"] + 1}
+    head["sig"] = chain.b64u(dishonest.keys.sign(kid, hashlib.sha256(rules.head_signing_bytes(head)).digest()))
+    world.published.write(endpoint("bank-c"), HEAD, chain.canonical(head))
+    world.tick("bank-a", "bank-b", "bank-d")
+    assert {world.members[m].version for m in ("bank-a", "bank-b", "bank-d")} == {1}
+    refused = [d.body for d in world.members["bank-a"].state.read_all("rejections/")]
+    assert any("version 2 from bank-c" in r["message"] and r["reason"] == "signatures" for r in refused)
+
+
+def test_a_head_signed_with_a_key_the_chain_does_not_list_is_refused(world: World) -> None:
+    eve = world.members["bank-d"]  # not a member: mints a key named like bank-b's in its own vault
+    fake = eve.keys.create_key("bank-b-governance", "EC", tags={})
+    head = rules.parse_head(world.published.containers[endpoint("bank-b")][HEAD][0])
+    head = {**head, "kid": fake.kid, "approvals": {"prop-anything": "approve"}, "seq": head["seq"] + 1}
+    head["sig"] = chain.b64u(eve.keys.sign(fake.kid, hashlib.sha256(rules.head_signing_bytes(head)).digest()))
+    world.published.write(endpoint("bank-b"), HEAD, chain.canonical(head))
+    world.tick("bank-a")
+    refused = [d.body["message"] for d in world.members["bank-a"].state.read_all("rejections/")]
+    assert any("head of bank-b" in m and "does not list" in m for m in refused)
+    assert "prop-anything" not in world.members["bank-a"].service.memory.heads["bank-b"].approvals
+
+
+def test_two_valid_documents_of_one_version_are_a_fork_naming_the_members_who_signed_both(world: World) -> None:
+    join(world, "bank-c", ("bank-a", "bank-b"))
+    join(world, "bank-d", ("bank-a", "bank-b"))
+    base = world.members["bank-a"].service.verified()[1]
+    # bank-a and bank-b (a majority of version 1) also sign another version 2: a removal of bank-c
+    other = chain.unsigned_next(base, {"kind": "remove", "member_id": "bank-c", "proposal_id": "prop-other"},
+                                issued_at=chain_time(world.clock))  # fmt: skip
+    digest = bytes.fromhex(chain.document_hash(other))
+    signatures = []
+    for m in ("bank-a", "bank-b"):
+        kid = base.document.member(m).governance_key.kid  # type: ignore[union-attr]
+        signatures.append({"member_id": m, "kid": kid, "sig": chain.b64u(world.members[m].keys.sign(kid, digest))})
+    other = chain.with_signatures(other, signatures)
+    world.published.write(endpoint("bank-b"), chain_path(2), chain.published_bytes(other))
+    dishonest = world.members["bank-b"]
+    kid = base.document.member("bank-b").governance_key.kid  # type: ignore[union-attr]
+    head = rules.parse_head(world.published.containers[endpoint("bank-b")][HEAD][0])
+    head = {**head, "chain": {"version": 2, "hash": chain.document_hash(other)}, "seq": head["seq"] + 1}
+    head["sig"] = chain.b64u(dishonest.keys.sign(kid, hashlib.sha256(rules.head_signing_bytes(head)).digest()))
+    world.published.write(endpoint("bank-b"), HEAD, chain.canonical(head))
+    world.tick("bank-c")
+    fork = world.members["bank-c"].service.view()["chain"]["fork"]
+    assert fork is not None and fork["version"] == 2 and fork["signed_both"] == ["bank-a", "bank-b"]
+    assert world.members["bank-c"].events("consortium.fork")[0]["signed_both"] == ["bank-a", "bank-b"]
+    # and it applies no further change
+    assert world.members["bank-c"].service.tick() == {"fork": True}
+
+
+def test_garbage_oversize_and_truncated_heads_are_refused_and_recorded(world: World) -> None:
+    for _label, data in [("garbage", b"\x00\x01garbage"), ("truncated", b'{"member_id":"bank-b"'),
+                        ("oversize", b"{" + b" " * (rules.MAX_HEAD_BYTES + 10) + b"}")]:  # fmt: skip
+        world.published.write(endpoint("bank-b"), HEAD, data)
+        world.tick("bank-a")
+    refused = [d.body for d in world.members["bank-a"].state.read_all("rejections/")]
+    assert len([r for r in refused if "head of bank-b" in r["message"]]) == 3
+    assert world.members["bank-a"].version == 0

@@ -1,0 +1,103 @@
+"""A member's queues and containers in its storage account, and read-only access to its published container.
+
+In Azure the Bicep creates these (``infra/modules/storage.bicep``); locally ``make up`` calls
+:func:`provision` on each account it starts, before any host runs, so a client that posts to
+``onboarding-requests`` right after ``make up`` finds the queue (it used to get ``QueueNotFound``
+until the host's first send created it). Creating what exists already is not an error, so a second
+``make up`` is harmless.
+
+The names come from the app's own constants, so a queue the app gains is provisioned without an edit
+here: every queue a function is triggered by (and its ``-poison`` twin, where the host moves a
+message after ``maxDequeueCount``), ``member-events``, the private state container (``consortium``,
+which also holds the coordinator leases under ``leases/``), the host's own ``azure-webjobs-hosts``
+(timer schedules and listener locks) and ``consortium-public``, where the member publishes what
+the other members read (CONTRACT.md, "The consortium model").
+
+Another member reads ``consortium-public`` only with :func:`public_read_sas`: a service SAS scoped to
+that one container, read and list only, with a bounded lifetime, the local stand-in for an Entra
+identity holding Storage Blob Data Reader on that container in Azure (PLATFORM_FACTS §8).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from azure.core.exceptions import ResourceExistsError
+from azure.storage.blob import ContainerSasPermissions, generate_container_sas
+
+from shared.adapters.blob_state import CONTAINER as STATE_CONTAINER
+from shared.adapters.storage import blob_service, queue_service
+from shared.services import onboarding, rotation
+from shared.services.records import EVENTS_QUEUE
+
+#: The container each member publishes in and the others read (never write).
+PUBLIC_CONTAINER = "consortium-public"
+#: The Functions host's own container (timer schedule status, listener locks), as the Bicep creates it.
+HOSTS_CONTAINER = "azure-webjobs-hosts"
+#: The queues functions are triggered by; each has a ``-poison`` twin.
+TRIGGER_QUEUES: tuple[str, ...] = (*onboarding.QUEUES, rotation.REQUESTS)
+QUEUES: tuple[str, ...] = (*TRIGGER_QUEUES, *(f"{q}-poison" for q in TRIGGER_QUEUES), EVENTS_QUEUE)
+CONTAINERS: tuple[str, ...] = (STATE_CONTAINER, PUBLIC_CONTAINER, HOSTS_CONTAINER)
+#: The longest a read credential may live: a user delegation SAS, its Azure counterpart, lives at most 7 days.
+MAX_SAS_LIFETIME = timedelta(days=7)
+#: A SAS starts this long before it is made, so a clock a little behind the storage's still accepts it.
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class Provisioned:
+    """What :func:`provision` created (names that existed already are not listed)."""
+
+    queues: tuple[str, ...]
+    containers: tuple[str, ...]
+
+
+def provision(connection_string: str) -> Provisioned:
+    """Create every queue and container the app uses in the account ``connection_string`` names; idempotent."""
+    settings = {"AzureWebJobsStorage": connection_string}
+    queues, blobs = queue_service(settings), blob_service(settings)
+    created_queues, created_containers = [], []
+    for name in QUEUES:
+        try:
+            queues.create_queue(name)
+        except ResourceExistsError:
+            continue
+        created_queues.append(name)
+    for name in CONTAINERS:
+        try:
+            blobs.create_container(name)
+        except ResourceExistsError:
+            continue
+        created_containers.append(name)
+    return Provisioned(tuple(created_queues), tuple(created_containers))
+
+
+def public_read_sas(
+    account: str,
+    account_key: str,
+    *,
+    lifetime: timedelta = MAX_SAS_LIFETIME,
+    now: datetime | None = None,
+) -> str:
+    """A service SAS token (no leading ``?``) that reads and lists ``account``'s ``consortium-public`` only.
+
+    Scoped to the container (``sr=c``), permissions read and list (``sp=rl``), valid from
+    ``CLOCK_SKEW`` before ``now`` for ``lifetime`` (at most ``MAX_SAS_LIFETIME``).
+    """
+    if not timedelta(0) < lifetime <= MAX_SAS_LIFETIME:
+        raise ValueError(f"a read credential lives more than 0 and at most {MAX_SAS_LIFETIME}, not {lifetime}")
+    now = now or datetime.now(UTC)
+    return generate_container_sas(
+        account_name=account,
+        container_name=PUBLIC_CONTAINER,
+        account_key=account_key,
+        permission=ContainerSasPermissions(read=True, list=True),
+        start=now - CLOCK_SKEW,
+        expiry=now + lifetime,
+    )
+
+
+def public_container_url(blob_endpoint: str) -> str:
+    """The URL of the ``consortium-public`` container of the account whose blob service is at ``blob_endpoint``."""
+    return f"{blob_endpoint.rstrip('/')}/{PUBLIC_CONTAINER}"

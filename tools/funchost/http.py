@@ -227,6 +227,9 @@ def serve(routes: HttpRoutes, port: int) -> tuple[ThreadingHTTPServer, threading
         # A request line too malformed to name its version is still answered with a status line (400, 505),
         # as the real host does, not HTTP/0.9-style with a bare body.
         default_request_version = "HTTP/1.1"
+        # Headers and body go out in two writes: with Nagle's algorithm on, a keep-alive client's delayed
+        # ACK holds the second one back some 40 ms a request (88 requests/s instead of ~1500 here).
+        disable_nagle_algorithm = True
 
         def _do(self) -> None:
             parts = urlsplit(self.path)

@@ -49,7 +49,7 @@ test: lint ## the whole test suite (starts its own Azurite and emulator on free 
 	@bash tools/ensure_chromium.sh
 	$(PY) -m pytest
 
-up: bootstrap ## start Azurite, the Azure emulator and the local Functions host in the background
+up: bootstrap ## start Azurite, the Azure emulator, the founders' ceremony and one local Functions host per member
 	$(PY) -m tools.stack up
 
 down: ## stop what `make up` started

@@ -1,7 +1,8 @@
-"""`consortium rotate-keys [--member M] [--force]`: ask the coordinator to rotate keys now.
+"""`consortium rotate-keys [--force]`: ask this member's coordinator to rotate its own keys now.
 
-The request goes through ``key-rotation-requests`` (as the contract says), so the coordinator does
-the work under its fencing token and the member's lease, exactly as the daily check would. With
+The request goes through the member's own ``key-rotation-requests``, so its coordinator does the
+work under its fencing token and the member's lease, exactly as the daily check would; a deployment
+rotates only its own member's keys, in its own vault. With
 ``--wait`` (the default, 60 s) the command follows the request until the coordinator has taken it,
 then prints what happened to each key; the overlap that follows is shown by `consortium status`.
 """
@@ -14,8 +15,7 @@ import sys
 import time
 from typing import Any
 
-from cli.context import settings
-from cli.main import CommandError, UsageError, member_arg
+from cli.main import CommandError, UsageError, platform_for
 from shared.bootstrap import Platform
 from shared.messages import KeyRotationRequest, Rejection, parse
 from shared.services.records import rejection_path
@@ -28,16 +28,16 @@ QUIET = ("none",)
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "rotate-keys",
-        help="rotate keys in Key Vault now: what is due, or everything named with --force",
-        description="Ask the coordinator (through key-rotation-requests) to rotate keys at once. Without --force "
-        "only keys past their rotation age rotate (and rotations under way move on); with --force every key of "
-        "the member (or of every member and the network-map signer) starts a rotation, once per request id. "
-        "A rotation creates a new version, publishes the network map with old and new, and after the overlap "
-        "disables the old version (never deletes it). Node identity keys are not rotated (Corda needs R3's tool).",
+        help="rotate this member's keys in its own Key Vault now: what is due, or all with --force",
+        description="Ask this member's coordinator (through its own key-rotation-requests) to rotate the member's "
+        "keys at once. Without --force only keys past their rotation age rotate (and rotations under way move "
+        "on); with --force every key of the member starts a rotation, once per request id. A rotation creates a "
+        "new version in the member's vault and publishes old and new (TLS: the member's signed keys.json; "
+        "governance: a rotate version of the chain, signed with the old key and the new); after the overlap it "
+        "disables the old one (never deletes it). Node identity keys are not rotated (Corda needs R3's tool).",
     )
-    p.add_argument("--member", metavar="MEMBER", help="only this member's keys (default: every member and the signer)")
     p.add_argument("--force", action="store_true", help="rotate now even if not due")
-    p.add_argument("--request-id", help="idempotency key (default rot-<member or all>-<unix time>)")
+    p.add_argument("--request-id", help="idempotency key (default rot-MEMBER-<unix time>)")
     p.add_argument("--wait", type=float, default=60, metavar="SECONDS",
                    help="follow the request this long (default 60; 0 returns once posted)")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print the coordinator's report as JSON")
@@ -45,26 +45,23 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.member is not None:
-        member_arg(args.member, "--member")
     if args.wait < 0:
         raise UsageError("--wait must be 0 or more seconds")
+    platform = platform_for(args)
+    me = platform.member_id
     body: dict[str, Any] = {
-        "request_id": args.request_id or f"rot-{args.member or 'all'}-{int(time.time())}",
+        "request_id": args.request_id or f"rot-{me}-{int(time.time())}",
+        "member_id": me,
         "force": bool(args.force),
     }
-    if args.member is not None:
-        body["member_id"] = args.member
     raw = json.dumps(body, separators=(",", ":"))
     parsed = parse(KeyRotationRequest, raw)
     if isinstance(parsed, Rejection):
         raise UsageError(parsed.message)
-    platform = Platform(settings())
     earlier = platform.state.read(request_report_path(body["request_id"]))
     runs_before = int(earlier.body.get("runs", 0)) if earlier else 0
     platform.queues.send(REQUESTS, raw)
-    scope = f"{args.member}'s keys" if args.member else "every member's keys and the network-map signer"
-    print(f"posted {body['request_id']}: rotate {scope}{' (forced)' if args.force else ' (what is due)'}")
+    print(f"posted {body['request_id']}: rotate {me}'s keys{' (forced)' if args.force else ' (what is due)'}")
     if not args.wait:
         return 0
     report = _follow(platform, body["request_id"], args.wait, runs_before, rejection_path(REQUESTS, raw))
@@ -76,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {r['action']:8} {r['message']}")
     counts = report.get("counts") or {}
     print(f"done: {', '.join(f'{n} {a}' for a, n in sorted(counts.items())) or 'no keys'}"
-          f"; network map v{report.get('map_version') or '-'}")  # fmt: skip
+          f"; keys.json seq {report.get('keys_document_seq') or '-'}")  # fmt: skip
     return 0
 
 
@@ -103,6 +100,6 @@ def _follow(platform: Platform, request_id: str, seconds: float, runs_before: in
         time.sleep(1)
     print(file=sys.stderr)
     raise CommandError(
-        f"request {request_id} was not taken within {seconds:g}s: is the local stack up (make up) and a "
+        f"request {request_id} was not taken within {seconds:g}s: is the member's deployment up (make up) and a "
         "coordinator elected (consortium status)? The request stays queued."
     )

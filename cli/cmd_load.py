@@ -1,4 +1,8 @@
-"""`consortium load MEMBER --tpm N` and `consortium fault ...`: drive the local emulator's load model."""
+"""`consortium load --tpm N` and `consortium fault ...`: drive the local emulator's load model.
+
+Both act on this member's own scale set (``vmss-{member}``), through the emulator named by the
+member's own settings; `fault service` affects the emulator's services for everyone.
+"""
 
 from __future__ import annotations
 
@@ -6,20 +10,18 @@ import argparse
 import json
 from typing import Any
 
-from cli.context import settings
 from cli.emulator_admin import call
-from cli.main import UsageError, member_arg
+from cli.main import UsageError, platform_for
 from shared.naming import scale_set_name
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "load",
-        help="set the simulated load of a member's scale set (local emulator)",
-        description="Set the offered load, in transactions per minute, of MEMBER's scale set in the local Azure "
-        "emulator. CPU and served transactions follow from it and the nodes that serve.",
+        help="set the simulated load of this member's scale set (local emulator)",
+        description="Set the offered load, in transactions per minute, of this member's own scale set in the "
+        "local Azure emulator. CPU and served transactions follow from it and the nodes that serve.",
     )
-    p.add_argument("member", metavar="MEMBER", help="member id, e.g. bank-c")
     p.add_argument("--tpm", type=float, required=True, help="offered transactions per minute (0 or more)")
     p.set_defaults(handler=run_load)
 
@@ -37,8 +39,7 @@ def register(sub: Any) -> None:
     svc.add_argument("--retry-after", type=int, default=2, help="Retry-After seconds with 429 (default 2)")
     svc.add_argument("--latency-ms", type=int, default=0, help="added latency per request")
     svc.set_defaults(handler=run_service_fault)
-    node = kinds.add_parser("node", help="make a member's node fail")
-    node.add_argument("member", metavar="MEMBER")
+    node = kinds.add_parser("node", help="make one of this member's nodes fail")
     node.add_argument("instance", metavar="INSTANCE", help="instance id, e.g. 0")
     node.add_argument("--kind", choices=["crashed", "broken", "hung", "port_closed", "none"], default="crashed",
                       help="crashed: ARM unhealthy, a restart fixes it; broken: a reimage does; hung: ARM healthy but "
@@ -47,8 +48,7 @@ def register(sub: Any) -> None:
     node.add_argument("--port", type=int, action="append", dest="ports", metavar="PORT",
                       help="with port_closed: only this Corda port (repeatable; default all)")  # fmt: skip
     node.set_defaults(handler=run_node_fault)
-    miss = kinds.add_parser("metrics-missing", help="make a member's metrics go missing (or come back)")
-    miss.add_argument("member", metavar="MEMBER")
+    miss = kinds.add_parser("metrics-missing", help="make this member's metrics go missing (or come back)")
     miss.add_argument("--back", action="store_true", help="bring the metrics back")
     miss.set_defaults(handler=run_missing)
     clear = kinds.add_parser("clear", help="remove every service fault")
@@ -56,10 +56,11 @@ def register(sub: Any) -> None:
 
 
 def run_load(args: argparse.Namespace) -> int:
-    member = member_arg(args.member)
     if args.tpm < 0:
         raise UsageError("--tpm must be 0 or more")
-    result = call(settings(), "PUT", f"/_admin/load/{scale_set_name(member)}", {"tpm": args.tpm})
+    platform = platform_for(args)
+    member = platform.member_id
+    result = call(platform.settings, "PUT", f"/_admin/load/{scale_set_name(member)}", {"tpm": args.tpm})
     print(f"{member}: offered load {result['tpm']:g} transactions per minute")
     return 0
 
@@ -68,29 +69,31 @@ def run_service_fault(args: argparse.Namespace) -> int:
     if not (args.status == 429 or 500 <= args.status <= 599):
         raise UsageError("--status must be 429 or a 5xx code")
     spec = {"status": args.status, "count": args.count, "retry_after": args.retry_after, "latency_ms": args.latency_ms}
-    print(json.dumps(call(settings(), "PUT", f"/_admin/faults/{args.service}", spec)))
+    print(json.dumps(call(platform_for(args).settings, "PUT", f"/_admin/faults/{args.service}", spec)))
     return 0
 
 
 def run_node_fault(args: argparse.Namespace) -> int:
-    member = member_arg(args.member)
     fault = None if args.kind == "none" else args.kind
     if args.ports and fault != "port_closed":
         raise UsageError("--port is only for --kind port_closed")
+    platform = platform_for(args)
+    member = platform.member_id
     body: dict[str, object] = {"fault": fault, **({"ports": args.ports} if args.ports else {})}
-    call(settings(), "PUT", f"/_admin/instances/{scale_set_name(member)}/{args.instance}", body)
+    call(platform.settings, "PUT", f"/_admin/instances/{scale_set_name(member)}/{args.instance}", body)
     print(f"{member}: instance {args.instance} is now {args.kind if fault else 'healthy'}")
     return 0
 
 
 def run_missing(args: argparse.Namespace) -> int:
-    member = member_arg(args.member)
-    call(settings(), "PUT", f"/_admin/metrics/{scale_set_name(member)}", {"missing": not args.back})
+    platform = platform_for(args)
+    member = platform.member_id
+    call(platform.settings, "PUT", f"/_admin/metrics/{scale_set_name(member)}", {"missing": not args.back})
     print(f"{member}: metrics {'are back' if args.back else 'now go missing'}")
     return 0
 
 
 def run_clear(args: argparse.Namespace) -> int:
-    call(settings(), "DELETE", "/_admin/faults")
+    call(platform_for(args).settings, "DELETE", "/_admin/faults")
     print("service faults cleared")
     return 0

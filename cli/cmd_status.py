@@ -1,4 +1,9 @@
-"""`consortium status [--json | --watch S]`: the coordinator, the map version, members, poison counts."""
+"""`consortium status [--json | --watch S]`: this member's status as its own deployment sees it.
+
+The object is ``Platform.status()`` (``shared.services.status``), the same the status HTTP function
+and the dashboard serve: the member's own status, scale set, keys and coordinator, and the consortium
+as it verified it (chain head, members, proposals with who signed them, a fork, the others' heads).
+"""
 
 from __future__ import annotations
 
@@ -8,19 +13,19 @@ import sys
 import time
 from typing import Any
 
-from cli.context import settings
-from cli.main import UsageError
+from cli.main import UsageError, platform_for
 from shared.bootstrap import Platform
-from shared.services.status import build_status
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "status",
-        help="show the consortium's state",
-        description="Show the coordinator (holder, fencing token, lease expiry), the network map version, "
-        "every member with its scale set and keys (version, age, rotation stage), the poison queue counts, "
-        "recent scale changes, key rotations, node health and repairs.",
+        help="this member's status and the consortium as it sees it",
+        description="Show this member's status (outside, pending, active, rejected, left, removed, failed), its "
+        "coordinator (holder, fencing token, lease expiry), its scale set and keys (version, age, rotation stage), "
+        "the chain it verified (version, head, genesis, a fork if one was seen), the members, the proposals with "
+        "who signed them, the other members' heads, the poison queue counts, recent scale changes, key "
+        "rotations, node health and repairs.",
     )
     p.add_argument("--json", action="store_true", help="print the status model as one JSON object")
     p.add_argument("--watch", type=float, metavar="SECONDS",
@@ -29,14 +34,14 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    platform = Platform(settings())
+    platform = platform_for(args)
     if args.watch is not None:
         if args.json:
             raise UsageError("--watch draws the view for people; use --json without it")
         if args.watch < 0:
             raise UsageError("--watch must be 0 (until Ctrl-C) or more seconds")
         return watch(platform, args.watch)
-    model = build_status(platform.state, platform.leases, platform.queues.count)
+    model = platform.status()
     if args.json:
         print(json.dumps(model, indent=2))
         return 0
@@ -50,12 +55,14 @@ def watch(platform: Platform, seconds: float, every: float = 2.0) -> int:
     terminal = sys.stdout.isatty()
     while True:
         try:
-            frame = render(build_status(platform.state, platform.leases, platform.queues.count))
+            frame = render(platform.status())
             problem = ""
         except Exception as e:  # storage away for a moment: keep watching, say so
             frame, problem = "", f"could not read the status: {e}"
         stamp = time.strftime("%H:%M:%S", time.gmtime())
-        header = f"consortium status at {stamp} UTC (every {every:g} s{'' if deadline else ', Ctrl-C to stop'})"
+        header = (
+            f"{platform.member_id}'s status at {stamp} UTC (every {every:g} s{'' if deadline else ', Ctrl-C to stop'})"
+        )
         if terminal:
             sys.stdout.write("\x1b[H\x1b[2J")  # home, clear
         print(f"{header}\n{problem or frame}", flush=True)
@@ -67,20 +74,38 @@ def watch(platform: Platform, seconds: float, every: float = 2.0) -> int:
 
 
 def render(model: dict[str, Any]) -> str:
-    c = model["coordinator"]
+    c, chain, s = model["coordinator"], model["chain"], model["scale_set"]
+    version = "-" if chain["version"] is None else chain["version"]
     lines = [
+        f"member       {model['member_id']}  {model['status']}"
+        + (f"  ({model['status_reason']})" if model.get("status_reason") else ""),
         f"coordinator  {c['holder'] or '(none)'}  token {c['fencing_token']}  expires {c['expires_at'] or '-'}",
-        f"network map  version {model['network_map_version']}",
-        "",
-        f"{'member':16} {'status':17} {'nodes':>5} {'min':>4} {'max':>4}  keys",
-    ]
+        f"scale set    {s['id'] or '(none yet)'}  {s['capacity']} node(s), {s['min_nodes']}..{s['max_nodes']}",
+        "keys         " + (", ".join(_key(name.removeprefix(f"{model['member_id']}-"), k)
+                                     for name, k in model["keys"].items()) or "(none yet)"),
+        f"chain        version {version}  head {(chain['head'] or '-')[:16]}  genesis {(chain['genesis'] or '-')[:16]}",
+    ]  # fmt: skip
+    fork = chain.get("fork")
+    if fork:
+        culprits = ", ".join(fork.get("signed_both") or []) or "unknown"
+        lines.append(f"FORK         version {fork.get('version')}: signed both: {culprits} "
+                     "(no further change is applied until an operator acts)")  # fmt: skip
+    lines.append("")
+    lines.append(f"{'member':16} {'status':8} {'head':>5}  endpoint")
     if not model["members"]:
-        lines.append("(no members yet)")
+        lines.append("(no verified version yet)")
+    peers = model.get("peers") or {}
     for m in model["members"]:
-        s = m["scale_set"]
-        keys = ", ".join(_key(name.removeprefix(f"{m['member_id']}-"), k) for name, k in m["keys"].items())
-        row = f"{m['member_id']:16} {m['status']:17} {s['capacity']:5} {s['min_nodes']:4} {s['max_nodes']:4}"
-        lines.append(f"{row}  {keys or '-'}")
+        seen = peers.get(m["member_id"], {}).get("version")
+        head = version if m["member_id"] == model["member_id"] else ("-" if seen is None else seen)
+        lines.append(f"{m['member_id']:16} {m['status']:8} {head:>5}  {m['endpoint']}")
+    open_ = [p for p in model["proposals"] if p["status"] == "open"]
+    lines.append("")
+    lines.append("proposals" + ("" if open_ else ": none open"))
+    for p in open_:
+        signed = ", ".join(p["signed_by"]) or "nobody yet"
+        change = f"{p['change']['kind']} {p['change']['member_id']}"
+        lines.append(f"  {p['proposal_id']:44} {change:22} signed by {signed}")
     lines.append("")
     poisoned = {q: n for q, n in model["poison"].items() if n}
     poison = ", ".join(f"{q} {n}" for q, n in poisoned.items()) if poisoned else "none"
@@ -91,27 +116,27 @@ def render(model: dict[str, Any]) -> str:
     lines.append(f"scale changes (last tick {scaling.get('updated_at') or 'never'})" + ("" if recent else ": none yet"))
     for change in recent[:5]:
         lines.append(f"  {change['at']}  {change['member_id']:16} {change['reason']:12} {change['message']}")
+    for name, last in sorted((scaling.get("last") or {}).items()):
+        error = last.get("forecast_error")
+        if error:
+            share = f" ({error['relative']:.0%} of load)" if error.get("relative") is not None else ""
+            lines.append(f"  forecast {name}: error {error['nodes']:.1f} nodes{share}, {error['standing']}")
     health = model.get("health") or {}
     repairs = health.get("recent") or []
+    nodes = model.get("nodes") or {}
     lines.append("")
-    lines.append(f"node health (last check {health.get('updated_at') or 'never'})")
-    for m in model["members"]:
-        n = m.get("nodes") or {}
-        if n.get("checked_at"):
-            counts = "  ".join(
-                f"{n.get(b, 0)} {b}" for b in ("healthy", "suspect", "unhealthy", "repairing", "starting")
-            )
-            lines.append(f"  {m['member_id']:16} {counts}")
+    lines.append(f"node health (last check {nodes.get('checked_at') or health.get('updated_at') or 'never'})")
+    if nodes.get("checked_at"):
+        buckets = ("healthy", "suspect", "unhealthy", "repairing", "starting")
+        lines.append("  " + "  ".join(f"{nodes.get(b, 0)} {b}" for b in buckets))
     lines.append("node repairs" + ("" if repairs else ": none yet"))
     for repair in repairs[:5]:
         node = f"{repair['member_id']}/{repair['instance']}"
         lines.append(f"  {repair['at']}  {node:20} {repair['action']:8} {repair['reason']:21} {repair['message']}")
     rotation = model.get("rotation") or {}
-    signer = rotation.get("network_map_signer")
-    lines.append("")
-    lines.append(f"map signer   {_key('network-map-signer', signer) if signer else '(not rotated yet)'}")
     last = rotation.get("last_run") or {}
     none_yet = "" if rotation.get("recent") else ": none yet"
+    lines.append("")
     lines.append(f"key rotation (last run {last.get('at') or 'never'}){none_yet}")
     for action in (rotation.get("recent") or [])[:5]:
         lines.append(f"  {action['at']}  {action['action']:8} {action['message']}")

@@ -1,9 +1,10 @@
-"""Key rotation triggers: the daily check and `consortium rotate-keys` requests, on the coordinator only.
+"""Key rotation triggers: the daily check and `consortium rotate-keys` requests, on the member's coordinator.
 
-The timer (``KEY_ROTATION_SCHEDULE``: daily in Azure, every 15 s locally) rotates what is due and
-moves rotations under way along (announce, overlap, retire). A request on ``key-rotation-requests``
-asks for the same at once, for one member or all, optionally forced; an instance that is not the
-coordinator posts the request back with a short delay, so the coordinator (any deployment's) takes it.
+The timer (``KEY_ROTATION_SCHEDULE``: daily in Azure, every 15 s locally) rotates what is due of this
+member's own keys and moves rotations under way along (publish, overlap, retire). A request on the
+member's own ``key-rotation-requests`` asks for the same at once, optionally forced (the consortium
+posts one when it adopts a version that rotates this member's governance key); an instance that is
+not the coordinator posts the request back with a short delay, so the member's coordinator takes it.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ DEFER_SECONDS = 5
 def _log(run: rotation.RotationRun, what: str, term: Term) -> None:
     log.info(
         "%s: %s", what, ", ".join(f"{n} {a}" for a, n in sorted(run.summary().items())) or "no keys",
-        extra={"fields": {"fencing_token": term.fencing_token, "map_version": run.map_version, "busy": run.busy,
+        extra={"fields": {"fencing_token": term.fencing_token, "keys_document_seq": run.keys_document_seq,
+                          "busy": run.busy,
                           "acted": [r.as_json() for r in run.results if r.action not in ("none", "wait")]}},
     )  # fmt: skip
 

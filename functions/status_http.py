@@ -1,6 +1,8 @@
-"""The status model over HTTP, and the dashboard page that polls it.
+"""This member's status over HTTP, and the dashboard page that polls it.
 
-- ``GET /api/status``: the object ``consortium status --json`` prints (``shared.services.status``).
+- ``GET /api/status``: the object ``consortium --member M status --json`` prints for this deployment's
+  member (``Platform.status()``: its own status, scale set, keys and coordinator, and the consortium
+  as it verified it: chain, members, proposals with who signed, a fork, the others' heads).
 - ``GET /api/status/autoscale``: each scale set's last decision with its inputs and the recorded
   changes (``shared.services.dashboard``), which the page charts as capacity and load over time.
 - ``GET /api/dashboard``: one self-contained HTML page (its CSS and script are inlined from
@@ -28,7 +30,6 @@ import azure.functions as func
 from shared.bootstrap import platform
 from shared.errors import ControlPlaneError, TransientError
 from shared.services.dashboard import scaling_view
-from shared.services.status import build_status
 
 bp = func.Blueprint()
 log = logging.getLogger(__name__)
@@ -53,9 +54,8 @@ def _unavailable(what: str, error: ControlPlaneError) -> func.HttpResponse:
 @bp.function_name("status")
 @bp.route(route="status", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 def status(req: func.HttpRequest) -> func.HttpResponse:
-    p = platform()
     try:
-        model = build_status(p.state, p.leases, p.queues.count)
+        model = platform().status()
     except ControlPlaneError as e:
         return _unavailable("status", e)
     return _json(model)

@@ -10,6 +10,7 @@ import re
 import secrets
 from datetime import timedelta
 from functools import cached_property, lru_cache
+from typing import Any
 
 from shared import settings as settings_module
 from shared.adapters import metering
@@ -21,8 +22,10 @@ from shared.adapters.metrics import MonitorMetrics
 from shared.adapters.published_blobs import PeerBlobs, PublicBlobs
 from shared.adapters.storage import blob_service, queue_service
 from shared.adapters.storage_queues import StorageQueues
+from shared.decisions import chain
 from shared.decisions.agreement import Timing
 from shared.decisions.autoscale import ScalePolicy
+from shared.decisions.forecast import ForecastPolicy, Mode
 from shared.decisions.health import HealthPolicy
 from shared.decisions.rotation import KeyPolicy, parse_policy
 from shared.naming import MEMBER_ID, key_name, valid_member_id
@@ -34,13 +37,13 @@ from shared.services.leadership import Coordinator, holder_identity
 from shared.services.onboarding import Onboarding
 from shared.services.records import Events, Rejections
 from shared.services.rotation import KeyRotator
+from shared.services.status import build_status
 from shared.settings import SettingError, Settings
 
 #: Each key kind's policy setting; node identity is off by default and says why.
 KEY_POLICY_SETTINGS = {
     "tls": "KEY_ROTATION_TLS",
     "governance": "KEY_ROTATION_GOVERNANCE",
-    "signer": "KEY_ROTATION_SIGNER",
     "identity": "KEY_ROTATION_IDENTITY",
 }
 IDENTITY_OFF = "off: Corda cannot rotate a node's legal identity key without R3's key rotation tool"
@@ -108,7 +111,12 @@ class Platform:
             timing=Timing(timeout=(t := self.settings.number("AGREEMENT_TIMEOUT_SECONDS", minimum=0.5)), jitter=t),
             jitter=lambda round_: secrets.randbelow(1000) / 1000,
         )  # fmt: skip
-        service.on_membership = lambda change, version: self.onboarding.on_membership(change, version)
+
+        def on_membership(change: str, version: chain.Trusted) -> None:
+            self.onboarding.on_membership(change, version)
+            self.rotator.on_membership(change, version)
+
+        service.on_membership = on_membership
         return service
 
     @cached_property
@@ -127,6 +135,10 @@ class Platform:
             lease_seconds=self.lease_seconds,
             poll_seconds=self.settings.integer("ONBOARDING_POLL_SECONDS", minimum=1, maximum=300),
         )
+
+    def status(self) -> dict[str, Any]:
+        """This member's status model (CONTRACT.md, ``status --json``), read from its own storage."""
+        return build_status(self.member_id, self.state, self.leases, self.queues.count, self.consortium.view())
 
     @cached_property
     def coordinator(self) -> Coordinator:
@@ -150,6 +162,12 @@ class Platform:
             transient_window_seconds=s.number("AUTOSCALE_TRANSIENT_WINDOW_SECONDS", minimum=0),
             transient_memory_seconds=s.number("AUTOSCALE_TRANSIENT_MEMORY_SECONDS", minimum=0),
             boot_seconds=s.number("AUTOSCALE_BOOT_SECONDS", minimum=0),
+            forecast=ForecastPolicy(
+                mode=Mode(s.choice("AUTOSCALE_PREDICTIVE", tuple(m.value for m in Mode))),
+                history_seconds=86_400.0 * s.number("AUTOSCALE_PREDICTIVE_HISTORY_DAYS", minimum=0),
+                margin_seconds=s.number("AUTOSCALE_PREDICTIVE_MARGIN_SECONDS", minimum=0),
+                max_error=s.number("AUTOSCALE_PREDICTIVE_MAX_ERROR", minimum=0.001),
+            ),
         )
 
     @cached_property
@@ -195,8 +213,9 @@ class Platform:
     @cached_property
     def rotator(self) -> KeyRotator:
         return KeyRotator(
-            state=self.state, keys=self.keys, leases=self.leases, queues=self.queues, clock=SystemClock(),
-            policies=self.key_policies, holder=self.holder, lease_seconds=self.lease_seconds,
+            member_id=self.member_id, state=self.state, keys=self.keys, leases=self.leases, queues=self.queues,
+            clock=SystemClock(), policies=self.key_policies, holder=self.holder, consortium=self.consortium,
+            lease_seconds=self.lease_seconds,
         )  # fmt: skip
 
 

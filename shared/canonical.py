@@ -34,8 +34,3 @@ def unb64u(text: str) -> bytes:
 def approval_payload(*, approver_id: str, decision: str, member_id: str, request_id: str) -> dict[str, str]:
     """What an approver signs: exactly these four fields."""
     return {"approver_id": approver_id, "decision": decision, "member_id": member_id, "request_id": request_id}
-
-
-def network_map_payload(network_map: dict[str, Any]) -> dict[str, Any]:
-    """The signed part of the network map: the whole document without its signature."""
-    return {k: v for k, v in network_map.items() if k != "signature"}

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 MEMBER_ID = re.compile(r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")
-NETWORK_MAP_SIGNER = "network-map-signer"
 KEY_KINDS = ("identity", "tls", "governance")
 
 

@@ -240,33 +240,58 @@ AUTOSCALE: tuple[Setting, ...] = (
         "Largest scale set for a member whose record gives no max_nodes.",
         default="6",
     ),
+    Setting(
+        "AUTOSCALE_PREDICTIVE",
+        "on",
+        "Scale out ahead of load the set's own history by time of day predicts: off (reactive only, no "
+        "history kept), forecast (history kept, the forecast and what it would have done recorded, reactive "
+        "acts), on (acts once the history is long enough and while the forecast has been right). Never "
+        "scales in on a forecast.",
+        default="on",
+    ),
+    Setting(
+        "AUTOSCALE_PREDICTIVE_HISTORY_DAYS",
+        "7",
+        "Days of history a forecast needs before it is used (Azure predictive autoscale asks for 7).",
+        default="7",
+    ),
+    Setting(
+        "AUTOSCALE_PREDICTIVE_MARGIN_SECONDS",
+        "180",
+        "How far past the boot delay the forecast looks, so nodes serve before a predicted rise, not at it.",
+        default="180",
+    ),
+    Setting(
+        "AUTOSCALE_PREDICTIVE_MAX_ERROR",
+        "0.25",
+        "Back to reactive while the forecast's averaged error (outside the forecasts of its quarter-hour and "
+        "the two beside it) exceeds this share of the averaged load; used again once it is back within.",
+        default="0.25",
+    ),
 )
 
 ROTATION: tuple[Setting, ...] = (
     Setting(
         "KEY_ROTATION_SCHEDULE",
         "*/15 * * * * *",
-        "NCRONTAB schedule of the key rotation check (on the coordinator only); `consortium rotate-keys` asks at once.",
+        "NCRONTAB schedule of the check of this member's own keys (on its coordinator only); "
+        "`consortium rotate-keys` asks at once.",
         default="0 0 3 * * *",
     ),
     Setting(
         "KEY_ROTATION_TLS",
         "rotate=P90D overlap=PT60S warn=P14D",
-        "Nodes' TLS keys: rotate= age that makes a key due, overlap= how long the old version stays enabled and "
-        "published beside the new, warn= how long before due key.expiring is announced (ISO 8601 durations).",
+        "This member's nodes' TLS key: rotate= age that makes a key due, overlap= how long the old version stays "
+        "enabled and published (keys.json) beside the new, warn= how long before due key.expiring is announced "
+        "(ISO 8601 durations).",
         default="rotate=P90D overlap=P7D warn=P14D",
     ),
     Setting(
         "KEY_ROTATION_GOVERNANCE",
         "rotate=P365D overlap=PT60S warn=P30D",
-        "Members' governance (voting) keys; same form as KEY_ROTATION_TLS.",
+        "This member's governance key; same form as KEY_ROTATION_TLS. The new key goes through a rotate version "
+        "of the chain; the overlap starts once a verified version lists it.",
         default="rotate=P365D overlap=P30D warn=P30D",
-    ),
-    Setting(
-        "KEY_ROTATION_SIGNER",
-        "rotate=P180D overlap=PT60S warn=P30D",
-        "The network-map signer; during the overlap the old version signs and the map announces the new one.",
-        default="rotate=P180D overlap=P14D warn=P30D",
     ),
     Setting(
         "KEY_ROTATION_IDENTITY",
@@ -363,6 +388,12 @@ class Settings:
             raise SettingError(f"setting {name}={raw!r} must be a number") from None
         if minimum is not None and value < minimum:
             raise SettingError(f"setting {name}={value} must be at least {minimum}")
+        return value
+
+    def choice(self, name: str, choices: tuple[str, ...]) -> str:
+        value = self.text(name).strip().lower()
+        if value not in choices:
+            raise SettingError(f"setting {name}={value!r} must be one of {', '.join(choices)}")
         return value
 
     def csv(self, name: str) -> tuple[str, ...]:

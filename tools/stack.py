@@ -6,11 +6,15 @@ and starts only what is missing. ``down`` stops what ``up`` recorded (SIGTERM, t
 period), only where the pid still belongs to the process ``up`` started, and is harmless when nothing
 runs. A taken port is reported by number before anything starts.
 
-Two shapes: ``single`` (today's ``make up``: one host on ``local.settings.json`` and the account
-``devstoreaccount1``) and ``members`` (:func:`up_members`: one host per member, bank-a..bank-d, each
-on its own account, port and ``.local/members/{member_id}/local.settings.json``, CONTRACT.md "The
-local stack"). Both create every queue and container in the accounts they use before a host starts
-(``tools/provision.py``). ``DEFAULT_SHAPE`` is what ``python -m tools.stack up`` (``make up``) starts.
+Two shapes: ``members`` (:func:`up_members`, what ``make up`` starts: one host per member,
+bank-a..bank-d, each on its own account, port and ``.local/members/{member_id}/local.settings.json``,
+its identity registered in the emulator, CONTRACT.md "The local stack"; the founders' genesis
+ceremony, ``tools/ceremony.py``, runs before the hosts start, so each starts with
+``CONSORTIUM_GENESIS_HASH`` in its settings) and ``single`` (version 1's one host on
+``local.settings.json`` and the account ``devstoreaccount1``, kept while the end-to-end tests, the
+chaos suite and the demo still run on it). Both create every queue and container in the accounts they
+use before a host starts (``tools/provision.py``). ``DEFAULT_SHAPE`` is what ``python -m tools.stack
+up`` (``make up``) starts.
 """
 
 from __future__ import annotations
@@ -33,12 +37,13 @@ from typing import Any
 
 import psutil
 
-from tools import azurite, member_settings, provision
+from shared.errors import ControlPlaneError
+from tools import azurite, ceremony, member_settings, provision
 
 ROOT = Path(__file__).resolve().parent.parent
 SHAPES = ("single", "members")
-#: What `make up` starts; "members" once the app serves one member per deployment (issue 15).
-DEFAULT_SHAPE = "single"
+#: What `make up` starts: one deployment per member (issue 15).
+DEFAULT_SHAPE = "members"
 #: Record keys of the hosts, stopped first by `down`: "funchost" (single) and "funchost:{member_id}" (members).
 HOST_KEY = "funchost"
 
@@ -355,10 +360,12 @@ def up_members(
     """Start what is not running yet of the one-deployment-per-member shape; return the record of what runs.
 
     Azurite serves each member's account; each account gets every queue and container; each member's
-    settings file is written (``tools/member_settings.py``: fresh read credentials each time); then one
-    local Functions host per member runs on that file and its port, and this returns once every one of
-    them takes messages. ``azurite_ports``, ``emulator_port`` and ``host_ports`` are the contract's
-    fixed ports unless a test chooses free ones.
+    identity is registered in the emulator and its settings file written (``tools/member_settings.py``:
+    fresh read credentials each time); the founders' genesis ceremony runs (``tools/ceremony.py``: a
+    second time it finds the genesis and changes nothing) and puts ``CONSORTIUM_GENESIS_HASH`` in every
+    member's file; then one local Functions host per member runs on that file and its port, and this
+    returns once every one of them takes messages. ``azurite_ports``, ``emulator_port`` and
+    ``host_ports`` are the contract's fixed ports unless a test chooses free ones.
     """
     paths = paths or StackPaths()
     say = _sayer(quiet)
@@ -371,6 +378,7 @@ def up_members(
     url, ca = f"https://localhost:{emulator_port}", paths.local / "emulator" / "ca.pem"
     emulator = member_settings.Emulator(url, ca, _register_principals(url, ca, members, say))
     files = member_settings.write_all(az, root=paths.root, members=members, ports=host_ports, emulator=emulator)
+    _found(paths, members, say)
     specs = []
     for member, path in files.items():
         values, port = member_settings.read(path)
@@ -389,6 +397,17 @@ def up_members(
     _start_hosts(paths, record, specs, say)
     say(f"logs in {paths.logs.relative_to(paths.root) if paths.logs.is_relative_to(paths.root) else paths.logs}")
     return record
+
+
+def _found(paths: StackPaths, members: tuple[str, ...], say: Callable[[str], None]) -> None:
+    """The founders' genesis ceremony (or, when they hold it already, its check), before any host starts."""
+    if not set(ceremony.FOUNDERS) <= set(members):
+        say(f"ceremony       skipped: the founders {', '.join(ceremony.FOUNDERS)} are not all in this stack")
+        return
+    try:
+        ceremony.run(paths.root, members=members, say=say)
+    except (ceremony.CeremonyError, ControlPlaneError) as e:
+        raise StackError(f"the founders' ceremony: {e}") from None
 
 
 def down(paths: StackPaths | None = None, *, quiet: bool = False) -> None:
@@ -424,7 +443,7 @@ def status(paths: StackPaths | None = None) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.stack", description="Start or stop the local stack.")
     sub = parser.add_subparsers(dest="command", required=True)
-    p_up = sub.add_parser("up", help="start Azurite, the Azure emulator and the local Functions host")
+    p_up = sub.add_parser("up", help="start Azurite, the Azure emulator, the ceremony and the local Functions hosts")
     p_up.add_argument(
         "--no-host", action="store_true", help="start Azurite and the emulator only (e.g. for `func start`)"
     )

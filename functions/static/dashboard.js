@@ -9,14 +9,19 @@
   const WINDOW_MAX_MS = 60 * 60 * 1000;
   const WINDOW_MIN_MS = 90 * 1000;
   const MAX_POINTS = 2000;
-  const KNOWN = ["coordinator", "network_map_version", "members", "poison", "autoscale", "network_map_signer", "rotation"];
+  const KNOWN = [
+    "member_id", "status", "legal_name", "request_id", "status_reason", "coordinator", "chain", "members", "proposals",
+    "agreement", "peers", "scale_set", "keys", "nodes", "poison", "autoscale", "rotation", "health",
+  ];
   const STATUS_CLASS = {
-    active: "ok", provisioning: "info", pending_approval: "warn", failed: "bad", rejected: "off", offboarded: "off",
+    active: "ok", pending: "warn", outside: "off", failed: "bad", rejected: "off", left: "off", removed: "off",
   };
+  const PROPOSAL_CLASS = { open: "warn", done: "ok", rejected: "off", expired: "off", closed: "off" };
   const REASON_CLASS = {
     scale_out: "info", saturated: "warn", scale_in: "info", below_min: "info", above_max: "info",
     within_tolerance: "ok", warming: "ok", stabilizing: "ok", cooldown: "ok",
     missing_data: "bad", partial_data: "warn", at_max: "warn", at_min: "ok", protected: "ok", rate_limited: "warn",
+    predicted: "info", predicted_hold: "ok",
   };
   const SVG = "http://www.w3.org/2000/svg";
 
@@ -203,18 +208,54 @@
   }
 
   // ---- rendering -------------------------------------------------------------------------------
+  // The status model is one member's own view: its own record (status, scale set, keys, nodes) and the
+  // consortium as it verified it (chain, members, proposals, the others' heads).
   function render(model, scaling) {
-    const members = Array.isArray(model.members) ? model.members : [];
+    const self = {
+      member_id: model.member_id, status: model.status, legal_name: model.legal_name,
+      scale_set: model.scale_set, keys: model.keys, nodes: model.nodes,
+    };
+    const own = [self];
     const sets = setsByMember(model, scaling);
-    glance(model, members, scaling);
+    glance(model, self, scaling);
     coordinator(model.coordinator || {});
     poison(model.poison || {});
-    memberRows(members, sets, model);
-    ingest(model, members, scaling);
-    charts(members, sets);
+    memberRows(own, sets, model);
+    consortium(model);
+    ingest(model, own, scaling);
+    charts(own, sets);
     decisions(model, scaling);
-    keys(members, model.network_map_signer ?? (model.rotation && model.rotation.network_map_signer), model.rotation);
+    keys(own, null, model.rotation);
     other(model);
+  }
+
+  function consortium(model) {
+    const chain = model.chain || {};
+    $("chain-version").replaceChildren(el("span", { class: "mono", text: chain.version ?? "— (no verified version yet)" }));
+    $("chain-head").replaceChildren(el("span", { class: "mono", title: chain.head || "", text: short(chain.head || "—", 16) }));
+    $("chain-genesis").replaceChildren(el("span", { class: "mono", title: chain.genesis || "", text: short(chain.genesis || "—", 16) }));
+    const fork = chain.fork;
+    $("chain-fork").replaceChildren(fork
+      ? el("span", { class: "bad-text", text: `version ${fork.version}: signed both by ${(fork.signed_both || []).join(", ") || "unknown"} (seen at ${fork.seen_at || "?"}); no further change is applied` })
+      : el("span", { class: "muted", text: "none" }));
+    const peers = model.peers || {};
+    const members = Array.isArray(model.members) ? model.members : [];
+    fill($("chain-members-table").tBodies[0], members.map((m) => {
+      const head = m.member_id === model.member_id ? chain.version : (peers[m.member_id] || {}).version;
+      return el("tr", { "data-member": m.member_id },
+        el("th", { scope: "row" }, el("strong", { text: m.member_id }), el("span", { class: "legal", text: m.legal_name || "" })),
+        el("td", {}, badge(m.status || "unknown", STATUS_CLASS[m.status] || "")),
+        el("td", { class: "num", text: head ?? "—" }),
+        el("td", { class: "mono", text: m.endpoint || "" }));
+    }), 4, "No verified version yet: the members appear once this member holds the genesis.");
+    const proposals = Array.isArray(model.proposals) ? model.proposals : [];
+    fill($("proposals-table").tBodies[0], proposals.map((p) => el("tr", { "data-proposal": p.proposal_id, "data-status": p.status },
+      el("th", { scope: "row", class: "mono", text: p.proposal_id }),
+      el("td", { text: `${(p.change || {}).kind || "?"} ${(p.change || {}).member_id || ""}` }),
+      el("td", { class: "num", text: p.base_version ?? "—" }),
+      el("td", { text: (p.signed_by || []).join(", ") || "nobody yet" }),
+      el("td", {}, badge(p.status || "unknown", PROPOSAL_CLASS[p.status] || "")),
+      el("td", { text: p.decision || "—" }))), 6, "No proposals.");
   }
 
   function scaleSetName(member) {
@@ -238,18 +279,20 @@
     $(`tile-${id}`).className = `tile ${state || ""}`.trim();
   }
 
-  function glance(model, members, scaling) {
+  function glance(model, self, scaling) {
     const c = model.coordinator || {};
     const expires = parseTime(c.expires_at);
     tile("coordinator", c.holder ? c.holder.split("/")[0] : "NONE", c.holder && expires && expires > now() ? "ok" : "bad", c.holder || "no coordinator holds the lease");
-    const active = members.filter((m) => m.status === "active").length;
-    const failed = members.filter((m) => m.status === "failed").length;
-    tile("members", `${active} / ${members.length}${failed ? ` · ${failed} failed` : ""}`, failed ? "bad" : "ok");
-    const nodes = members.filter((m) => m.status === "active").reduce((sum, m) => sum + ((m.scale_set && m.scale_set.capacity) || 0), 0);
-    tile("nodes", String(nodes), "");
+    tile("member", `${self.member_id || "?"} · ${self.status || "?"}`, STATUS_CLASS[self.status] || "", self.legal_name || "");
+    const members = Array.isArray(model.members) ? model.members : [];
+    tile("members", String(members.length), "", members.map((m) => m.member_id).join(", "));
+    tile("nodes", String((self.scale_set && self.scale_set.capacity) || 0), "");
     const poisoned = Object.values(model.poison || {}).reduce((sum, n) => sum + (Number(n) || 0), 0);
     tile("poison", String(poisoned), poisoned ? "bad" : "ok");
-    tile("map", `v${model.network_map_version ?? "?"}`, "");
+    const chain = model.chain || {};
+    tile("chain", chain.fork ? `v${chain.version ?? "?"} · FORK` : `v${chain.version ?? "—"}`, chain.fork ? "bad" : "", chain.head || "");
+    const open = (Array.isArray(model.proposals) ? model.proposals : []).filter((p) => p.status === "open").length;
+    tile("proposals", String(open), open ? "warn" : "");
     const updated = parseTime((scaling && scaling.updated_at) || (model.autoscale && model.autoscale.updated_at));
     tile("tick", updated ? `${duration(now() - updated)} ago` : "never", updated && now() - updated > 5 * 60 * 1000 ? "warn" : "", updated ? clock(updated) : "");
     $("glance-tick").dataset.tick = updated ? String(updated) : "";
@@ -321,9 +364,14 @@
   function decisionCell(d) {
     if (!d || !d.reason) return el("span", { class: "muted", text: "no decision yet" });
     const at = parseTime(d.at);
+    const fe = d.forecast_error;
+    const forecast = fe && typeof fe.nodes === "number"
+      ? el("span", { class: "extra", title: `forecast ${fe.mode || ""}: ${String(fe.standing || "").replace(/_/g, " ")}` },
+        `forecast error ${fe.nodes.toFixed(1)} nodes${typeof fe.relative === "number" ? ` (${Math.round(fe.relative * 100)}% of load)` : ""}`)
+      : null;
     return el("div", {}, badge(d.reason.replace(/_/g, " "), REASON_CLASS[d.reason] || ""), " ",
       el("span", { text: d.message || "" }),
-      at ? el("span", { class: "extra", title: d.at }, `${clock(at)} · `, rel(at)) : null);
+      at ? el("span", { class: "extra", title: d.at }, `${clock(at)} · `, rel(at)) : null, forecast);
   }
 
   function memberRows(members, sets) {
@@ -342,7 +390,7 @@
         el("td", { class: "num", text: num(load) }),
         el("td", {}, active ? decisionCell(d) : el("span", { class: "muted", text: "not scaled (not active)" })));
     });
-    fill($("members-table").tBodies[0], rows, 7, "No members yet: founders appear once their onboarding request is taken.");
+    fill($("members-table").tBodies[0], rows, 7, "No member record yet.");
   }
 
   // ---- history and chart -----------------------------------------------------------------------
@@ -528,7 +576,7 @@
       const entries = Object.entries(m.keys || {});
       entries.forEach(([name, k], i) => rows.push(keyRow(m.member_id, name, k, i === 0, entries.length)));
     }
-    fill($("keys-table").tBodies[0], rows, 6, "No keys yet.");
+    fill($("keys-table").tBodies[0], rows, 6, "No keys yet: they are created when this member asks to join.");
     const box = $("signer");
     const parts = [];
     if (signer !== undefined && signer !== null && typeof signer !== "object") parts.push(el("h3", { text: "Network map signer" }), value(signer));

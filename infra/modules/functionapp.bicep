@@ -103,10 +103,13 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'AUTOSCALE_TRANSIENT_MEMORY_SECONDS', value: '5400' }
         { name: 'AUTOSCALE_BOOT_SECONDS', value: '90' }
         { name: 'AUTOSCALE_DEFAULT_MAX_NODES', value: '6' }
+        { name: 'AUTOSCALE_PREDICTIVE', value: 'on' }
+        { name: 'AUTOSCALE_PREDICTIVE_HISTORY_DAYS', value: '7' }
+        { name: 'AUTOSCALE_PREDICTIVE_MARGIN_SECONDS', value: '180' }
+        { name: 'AUTOSCALE_PREDICTIVE_MAX_ERROR', value: '0.25' }
         { name: 'KEY_ROTATION_SCHEDULE', value: '0 0 3 * * *' }
         { name: 'KEY_ROTATION_TLS', value: 'rotate=P90D overlap=P7D warn=P14D' }
         { name: 'KEY_ROTATION_GOVERNANCE', value: 'rotate=P365D overlap=P30D warn=P30D' }
-        { name: 'KEY_ROTATION_SIGNER', value: 'rotate=P180D overlap=P14D warn=P30D' }
         { name: 'KEY_ROTATION_IDENTITY', value: 'off rotate=P730D overlap=P30D warn=P60D' }
         { name: 'HEALTH_SCHEDULE', value: '0 * * * * *' }
         { name: 'HEALTH_CORDA_PORTS', value: '10002,10003' }

@@ -30,6 +30,12 @@ How it reads the metrics (the HPA's replica maths, with what it lacks for VMs th
 - **Bounds.** Never below ``max(1, min_nodes)`` nor above ``max_nodes``; a set outside its bounds is
   brought back whatever the metrics say.
 - **Compute's throttle.** At most ``max_updates_per_minute`` capacity writes per scale set per minute.
+- **Ahead of a predicted rise** (``shared.decisions.forecast``). With the mode on and a trusted
+  forecast, the set is brought up to what the history forecasts for the next boot delay plus margin
+  (within the step, the bounds and the throttle), and a scale-in stops at that forecast. A forecast
+  only ever raises the reactive target: it never scales in, and when it is not trusted (too little
+  history, wrong lately) the decision is the reactive one. In forecast-only mode the decision is
+  always the reactive one and what the forecast would have done is recorded beside it.
 
 Nothing here reads a clock or keeps state in memory: history goes in and comes out.
 """
@@ -40,6 +46,8 @@ import math
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
+
+from shared.decisions import forecast as fc
 
 
 class Reason(StrEnum):
@@ -58,6 +66,8 @@ class Reason(StrEnum):
     AT_MIN = "at_min"  # less is needed but the minimum (or protected instances) holds
     PROTECTED = "protected"  # scale-in stops at the instances protected from it
     RATE_LIMITED = "rate_limited"  # Compute allows only so many capacity writes per minute
+    PREDICTED = "predicted"  # the trusted history forecasts a rise within the boot delay plus margin: out ahead
+    PREDICTED_HOLD = "predicted_hold"  # lower load now, but the trusted forecast needs these nodes soon
 
 
 class Action(StrEnum):
@@ -87,6 +97,7 @@ class ScalePolicy:
     transient_memory_seconds: float = 5400.0
     boot_seconds: float = 90.0
     max_updates_per_minute: int = 4
+    forecast: fc.ForecastPolicy = field(default_factory=fc.ForecastPolicy)
 
     def __post_init__(self) -> None:
         if self.min_nodes < 0 or self.max_nodes < max(1, self.min_nodes):
@@ -139,6 +150,8 @@ class Change:
     at: datetime
     before: int
     after: int
+    #: Made ahead of a forecast rise, not on load seen (such a change is not the start of a burst).
+    predicted: bool = False
 
 
 @dataclass(frozen=True)
@@ -153,6 +166,8 @@ class History:
     since: datetime | None = None
     #: When load last fell back within ``cooldown_seconds`` of a scale-out (a burst).
     burst_at: datetime | None = None
+    #: Load by time of day, for the forecast.
+    profile: fc.Profile = field(default_factory=fc.Profile)
 
     def warming(self, now: datetime, boot_seconds: float, capacity: int) -> int:
         """Nodes added less than ``boot_seconds`` ago that are still in the set."""
@@ -187,6 +202,23 @@ class History:
 
 
 @dataclass(frozen=True)
+class ForecastNote:
+    """What the forecast said this tick, acted on or not."""
+
+    mode: fc.Mode
+    standing: fc.Standing
+    #: Nodes forecast for the next boot delay plus margin (None without a forecast).
+    nodes: float | None
+    #: Averaged absolute error of the forecast (nodes) and that error over the averaged load.
+    error: float | None
+    relative_error: float | None
+    #: What the decision would be with the forecast acted on (in forecast-only mode: what it would have done).
+    would_target: int
+    would_reason: Reason
+    acted: bool
+
+
+@dataclass(frozen=True)
 class Decision:
     action: Action
     target: int
@@ -195,6 +227,7 @@ class Decision:
     #: The unclamped, unstabilized size the metrics ask for (None without data).
     desired: int | None = None
     inputs: dict[str, float | int | bool | None] = field(default_factory=dict)
+    forecast: ForecastNote | None = None
 
     @property
     def changes(self) -> bool:
@@ -229,15 +262,16 @@ def decide(obs: Observation, policy: ScalePolicy, history: History, now: datetim
     """The decision for one scale set this tick, and the history to store for the next."""
     capacity = obs.capacity
     history = _remember(obs, policy, history, now)
-    decision = _decide(obs, policy, history, now)
+    decision = _predict(obs, policy, history, now, _decide(obs, policy, history, now))
     recent = [c for c in history.changes if (now - c.at).total_seconds() < 60]
     if decision.changes and len(recent) >= policy.max_updates_per_minute:
         message = f"{len(recent)} capacity writes in the last minute (Compute allows {policy.max_updates_per_minute})"
-        decision = _hold(capacity, Reason.RATE_LIMITED, message, decision.desired)
+        decision = replace(_hold(capacity, Reason.RATE_LIMITED, message, decision.desired), forecast=decision.forecast)
     if decision.changes:
         keep = max(policy.boot_seconds, policy.cooldown_seconds, 600.0)
         kept = tuple(c for c in history.changes if (now - c.at).total_seconds() < keep)
-        history = replace(history, changes=(*kept, Change(now, capacity, decision.target))[-16:])
+        made = Change(now, capacity, decision.target, predicted=decision.reason is Reason.PREDICTED)
+        history = replace(history, changes=(*kept, made)[-16:])
     inputs: dict[str, float | int | bool | None] = {
         "capacity": capacity, "cpu_percent": obs.cpu_percent, "tpm": obs.tpm, "partial": obs.partial,
         "protected": obs.protected, "warming": history.warming(now, policy.boot_seconds, capacity),
@@ -249,12 +283,23 @@ def _remember(obs: Observation, policy: ScalePolicy, history: History, now: date
     """Add this tick's recommendation; a tick without complete data breaks the window (it restarts)."""
     if obs.partial or obs.cpu_percent is None or obs.tpm is None:
         return replace(history, recommendations=(), since=None)
-    desired = _round(_desired(obs, _served(obs, policy, history, now), policy)[0])
+    served = _served(obs, policy, history, now)
+    want, saturated = _desired(obs, served, policy)
+    # A saturated minute's ask (twice the ready nodes) is a guess to find the load quickly, not a
+    # measurement: the window remembers what the minute measured (its transactions, at least the
+    # nodes that served it). Remembered, the guess held a doubled set through a bursty spell that no
+    # measured minute asked for (12 → 24 for 15 needed on the spiky trace); a load still there is
+    # measured by the next minute the new nodes serve.
+    desired = _round(max(obs.tpm / policy.target_tpm_per_node, served) if saturated else want)
+    # A saturated minute's ask (twice the ready nodes) is no measure of the transactions one node carries.
+    profile = fc.observe(history.profile, policy.forecast, obs.sample_start or now, obs.tpm,
+                         None if saturated else want, policy.target_tpm_per_node)  # fmt: skip
     # A burst: load back down to where the set was before the scale-outs of the last cooldown began
     # (back to 12 after 4 → 8 → 12 → 16 is a surge overshot, back to 4 is a burst that has passed).
     burst_at = history.burst_at
     ups = [c.before for c in history.changes
-           if c.after > c.before and (now - c.at).total_seconds() < policy.cooldown_seconds]  # fmt: skip
+           if c.after > c.before and not c.predicted
+           and (now - c.at).total_seconds() < policy.cooldown_seconds]  # fmt: skip
     if ups and desired <= min(ups):
         burst_at = now
     # Only what a window's maximum can still need: an older recommendation no higher than a newer one
@@ -263,7 +308,8 @@ def _remember(obs: Observation, policy: ScalePolicy, history: History, now: date
     kept = [(t, r) for t, r in history.recommendations if now - t < window]
     while kept and kept[-1][1] <= desired:
         kept.pop()
-    return replace(history, recommendations=(*kept, (now, desired)), since=history.since or now, burst_at=burst_at)
+    return replace(history, recommendations=(*kept, (now, desired)), since=history.since or now, burst_at=burst_at,
+                   profile=profile)  # fmt: skip
 
 
 def _served(obs: Observation, policy: ScalePolicy, history: History, now: datetime) -> float:
@@ -356,3 +402,57 @@ def _decide(obs: Observation, policy: ScalePolicy, history: History, now: dateti
         return _hold(capacity, reason, f"load asks for {stabilized}; {bottom} node(s) must stay", desired)
     message = f"load has asked for at most {stabilized} for {window:.0f}s: {capacity} → {target}"
     return _move(capacity, target, Reason.SCALE_IN, message, desired)
+
+
+def _predict(obs: Observation, policy: ScalePolicy, history: History, now: datetime, reactive: Decision) -> Decision:
+    """The reactive decision, raised to the trusted forecast when the mode is on; the forecast noted either way."""
+    mode = policy.forecast.mode
+    if mode is fc.Mode.OFF:
+        return reactive
+    profile = history.profile
+    standing = profile.standing(policy.forecast, now)
+    nodes: float | None = None
+    would = reactive
+    if standing is not fc.Standing.HISTORY_TOO_SHORT:
+        ahead = policy.boot_seconds + policy.forecast.margin_seconds
+        soon, later = profile.tpm_over(now, ahead), profile.tpm_over(now, ahead + policy.cooldown_seconds)
+        if soon is None or later is None:
+            standing = fc.Standing.NO_HISTORY_HERE
+        else:
+            nodes = profile.nodes(soon, policy.target_tpm_per_node)
+            keep = profile.nodes(later, policy.target_tpm_per_node)
+            would = _ahead(obs, policy, history, now, reactive, nodes, keep)
+    acted = mode is fc.Mode.ON and standing is fc.Standing.TRUSTED
+    decision = would if acted else reactive
+    note = ForecastNote(mode, standing, nodes, profile.error, profile.relative_error(), would.target, would.reason,
+                        acted and would is not reactive)  # fmt: skip
+    return replace(decision, forecast=note)
+
+
+def _ahead(obs: Observation, policy: ScalePolicy, history: History, now: datetime, reactive: Decision,
+           soon: float, later: float) -> Decision:  # fmt: skip
+    """The reactive decision raised by the forecast: out ahead to the ``soon`` nodes forecast for the
+    next boot delay plus margin (beyond the tolerance, within the step and the bounds), and a scale-in
+    stopped at the ``later`` nodes forecast for a cooldown beyond that (a scale-in the forecast would
+    reverse is not made). Never lower than the reactive target."""
+    capacity = obs.capacity
+    if capacity > policy.max_nodes or capacity < policy.floor:
+        return reactive  # the bounds come first
+    needed, keep = min(_round(soon), policy.max_nodes), min(_round(max(soon, later)), policy.max_nodes)
+    ahead = policy.boot_seconds + policy.forecast.margin_seconds
+    if needed > max(capacity, reactive.target) and soon > capacity * (1 + policy.tolerance):
+        base = min([capacity, *(c.before for c in history.changes if (now - c.at).total_seconds() < 60)])
+        step = max(policy.step_out_nodes, math.ceil(base * policy.step_out_ratio))
+        stepped = min(needed, base + step)
+        if stepped > max(capacity, reactive.target):
+            capped = " (step-limited)" if stepped < needed else ""
+            message = f"the history forecasts {needed} nodes within {ahead:.0f}s: {capacity} → {stepped}{capped}"
+            return _move(capacity, stepped, Reason.PREDICTED, message, reactive.desired)
+    if reactive.target >= capacity or keep <= reactive.target:
+        return reactive
+    within = ahead + policy.cooldown_seconds
+    if keep >= capacity:
+        message = f"load asks for {reactive.target}, but the history forecasts {keep} within {within:.0f}s"
+        return _hold(capacity, Reason.PREDICTED_HOLD, message, reactive.desired)
+    message = f"{reactive.message}; stopped at the {keep} the history forecasts within {within:.0f}s"
+    return _move(capacity, keep, reactive.reason, message, reactive.desired)

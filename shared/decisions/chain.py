@@ -163,7 +163,7 @@ class Member(_Strict):
     @field_validator("legal_name")
     @classmethod
     def _x500(cls, value: str) -> str:
-        parse_x500(value)
+        x500_name(value)
         return value
 
 
@@ -200,7 +200,7 @@ class Document(_Strict):
         ids = [m.member_id for m in self.members]
         if ids != sorted(set(ids)):
             raise ValueError("members must be in member_id order, each member once")
-        names = [tuple(sorted(parse_x500(m.legal_name).items())) for m in self.members]
+        names = [x500_name(m.legal_name) for m in self.members]
         if len(set(names)) != len(names):
             raise ValueError("two members share a legal_name")
         kids = [m.governance_key.kid for m in self.members]
@@ -227,12 +227,51 @@ class Document(_Strict):
 # --- canonical form and hashes -----------------------------------------------------------------
 
 
-def canonical(document: Mapping[str, Any]) -> bytes:
+def canonical(document: Any) -> bytes:
     """RFC 8785 bytes of any JSON value (``rfc8785`` refuses what JSON cannot carry)."""
     try:
         return rfc8785.dumps(document)
     except (rfc8785.CanonicalizationError, TypeError, ValueError) as error:
         raise ShapeError("not canonicalizable JSON", detail=str(error)) from error
+
+
+@lru_cache(maxsize=8192)
+def x500_name(name: str) -> tuple[tuple[str, str], ...]:
+    """A legal name's attributes, sorted (names repeat version after version: parsed once each)."""
+    return tuple(sorted(parse_x500(name).items()))
+
+
+def _identity(value: Any) -> str:
+    """A key that two JSON values share exactly when they are equal (same keys, values and types)."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+@lru_cache(maxsize=4096)
+def _canonical_entry(identity: str) -> bytes:
+    return canonical(json.loads(identity))
+
+
+def _canonical_value(key: str, value: Any) -> bytes:
+    """``value`` in RFC 8785 form. A list of objects (the members) is serialized entry by entry, each
+    entry once per process: consecutive versions repeat all but one member, and an array's canonical
+    form is its elements' canonical forms joined by commas."""
+    if key == "members" and isinstance(value, list) and all(isinstance(v, dict) for v in value):
+        return b"[" + b",".join(_canonical_entry(_identity(v)) for v in value) + b"]"
+    return canonical(value)
+
+
+def _members_of(document: Mapping[str, Any]) -> dict[str, bytes]:
+    """Each top-level member of ``document`` serialized as RFC 8785 does (``"key":value``).
+
+    An object's canonical form is its members in key order (UTF-16 code units), joined by commas;
+    so the form with and without ``signatures`` are assembled from one serialization of each member.
+    """
+    return {key: canonical(key) + b":" + _canonical_value(key, value) for key, value in document.items()}
+
+
+def _assemble(members: Mapping[str, bytes], *, without: str | None = None) -> bytes:
+    keys = sorted((k for k in members if k != without), key=lambda k: k.encode("utf-16-be"))
+    return b"{" + b",".join(members[k] for k in keys) + b"}"
 
 
 def signing_bytes(document: Mapping[str, Any]) -> bytes:
@@ -250,15 +289,17 @@ def published_bytes(document: Mapping[str, Any]) -> bytes:
     return canonical(document)
 
 
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+def _no_duplicate_keys_or_refuse(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     keys = [k for k, _ in pairs]
     if len(set(keys)) != len(keys):
-        raise ValueError(f"a key appears twice in one object: {sorted({k for k in keys if keys.count(k) > 1})}")
+        twice = sorted({k for k in keys if keys.count(k) > 1})
+        raise ShapeError("not JSON", detail=f"a key appears twice in one object: {twice}")
     return dict(pairs)
 
 
-def parse_published(raw: bytes, *, limit: int = MAX_DOCUMENT_BYTES) -> dict[str, Any]:
-    """A version as read from storage: at most ``limit`` bytes of JSON in exactly its RFC 8785 form.
+def read_published(raw: bytes, *, limit: int = MAX_DOCUMENT_BYTES) -> tuple[dict[str, Any], str]:
+    """A version as read from storage, and its hash: at most ``limit`` bytes of JSON in exactly its
+    RFC 8785 form (each member serialized once, for the check and for the hash).
 
     Refusing anything but the canonical bytes means one version has one byte string: no duplicate
     keys read two ways, no numbers or escapes that two parsers could disagree on.
@@ -266,18 +307,40 @@ def parse_published(raw: bytes, *, limit: int = MAX_DOCUMENT_BYTES) -> dict[str,
     if len(raw) > limit:
         raise ShapeError("document too large", detail=f"{len(raw)} bytes, at most {limit}")
     try:
-        value = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicate_keys)
+        value = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as error:
         raise ShapeError("not JSON", detail=str(error)[:200]) from error
     if not isinstance(value, dict):
         raise ShapeError("not a JSON object")
-    if canonical(value) != raw:
+    members = _members_of(value)
+    if _assemble(members) != raw:
+        # A key given twice is one way to differ (the parse kept one of them): say so if it is that.
+        json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicate_keys_or_refuse)
         raise NotCanonicalError("bytes are not the RFC 8785 canonical form of the document")
-    return value
+    return value, hashlib.sha256(_assemble(members, without="signatures")).hexdigest()
+
+
+def parse_published(raw: bytes, *, limit: int = MAX_DOCUMENT_BYTES) -> dict[str, Any]:
+    """``read_published`` without the hash."""
+    return read_published(raw, limit=limit)[0]
+
+
+@lru_cache(maxsize=4096)
+def _member(identity: str) -> Member:
+    return Member.model_validate(json.loads(identity))
 
 
 def parse(raw: Mapping[str, Any]) -> Document:
-    """The typed document, or a ``ShapeError`` naming the first field and rule that fail."""
+    """The typed document, or a ``ShapeError`` naming the first field and rule that fail.
+
+    Member entries are validated once per process (consecutive versions repeat all but one); an
+    entry that fails is left to the document's validation, which names where it fails."""
+    members = raw.get("members")
+    if isinstance(members, list) and all(isinstance(m, dict) for m in members):
+        try:
+            raw = {**raw, "members": [_member(_identity(m)) for m in members]}
+        except ValidationError:
+            pass
     try:
         return Document.model_validate(raw)
     except ValidationError as error:
@@ -470,10 +533,12 @@ def _changed_fields(before: Member | None, after: Member | None) -> str:
     return ", ".join(sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k)))
 
 
-def verify_genesis(pinned_hash: str, raw: Mapping[str, Any]) -> Trusted:
-    """Version 0, if it is the genesis this deployment was given and every founder signed it."""
+def verify_genesis(pinned_hash: str, raw: Mapping[str, Any], *, digest: str | None = None) -> Trusted:
+    """Version 0, if it is the genesis this deployment was given and every founder signed it.
+
+    ``digest`` is the hash ``read_published`` computed from the same bytes, when it did."""
     document = parse(raw)
-    digest = document_hash(raw)
+    digest = digest or document_hash(raw)
     if document.version != 0:
         raise VersionError(f"version {document.version} where version 0 was expected", version=document.version)
     if digest != pinned_hash:
@@ -486,8 +551,10 @@ def verify_genesis(pinned_hash: str, raw: Mapping[str, Any]) -> Trusted:
     return Trusted(document, digest, raw)
 
 
-def verify_next(trusted: Trusted, raw: Mapping[str, Any]) -> Trusted:
-    """Version N+1 if it verifies against the trusted version N; else the ``ChainError`` of the rule."""
+def verify_next(trusted: Trusted, raw: Mapping[str, Any], *, digest: str | None = None) -> Trusted:
+    """Version N+1 if it verifies against the trusted version N; else the ``ChainError`` of the rule.
+
+    ``digest`` is the hash ``read_published`` computed from the same bytes, when it did."""
     base = trusted.document
     document = parse(raw)
     v = document.version
@@ -512,7 +579,7 @@ def verify_next(trusted: Trusted, raw: Mapping[str, Any]) -> Trusted:
             version=v,
             detail="; ".join(diff),
         )
-    digest = document_hash(raw)
+    digest = digest or document_hash(raw)
     result = signature_result(base, document, bytes.fromhex(digest))
     if not result.sufficient:
         raise SignatureError(
@@ -611,14 +678,26 @@ class NodeTrust:
     def head(self) -> Trusted | None:
         return self.chain[-1] if self.chain else None
 
-    def accept(self, raw: Mapping[str, Any]) -> bool:
+    def accept(self, raw: Mapping[str, Any], *, digest: str | None = None) -> bool:
         try:
-            trusted = verify_next(self.chain[-1], raw) if self.chain else verify_genesis(self.pinned, raw)
+            if self.chain:
+                trusted = verify_next(self.chain[-1], raw, digest=digest)
+            else:
+                trusted = verify_genesis(self.pinned, raw, digest=digest)
         except ChainError as error:
             self.refused.append(str(error))
             return False
         self.chain.append(trusted)
         return True
+
+    def accept_published(self, raw: bytes) -> bool:
+        """A version as its bytes were read: refused unless canonical, then ``accept``."""
+        try:
+            document, digest = read_published(raw)
+        except ChainError as error:
+            self.refused.append(str(error))
+            return False
+        return self.accept(document, digest=digest)
 
     def members(self) -> tuple[Member, ...]:
         """The members the node may transact with: those the verified head lists."""

@@ -1,16 +1,23 @@
 """The key rotation plan, pure: one key's state, its kind's policy and ``now`` in; the next action out.
 
-A rotation is keyed by the key and its *period*, the version it replaces (``{key}@{from_version}``),
-and moves through stages stored on the key's entry, so a tick or a message that comes again finds
-the rotation where the last one left it and does the next step, never a second rotation:
+A deployment rotates only its own member's keys, in its own vault. A rotation is keyed by the key
+and its *period*, the version it replaces (``{key}@{from_version}``), and moves through stages
+stored on the key's entry in the member's record, so a tick or a message that comes again finds the
+rotation where the last one left it and does the next step, never a second rotation:
 
-    started    the intent is recorded; the new version is being created in Key Vault (tagged with
-               the rotation id, so a crash before it was recorded finds it again)
+    started    the intent is recorded; the new version is being created in the member's vault
+               (tagged with the rotation id, so a crash before it was recorded finds it again)
     announced  the new version is current on the record and the old one is kept as ``previous``;
-               the network map must be republished with both
-    published  the map carries both: the overlap runs until ``retire_after``
-    retiring   ``previous`` is off the record; the map must drop it and the old version be disabled
-               (never deleted); then the rotation is done and goes to the key's history
+               what the others need must be published: for TLS and node identity keys the member's
+               signed keys document with old and new; for the governance key a ``rotate`` proposal,
+               which is *published* only once a verified version of the chain lists the new kid
+    published  old and new are published: the overlap runs until ``retire_after`` (counted from
+               then, so a governance key's overlap starts when the chain lists its successor)
+    retiring   ``previous`` is off the record; the keys document must drop it, then the old version
+               is disabled (never deleted); then the rotation is done and goes to the key's history
+
+The plan never retires what is not published: an old governance version stays enabled until a
+verified version lists the new kid, because until then the member signs with the old one.
 
 A key is *due* ``rotate_after`` after its current version was created; ``warn_before`` earlier it is
 *expiring* and ``key.expiring`` is announced once for that version. ``force`` starts a rotation that
@@ -39,10 +46,10 @@ class Action(StrEnum):
     NONE = "none"  # nothing to do: not due, or policy off
     WARN = "warn"  # announce key.expiring for this version
     START = "start"  # create the new version (or find the one a stopped rotation created) and announce it
-    PUBLISH = "publish"  # the map must carry old and new; then key.rotated
-    WAIT = "wait"  # in the overlap: the old version stays enabled and published
+    PUBLISH = "publish"  # publish old and new (keys document, or the governance key's rotate proposal)
+    WAIT = "wait"  # in the overlap (or not published yet): the old version stays enabled
     RETIRE = "retire"  # the overlap is over: take the old version off the record
-    FINISH = "finish"  # the map must drop the old version; then disable it and close the rotation
+    FINISH = "finish"  # the keys document must drop the old version; then disable it and close the rotation
 
 
 @dataclass(frozen=True)
@@ -86,8 +93,10 @@ class KeyView:
     version: str
     created_at: datetime
     rotation: Rotation | None = None
-    #: The map shows what the rotation's stage needs (announced: old and new; retiring: old gone).
-    in_map: bool = False
+    #: What the rotation's stage needs is published: for TLS and identity keys the member's keys
+    #: document shows old and new (announced) or the new alone (retiring); for the governance key a
+    #: verified version of the chain lists the new kid.
+    published: bool = False
     #: The version ``key.expiring`` was last announced for.
     warned_version: str | None = None
     #: The request id of the last rotation of this key (under way or done), to run a request once.
@@ -128,14 +137,17 @@ def _resume(key: KeyView, rotation: Rotation, now: datetime) -> Plan:
     if rotation.stage is Stage.STARTED:
         return Plan(Action.START, "resume", f"{rotation.id}: resuming, its new version was not recorded yet")
     if rotation.stage is Stage.ANNOUNCED:
-        if key.in_map:
-            return Plan(Action.PUBLISH, "published", f"{rotation.id}: the map carries old and new")
-        return Plan(Action.PUBLISH, "announce", f"{rotation.id}: the map must carry old and new")
+        if key.published:
+            return Plan(Action.PUBLISH, "published", f"{rotation.id}: old and new are published")
+        where = "a verified version must list the new kid" if key.kind == "governance" else "publish old and new"
+        return Plan(Action.PUBLISH, "announce", f"{rotation.id}: {where}")
     if rotation.stage is Stage.PUBLISHED:
+        if not key.published:
+            return Plan(Action.WAIT, "unpublished", f"{rotation.id}: the new version is not published; the old stays")
         if rotation.retire_after is not None and now < rotation.retire_after:
             return Plan(Action.WAIT, "overlap", f"{rotation.id}: old version retires at {_iso(rotation.retire_after)}")
         return Plan(Action.RETIRE, "overlap_over", f"{rotation.id}: the overlap is over, the old version retires")
-    return Plan(Action.FINISH, "retiring", f"{rotation.id}: the old version leaves the map and is disabled")
+    return Plan(Action.FINISH, "retiring", f"{rotation.id}: the old version leaves publication and is disabled")
 
 
 # ---------------------------------------------------------------------------------------- settings

@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shared.decisions.autoscale import Change, Decision, History, Observation, Reason, ScalePolicy, decide
+from shared.decisions.forecast import KINDS, Profile
 from shared.errors import ConflictError, ControlPlaneError, FencedError, TransientError
 from shared.naming import scale_set_name
 from shared.ports.clock import Clock
@@ -73,13 +74,60 @@ def _when(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def history_to_json(h: History) -> dict[str, Any]:
+def _maybe(text: str | None) -> datetime | None:
+    return _when(text) if text else None
+
+
+def _change_to_json(c: Change) -> dict[str, Any]:
+    return {"at": _iso(c.at), "before": c.before, "after": c.after, **({"predicted": True} if c.predicted else {})}
+
+
+def profile_to_json(p: Profile) -> dict[str, Any] | None:
+    """The forecast profile, compactly: per day kind a list of 96 bins, each the kept means (ints) oldest first."""
+    if p.since is None:
+        return None
     return {
+        "since": _iso(p.since),
+        "bins": {kind: [list(b) for b in p.bins[kind]] for kind in KINDS} if p.bins else None,
+        "open": [_iso(p.open_at), round(p.open_sum, 1), p.open_count] if p.open_at else None,
+        "last_at": _iso(p.last_at) if p.last_at else None,
+        "error": None if p.error is None else round(p.error, 4),
+        "load": None if p.load is None else round(p.load, 4),
+        "judged_at": _iso(p.judged_at) if p.judged_at else None,
+        "tpm_per_node": None if p.tpm_per_node is None else round(p.tpm_per_node, 2),
+    }
+
+
+def profile_from_json(body: dict[str, Any] | None) -> Profile:
+    if not body:
+        return Profile()
+    bins = body.get("bins")
+    opened = body.get("open")
+    return Profile(
+        since=_maybe(body.get("since")),
+        bins={kind: tuple(tuple(int(v) for v in b) for b in bins[kind]) for kind in KINDS} if bins else None,
+        open_at=_when(opened[0]) if opened else None,
+        open_sum=float(opened[1]) if opened else 0.0,
+        open_count=int(opened[2]) if opened else 0,
+        last_at=_maybe(body.get("last_at")),
+        error=body.get("error"),
+        load=body.get("load"),
+        judged_at=_maybe(body.get("judged_at")),
+        tpm_per_node=body.get("tpm_per_node"),
+    )
+
+
+def history_to_json(h: History) -> dict[str, Any]:
+    body: dict[str, Any] = {
         "recommendations": [[_iso(t), r] for t, r in h.recommendations],
-        "changes": [{"at": _iso(c.at), "before": c.before, "after": c.after} for c in h.changes],
+        "changes": [_change_to_json(c) for c in h.changes],
         "since": _iso(h.since) if h.since else None,
         "burst_at": _iso(h.burst_at) if h.burst_at else None,
     }
+    profile = profile_to_json(h.profile)
+    if profile is not None:
+        body["profile"] = profile
+    return body
 
 
 def history_from_json(body: dict[str, Any] | None) -> History:
@@ -87,10 +135,28 @@ def history_from_json(body: dict[str, Any] | None) -> History:
         return History()
     return History(
         recommendations=tuple((_when(t), int(r)) for t, r in body.get("recommendations", [])),
-        changes=tuple(Change(_when(c["at"]), int(c["before"]), int(c["after"])) for c in body.get("changes", [])),
-        since=_when(body["since"]) if body.get("since") else None,
-        burst_at=_when(body["burst_at"]) if body.get("burst_at") else None,
+        changes=tuple(
+            Change(_when(c["at"]), int(c["before"]), int(c["after"]), bool(c.get("predicted", False)))
+            for c in body.get("changes", [])
+        ),
+        since=_maybe(body.get("since")),
+        burst_at=_maybe(body.get("burst_at")),
+        profile=profile_from_json(body.get("profile")),
     )
+
+
+def forecast_to_json(decision: Decision) -> dict[str, Any] | None:
+    """What the forecast said with this decision (None with AUTOSCALE_PREDICTIVE=off)."""
+    note = decision.forecast
+    if note is None:
+        return None
+    return {
+        "mode": note.mode.value, "standing": note.standing.value,
+        "nodes": None if note.nodes is None else round(note.nodes, 2),
+        "error_nodes": None if note.error is None else round(note.error, 2),
+        "relative_error": None if note.relative_error is None else round(note.relative_error, 3),
+        "would_target": note.would_target, "would_reason": note.would_reason.value, "acted": note.acted,
+    }  # fmt: skip
 
 
 def latest_point(batch: MetricsBatch, resource_id: str, metric: str, now: datetime) -> tuple[datetime, float] | None:
@@ -262,7 +328,7 @@ class Autoscaler:
                     "at": at, "member_id": members[name], "action": decision.action.value,
                     "capacity": applied.get(name, sets[members[name]].capacity), "target": decision.target,
                     "reason": decision.reason.value, "message": decision.message, "desired": decision.desired,
-                    "inputs": decision.inputs, "applied": name in applied,
+                    "inputs": decision.inputs, "applied": name in applied, "forecast": forecast_to_json(decision),
                 }  # fmt: skip
             recent = list(body.get("recent", []))
             recent += [last[name] for name in applied]
@@ -271,6 +337,15 @@ class Autoscaler:
                     "recent": recent[-RECENT_LIMIT:]}  # fmt: skip
 
         self.fenced.update(STATE_PATH, token, change)
+
+
+def forecast_error(decision: dict[str, Any]) -> dict[str, Any] | None:
+    """The forecast's averaged error as a stored decision carries it (None with the forecast off or not yet judged)."""
+    note = decision.get("forecast")
+    if not isinstance(note, dict) or note.get("error_nodes") is None:
+        return None
+    return {"nodes": note["error_nodes"], "relative": note.get("relative_error"), "standing": note.get("standing"),
+            "mode": note.get("mode")}  # fmt: skip
 
 
 def autoscale_view(state: StateStore) -> dict[str, Any]:

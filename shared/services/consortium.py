@@ -247,7 +247,15 @@ class Consortium:
                 keys = self._keys_for(member_id, head, raw)
                 if not keys:
                     continue  # neither a member we know nor an applicant: nothing to believe or refuse yet
-                verified = rules.verify_head(raw, member_id=member_id, keys=keys)
+                try:
+                    verified = rules.verify_head(raw, member_id=member_id, keys=keys)
+                except rules.HeadError:
+                    # A member whose rotate version we have not adopted yet signs with its new key:
+                    # adopt the versions it holds (each verified against ours), then check again.
+                    if not self._catch_up_from(member_id, endpoint, raw):
+                        raise
+                    head = self.head()
+                    verified = rules.verify_head(raw, member_id=member_id, keys=self._keys_for(member_id, head, raw))
             except (chain.ChainError, rules.HeadError) as error:
                 self._refuse(source, fetched.data, error)
                 continue
@@ -258,6 +266,25 @@ class Consortium:
             self.memory.peer_etags[member_id] = fetched.etag
             self._store_head(member_id, raw)
         return self.memory.heads
+
+    def _catch_up_from(self, member_id: str, endpoint: str, raw: Mapping[str, Any]) -> bool:
+        """Adopt the versions up to the one ``raw`` (an unverified head) names, read from its member and
+        each verified against our head; whether any was adopted. The head's claim is only a hint."""
+        claimed = (raw.get("chain") or {}).get("version") if isinstance(raw.get("chain"), dict) else None
+        adopted = False
+        while isinstance(claimed, int) and self.verified() and len(self.verified()) <= claimed:
+            document = self._fetch_version(member_id, endpoint, len(self.verified()))
+            if document is None:
+                break
+            try:
+                self._adopt(chain.verify_next(self.verified()[-1], document))
+            except chain.ChainError as error:
+                self._refuse(f"version {len(self.verified())} from {member_id}", chain.canonical(document), error)
+                break
+            except Forked:
+                break  # recorded where the fork is checked; the tick stops there
+            adopted = True
+        return adopted
 
     def _store_head(self, member_id: str, raw: Mapping[str, Any]) -> None:
         """Keep the verified head in our own storage, so any instance, the CLI and status see it."""

@@ -14,7 +14,7 @@ from typing import Any
 
 from shared.naming import scale_set_name, valid_member_id
 from shared.ports.state import StateStore
-from shared.services.autoscale import autoscale_view
+from shared.services.autoscale import autoscale_view, forecast_error
 
 #: Inputs of a decision that the dashboard shows, as stored by ``shared.decisions.autoscale.decide``.
 INPUTS = ("cpu_percent", "tpm", "partial", "protected", "warming")
@@ -52,6 +52,7 @@ def decision_point(name: str, decision: dict[str, Any]) -> dict[str, Any]:
         "applied": bool(decision.get("applied", False)),
         "reason": decision.get("reason"),
         "message": decision.get("message"),
+        "forecast_error": forecast_error(decision),
         "cpu_percent": _number(inputs.get("cpu_percent")),
         "tpm": _number(inputs.get("tpm")),
         **{key: inputs.get(key) for key in INPUTS if key not in ("cpu_percent", "tpm")},

@@ -252,6 +252,15 @@ class Onboarding:
                 record = self._update(
                     lambda r: with_history(r, self.clock, Status.PENDING.value, f"resumed at step {expected}")
                 )
+                first = next(
+                    (s for s in ("keys", "provision", "propose") if s not in (record.get("steps") or {})), None
+                )
+                if expected in FOLLOWS and first != expected:
+                    # A late copy of a step done already resumed the member (issue 19: the message that
+                    # failed it was poisoned, so nothing else is queued): go on where the record stands.
+                    self._send_step(first or "propose", record)
+                    return Outcome("resumed", f"{self.member_id} resumes at step {first or 'propose'}",
+                                   self.member_id)  # fmt: skip
             if expected != "retire" and record.get("status") in [s.value for s in CLOSED]:
                 return Outcome("stale", f"{self.member_id} is {record.get('status')}; {expected} does nothing",
                                self.member_id)  # fmt: skip
@@ -523,8 +532,14 @@ class Onboarding:
                            member_id)  # fmt: skip
         last = (record.get("last_error") or {}).get("message") or "transient failures"
         reason = f"{queue}: retries exhausted (moved to {queue}-poison): {last}"
-        self._update(lambda r: with_history({**r, "failure": {**body, "reason": reason}}, self.clock,
-                                            Status.FAILED.value, reason))  # fmt: skip
+
+        def failed(r: dict[str, Any]) -> dict[str, Any] | None:
+            if r.get("status") not in (Status.PENDING.value, Status.FAILED.value):
+                return None  # it went on since it was read: the check and the write are one (issue 19)
+            return with_history({**r, "failure": {**body, "reason": reason}}, self.clock, Status.FAILED.value, reason)
+
+        if self._update(failed).get("status") != Status.FAILED.value:
+            return Outcome("recorded", f"{self.member_id} went on meanwhile; poison {message_id} recorded", member_id)
         self.events.emit("member.failed", self.member_id, ("poison", queue, message_id), request_id=request_id,
                          queue=queue, reason=reason)  # fmt: skip
         return Outcome("failed", reason, self.member_id)

@@ -1,84 +1,76 @@
-"""Key rotation: what is due rotates in Key Vault, the map carries old and new, the old retires.
+"""Key rotation of this member's own keys, in its own vault: new version, published, old disabled.
 
-One run, on the coordinator only (the caller passes its fencing token), for every active member or
-one named member, and for the network-map signer:
-1. plan each key with the pure plan (``shared.decisions.rotation``) from its entry on the member
-   record (``keys.{kind}``) or on the signer's record (``network-map/signer.json``);
-2. per member, under its lease (so a rotation never interleaves with an onboarding step or another
-   rotation of that member): announce ``key.expiring`` once per version; start what is due: record
-   the intent, create the new version (non-exportable, tagged with the rotation id, so a stopped
-   rotation finds it instead of creating another), make it current with the old kept as
-   ``previous``; retire what has served its overlap: ``previous`` off the record;
-3. publish the network map once for the whole run (rebuilt from the records; a no-op when right);
-4. per member again: a rotation whose map now carries old and new is ``published`` (``key.rotated``);
-   one whose map has dropped the old version disables it (never deletes) and is done (``key.retired``).
+A deployment serves one member (CONTRACT.md) and rotates only that member's identity, TLS and
+governance keys, in its own Key Vault. One run, on the member's coordinator (the caller passes its
+fencing token), under the member's lease (so it never interleaves with an onboarding step):
+1. plan each key with the pure plan (``shared.decisions.rotation``) from its entry on the member's
+   record (``keys.{kind}``), knowing what is published: the member's signed keys document for TLS
+   and identity, the verified chain for the governance key;
+2. announce ``key.expiring`` once per version; start what is due: record the intent, create the new
+   version (non-exportable, tagged with the rotation id, so a stopped rotation finds it instead of
+   creating another), make it current with the old kept as ``previous``; take ``previous`` off the
+   record for what has served its overlap;
+3. publish: the keys document (``keys.json`` in the member's ``consortium-public``, signed with the
+   governance key the chain lists; rewritten only when it changes), and for a new governance key a
+   ``rotate`` proposal through ``Consortium.propose``: the consortium tick pre-signs it with the old
+   key and the new, the other members sign it by themselves (a rotate needs no approval), and it
+   becomes a version like any other;
+4. what is now published moves on: a TLS or identity rotation whose document shows old and new, or a
+   governance rotation once a verified version lists the new kid, is ``published`` (``key.rotated``)
+   and its overlap starts; a retiring one whose old version is no longer published has the old
+   version disabled (never deleted) and is done (``key.retired``).
+
+Until a verified version lists the new governance kid, the member keeps signing with the kid the
+chain lists (``Consortium.signing_key``), so that old version is never disabled before: the plan does
+not retire what is not published, and the retire step checks the chain again before disabling.
 
 Every stage is stored before the next begins and every effect is "make it so", so a run stopped
 anywhere resumes where it stopped, and a repeated tick or request rotates once. Writes of rotation
 state are refused once a newer coordinator's token exists (the lease is checked before each write).
-
-The signer's record has the same entry shape; while its rotation is announced or published, the
-outgoing version still signs the map and the map announces the incoming one (``next_signing_key``),
-so a node that trusts the current signer learns the next one from a map it can verify.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import threading
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from shared.decisions import chain, published_keys
+from shared.decisions import consortium as rules
 from shared.decisions.rotation import Action, KeyPolicy, KeyView, Plan, Rotation, Stage, plan, rotation_id
-from shared.errors import BusyError, FencedError
+from shared.errors import BusyError, FencedError, TransientError
 from shared.messages import KeyRotationRequest, Rejection, parse
-from shared.naming import KEY_KINDS, NETWORK_MAP_SIGNER, key_name
+from shared.naming import KEY_KINDS, key_name
 from shared.ports.clock import Clock
 from shared.ports.keys import KeyStore, KeyVersion
 from shared.ports.leases import LeaseStore
 from shared.ports.queues import MessageSender
 from shared.ports.state import StateStore
+from shared.services.consortium import Consortium
 from shared.services.leadership import COORDINATOR, FencedWriter, member_lock
-from shared.services.network_map import (
-    MAP_PATH,
-    SIGNER_KIND,
-    SIGNER_PATH,
-    NetworkMapPublisher,
-)
-from shared.services.records import (
-    Events,
-    Rejections,
-    active_members,
-    iso_time,
-    key_entry,
-    member_path,
-    parse_time,
-    update_record,
-)
+from shared.services.records import Events, Rejections, iso_time, key_entry, member_path, parse_time, update_record
 
 log = logging.getLogger(__name__)
 
 STATE_PATH = "rotation/state.json"
-#: Where `consortium rotate-keys` posts: {"request_id", "member_id"?, "force"?}.
+#: What the keys document last published said (its seq and fingerprint), in the member's own state.
+PUBLISHED_PATH = "rotation/keys-document.json"
+#: Where `consortium rotate-keys` posts, in this member's own storage: {"request_id", "force"?}.
 REQUESTS = "key-rotation-requests"
-#: Every kind a policy exists for: the members' three and the consortium's map signer.
-ALL_KINDS = (*KEY_KINDS, SIGNER_KIND)
 HISTORY_KEPT = 5
 RECENT_LIMIT = 100
-#: Actions that change a record before the map is published.
-_BEFORE_PUBLISH = (Action.WARN, Action.START, Action.RETIRE)
-#: Actions that need the map published and a second look afterwards.
-_AFTER_PUBLISH = (Action.START, Action.PUBLISH, Action.RETIRE, Action.FINISH)
 
 
 @dataclass(frozen=True)
 class KeyResult:
     """What a run did with one key: the plan's action and reason, and a sentence for people."""
 
-    member_id: str | None
+    member_id: str
     key: str
     kind: str
     action: str
@@ -96,7 +88,8 @@ class KeyResult:
 class RotationRun:
     results: list[KeyResult] = field(default_factory=list)
     busy: list[str] = field(default_factory=list)
-    map_version: int | None = None
+    #: The seq of the keys document after the run (None before the first is published).
+    keys_document_seq: int | None = None
     #: Each key's age in days (since it became current) as the run found it, for the key-age gauge.
     key_ages: dict[str, float] = field(default_factory=dict)
 
@@ -110,43 +103,7 @@ class RotationRun:
         return counts
 
 
-@dataclass(frozen=True)
-class _Holder:
-    """Where keys' entries live: a member's record, or the signer's record (member_id None)."""
-
-    path: str
-    member_id: str | None
-    kinds: tuple[str, ...]
-
-    def key_name(self, kind: str) -> str:
-        return NETWORK_MAP_SIGNER if self.member_id is None else key_name(self.member_id, kind)
-
-
-def _map_keys(network_map: dict[str, Any] | None, holder: _Holder) -> dict[str, Any]:
-    """What the map says of the holder's keys, in the entry shape (``kid``, ``previous``)."""
-    if network_map is None:
-        return {}
-    if holder.member_id is None:
-        signer = {"kid": network_map.get("signing_key_id")}
-        announced = network_map.get("next_signing_key")
-        if announced:  # overlap: the outgoing version signs, the incoming is announced
-            signer = {"kid": announced.get("kid"), "previous": {"kid": network_map.get("signing_key_id")}}
-        return {SIGNER_KIND: signer}
-    for entry in network_map.get("members") or []:
-        if entry.get("member_id") == holder.member_id:
-            return dict(entry.get("keys") or {})
-    return {}
-
-
-def _in_map(entry: dict[str, Any], shown: dict[str, Any] | None) -> bool:
-    """Does the map show this entry as its stage needs: the current kid, and ``previous`` iff the entry has one."""
-    if not shown or shown.get("kid") != entry.get("kid"):
-        return False
-    previous, shown_previous = entry.get("previous") or {}, shown.get("previous") or {}
-    return bool(shown_previous.get("kid") == previous.get("kid"))
-
-
-def key_view(name: str, kind: str, entry: dict[str, Any], shown: dict[str, Any] | None) -> KeyView:
+def key_view(name: str, kind: str, entry: dict[str, Any], published: bool) -> KeyView:
     rotation = entry.get("rotation")
     history = entry.get("rotations") or []
     last = rotation or (history[-1] if history else {})
@@ -165,14 +122,24 @@ def key_view(name: str, kind: str, entry: dict[str, Any], shown: dict[str, Any] 
         )
         if rotation
         else None,
-        in_map=_in_map(entry, shown),
+        published=published,
         warned_version=entry.get("warned_version"),
         last_request_id=last.get("request_id"),
     )
 
 
+def rotate_proposal_id(member_id: str, to_version: str) -> str:
+    """The rotate proposal of one new governance version: the same id however often it is proposed."""
+    return f"prop-rotate-{member_id}-{to_version[:24]}"
+
+
+def _key_ref(entry: Mapping[str, Any]) -> dict[str, Any]:
+    return {"kid": entry["kid"], "jwk": dict(entry["public_jwk"])}
+
+
 @dataclass
 class KeyRotator:
+    member_id: str
     state: StateStore
     keys: KeyStore
     leases: LeaseStore
@@ -180,11 +147,11 @@ class KeyRotator:
     clock: Clock
     policies: Mapping[str, KeyPolicy]
     holder: str
+    #: This member's part in the consortium: its verified chain, its proposals, its published container.
+    consortium: Consortium
     lease_seconds: int = 15
-    workers: int = 8
     events: Events = field(init=False)
     rejections: Rejections = field(init=False)
-    publisher: NetworkMapPublisher = field(init=False)
     fenced: FencedWriter = field(init=False)
     #: One run at a time on this instance: the timer and a request never do the same step twice over.
     _running: threading.Lock = field(init=False, default_factory=threading.Lock)
@@ -192,7 +159,6 @@ class KeyRotator:
     def __post_init__(self) -> None:
         self.events = Events(self.queues, self.clock)
         self.rejections = Rejections(self.state, self.events, self.clock)
-        self.publisher = NetworkMapPublisher(self.state, self.keys, self.clock)
         self.fenced = FencedWriter(self.state, self.leases)
 
     # ------------------------------------------------------------------------------- requests
@@ -202,28 +168,37 @@ class KeyRotator:
     ) -> RotationRun | Rejection:
         """A ``key-rotation-requests`` message, on the coordinator: the run it asks for, or why it was refused.
 
-        Bad input and a member that is not active are recorded as rejections (the message completes);
-        a member busy with another step raises ``BusyError``, so the host delivers the request again.
+        Bad input, another member's id and a member that is not active are recorded as rejections (the
+        message completes); the member busy with another step raises ``BusyError``, so the host
+        delivers the request again.
         """
         request = parse(KeyRotationRequest, raw)
         if isinstance(request, Rejection):
             self.rejections.record(REQUESTS, raw, request)
             return request
-        if request.member_id is not None:
-            record = self._read(member_path(request.member_id))
-            status = (record or {}).get("status")
-            if status != "active" or (record or {}).get("offboarding"):
-                why = f"{request.member_id} is {status or 'not a member'}; only active members' keys rotate"
-                refused = Rejection("not_active", why, "member_id", request.member_id, request.request_id)
-                self.rejections.record(REQUESTS, raw, refused)
-                return refused
-        run = self.run(
-            token, check, member_id=request.member_id, force=request.force, request_id=request.request_id,
-            trigger="request",
-        )  # fmt: skip
+        refused = None
+        if request.member_id is not None and request.member_id != self.member_id:
+            why = f"this deployment rotates only {self.member_id}'s keys, not {request.member_id}'s"
+            refused = Rejection("not_this_member", why, "member_id", request.member_id, request.request_id)
+        elif not self._active(self._read(member_path(self.member_id))):
+            status = (self._read(member_path(self.member_id)) or {}).get("status")
+            why = f"{self.member_id} is {status or 'not a member'}; only an active member's keys rotate"
+            refused = Rejection("not_active", why, "member_id", self.member_id, request.request_id)
+        if refused is not None:
+            self.rejections.record(REQUESTS, raw, refused)
+            return refused
+        run = self.run(token, check, force=request.force, request_id=request.request_id, trigger="request")
         if run.busy:
-            raise BusyError(f"rotation request {request.request_id}: {', '.join(run.busy)} busy; retrying later")
+            raise BusyError(f"rotation request {request.request_id}: {self.member_id} busy; retrying later")
         return run
+
+    def on_membership(self, change: str, version: chain.Trusted) -> None:
+        """A version about this member was adopted: if it rotated its entry, move the rotation on now
+        (a request to its own queue) rather than at the next scheduled check."""
+        if change != "rotated":
+            return
+        body = {"request_id": f"rot-adopted-v{version.version}", "force": False}
+        self.queues.send(REQUESTS, json.dumps(body, separators=(",", ":")))
 
     # ----------------------------------------------------------------------------------- the run
 
@@ -232,92 +207,41 @@ class KeyRotator:
         token: int,
         check: Callable[[], None] = lambda: None,
         *,
-        member_id: str | None = None,
         force: bool = False,
         request_id: str | None = None,
         trigger: str = "schedule",
     ) -> RotationRun:
-        """Rotate what is due (or, with ``force``, everything named), resuming what was under way."""
+        """Rotate what is due (or, with ``force``, every key whose policy is on), resuming what was under way."""
         with self._running:
-            return self._run(token, check, member_id, force, request_id, trigger)
-
-    def _run(
-        self,
-        token: int,
-        check: Callable[[], None],
-        member_id: str | None,
-        force: bool,
-        request_id: str | None,
-        trigger: str,
-    ) -> RotationRun:
-        self._fence(token)
-        network_map = self._read(MAP_PATH)
-        holders = self._holders(member_id, network_map, token)
-        run = RotationRun()
-        first: dict[str, list[tuple[str, Plan]]] = {}
-        now = self.clock.now()
-        for h, body in holders:
-            first[h.path] = self._plans(h, body, network_map, force, request_id)
-            for kind in h.kinds:
-                entry = (body.get("keys") or {}).get(kind) or {}
-                became = parse_time(entry.get("rotated_at") or entry.get("created_at"))
-                if became is not None:
-                    run.key_ages[h.key_name(kind)] = round((now - became) / timedelta(days=1), 3)
-        busy: list[str] = []
-
-        def phase(h: _Holder, work: Callable[[_Holder], list[KeyResult]]) -> list[KeyResult]:
-            check()
-            try:
-                if h.member_id is None:
-                    return work(h)
-                with member_lock(self.leases, h.member_id, self.holder, self.lease_seconds) as term:
-                    results = work(h)
-                    term.check()
-                    return results
-            except BusyError:
-                busy.append(h.member_id or SIGNER_KIND)
-                return []
-
-        def before(h: _Holder) -> list[KeyResult]:
-            return self._before_publish(h, token, network_map, force, request_id)
-
-        acting = [h for h, _ in holders if any(p.action in _BEFORE_PUBLISH for _, p in first[h.path])]
-        done_before = {r.key: r for r in self._each(acting, lambda h: phase(h, before))}
-        needs_map = [h for h, _ in holders if any(p.action in _AFTER_PUBLISH for _, p in first[h.path])]
-        if needs_map:
-            check()
             self._fence(token)
-            published = self.publisher.publish()
-            if published.changed:
-                self.events.emit(
-                    "network_map.published", None, ("version", published.version), version=published.version
-                )
-            run.map_version = published.version
-            network_map = published.document
+            run = RotationRun()
+            record = self._read(member_path(self.member_id))
+            if record is not None and self._active(record):
+                now = self.clock.now()
+                for kind, entry in (record.get("keys") or {}).items():
+                    became = parse_time(entry.get("rotated_at") or entry.get("created_at"))
+                    if became is not None:
+                        run.key_ages[key_name(self.member_id, kind)] = round((now - became) / timedelta(days=1), 3)
+                check()
+                try:
+                    with member_lock(self.leases, self.member_id, self.holder, self.lease_seconds) as term:
+                        run.results = self._rotate(token, force, request_id)
+                        term.check()
+                except BusyError:
+                    run.busy = [self.member_id]
+                    run.results = [
+                        KeyResult(self.member_id, key_name(self.member_id, kind), kind, "busy", "member_busy",
+                                  f"{self.member_id} is busy with another step; the next run retries")
+                        for kind, p in self._plans(record, force, request_id) if p.action is not Action.NONE
+                    ]  # fmt: skip
+            published = self._read(PUBLISHED_PATH)
+            run.keys_document_seq = int(published["seq"]) if published else None
+            self._record_run(token, run, trigger=trigger, request_id=request_id, force=force)
+            return run
 
-        def after(h: _Holder) -> list[KeyResult]:
-            return self._after_publish(h, token, network_map)
-
-        done_after = {r.key: r for r in self._each(needs_map, lambda h: phase(h, after))}
-        run.busy = sorted(set(busy))
-        for h, _ in holders:
-            for kind, p in first[h.path]:
-                name = h.key_name(kind)
-                result = done_after.get(name) or done_before.get(name)
-                if result is None and (h.member_id or SIGNER_KIND) in run.busy and p.action is not Action.NONE:
-                    why = f"{name}: {h.member_id} is busy with another step; the next run retries"
-                    result = KeyResult(h.member_id, name, kind, "busy", "member_busy", why)
-                run.results.append(result or KeyResult(h.member_id, name, kind, p.action.value, p.reason, p.message))
-        self._record_run(token, run, trigger=trigger, request_id=request_id, force=force, member_id=member_id)
-        return run
-
-    def _each(self, holders: list[_Holder], work: Callable[[_Holder], list[KeyResult]]) -> list[KeyResult]:
-        if not holders:
-            return []
-        if len(holders) == 1 or self.workers <= 1:
-            return [r for h in holders for r in work(h)]
-        with ThreadPoolExecutor(max_workers=min(self.workers, len(holders))) as pool:
-            return [r for results in pool.map(work, holders) for r in results]
+    @staticmethod
+    def _active(record: dict[str, Any] | None) -> bool:
+        return bool(record) and record.get("status") == "active" and not record.get("offboarding")  # type: ignore[union-attr]
 
     def _read(self, path: str) -> dict[str, Any] | None:
         doc = self.state.read(path)
@@ -328,130 +252,99 @@ class KeyRotator:
         if current > token:
             raise FencedError(f"key rotation with fencing token {token} refused: token {current} is newer")
 
-    def _holders(
-        self, member_id: str | None, network_map: dict[str, Any] | None, token: int
-    ) -> list[tuple[_Holder, dict[str, Any]]]:
-        kinds = tuple(k for k in KEY_KINDS if k in self.policies)
-        holders: list[tuple[_Holder, dict[str, Any]]] = []
-        if member_id is not None:
-            record = self._read(member_path(member_id))
-            members = [record] if record and record.get("status") == "active" and not record.get("offboarding") else []
-        else:
-            members = active_members(self.state)
-        for record in sorted(members, key=lambda r: str(r["member_id"])):
-            holders.append((_Holder(member_path(record["member_id"]), record["member_id"], kinds), record))
-        if member_id is None and SIGNER_KIND in self.policies:
-            signer = self._signer_record(network_map, token)
-            if signer is not None:
-                holders.append((_Holder(SIGNER_PATH, None, (SIGNER_KIND,)), signer))
-        return holders
+    def _chain_kid(self) -> str | None:
+        """The governance kid this member's verified chain lists for it (None when it is not in it)."""
+        head = self.consortium.head()
+        entry = head.document.member(self.member_id) if head else None
+        return entry.governance_key.kid if entry else None
 
-    def _signer_record(self, network_map: dict[str, Any] | None, token: int) -> dict[str, Any] | None:
-        """The signer's record; adopted from the key the map is signed with on the first run."""
-        record = self._read(SIGNER_PATH)
-        if record is not None or network_map is None:
-            return record  # no map yet: nothing has been signed, nothing to rotate
-        kid = str(network_map.get("signing_key_id") or "")
-        key = self.keys.get_key(NETWORK_MAP_SIGNER, kid.rstrip("/").rsplit("/", 1)[-1]) if kid else None
-        if key is None:
-            return None
-        entry = key_entry(key, iso_time(key.created_on))
-        doc = self.fenced.update(SIGNER_PATH, token, lambda body: body or {"keys": {SIGNER_KIND: entry}})
-        return doc.body
+    def _shown(self, kind: str, entry: dict[str, Any]) -> bool:
+        """Is what the entry's stage needs published? (see ``KeyView.published``)"""
+        if kind == "governance":
+            return self._chain_kid() == entry.get("kid")
+        published = self._read(PUBLISHED_PATH) or {}
+        shown = [ref["kid"] for ref in (published.get("keys") or {}).get(kind, [])]
+        return shown == [entry.get("kid"), *([entry["previous"]["kid"]] if entry.get("previous") else [])]
 
-    def _plans(
-        self, h: _Holder, body: dict[str, Any], network_map: dict[str, Any] | None, force: bool, request_id: str | None
-    ) -> list[tuple[str, Plan]]:
-        shown = _map_keys(network_map, h)
+    def _plans(self, record: dict[str, Any], force: bool, request_id: str | None) -> list[tuple[str, Plan]]:
         plans = []
         now = self.clock.now()
-        for kind in h.kinds:
-            entry = (body.get("keys") or {}).get(kind)
-            if not entry or not entry.get("kid"):
+        for kind in KEY_KINDS:
+            entry = (record.get("keys") or {}).get(kind)
+            if kind not in self.policies or not entry or not entry.get("kid"):
                 continue
-            view = key_view(h.key_name(kind), kind, entry, shown.get(kind))
-            plans.append((kind, plan(view, self.policies[kind], now, force=force, request_id=request_id)))
+            name = key_name(self.member_id, kind)
+            decided = plan(key_view(name, kind, entry, self._shown(kind, entry)), self.policies[kind], now,
+                           force=force, request_id=request_id)  # fmt: skip
+            if kind == "governance" and decided.action is Action.START and self._chain_kid() is None:
+                # A new governance key goes through a rotate version: not possible outside the chain.
+                decided = Plan(Action.NONE, "not_in_chain", f"{name}: {self.member_id} is not in the verified chain")
+            plans.append((kind, decided))
         return plans
 
     # ----------------------------------------------------------------------------------- writes
 
-    def _write(
-        self, h: _Holder, token: int, change: Callable[[dict[str, Any]], dict[str, Any] | None]
-    ) -> dict[str, Any]:
-        """Change the holder's record, refused once a newer coordinator exists."""
+    def _write(self, token: int, entries: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        """Put ``entries`` on the member's record, refused once a newer coordinator exists."""
         self._fence(token)
-        if h.member_id is None:
-
-            def fenced(body: dict[str, Any] | None) -> dict[str, Any]:
-                return change(body or {}) or (body or {})
-
-            return self.fenced.update(h.path, token, fenced).body
-        doc = update_record(self.state, h.path, change)
+        doc = update_record(
+            self.state, member_path(self.member_id),
+            lambda body: {**body, "keys": {**(body.get("keys") or {}), **entries}},
+        )  # fmt: skip
         if doc is None:
-            raise FencedError(f"{h.path} vanished during a key rotation")
+            raise FencedError(f"{member_path(self.member_id)} vanished during a key rotation")
         return doc.body
 
-    @staticmethod
-    def _with_entries(body: dict[str, Any], entries: dict[str, dict[str, Any]]) -> dict[str, Any]:
-        return {**body, "keys": {**(body.get("keys") or {}), **entries}}
-
-    def _before_publish(
-        self, h: _Holder, token: int, network_map: dict[str, Any] | None, force: bool, request_id: str | None
-    ) -> list[KeyResult]:
-        body = self._read(h.path) or {}
-        plans = dict(self._plans(h, body, network_map, force, request_id))  # re-planned under the lease
+    def _rotate(self, token: int, force: bool, request_id: str | None) -> list[KeyResult]:
+        body = self._read(member_path(self.member_id)) or {}
+        plans = dict(self._plans(body, force, request_id))  # planned again under the lease
+        me = self.member_id
         now, at = self.clock.now(), iso_time(self.clock.now())
         entries: dict[str, dict[str, Any]] = dict(body.get("keys") or {})
-        results: list[KeyResult] = []
+        results: dict[str, KeyResult] = {}
+
+        def result(kind: str, action: str, reason: str, message: str) -> None:
+            results[kind] = KeyResult(me, key_name(me, kind), kind, action, reason, message)
 
         warn = [k for k, p in plans.items() if p.action is Action.WARN]
         for kind in warn:
             entry, p = entries[kind], plans[kind]
             self.events.emit(
-                "key.expiring", h.member_id, (entry["kid"],), key_name=h.key_name(kind), kind=kind,
+                "key.expiring", me, (entry["kid"],), key_name=key_name(me, kind), kind=kind,
                 version=entry["version"], due_at=iso_time(p.due_at) if p.due_at else None,
             )  # fmt: skip
-            results.append(KeyResult(h.member_id, h.key_name(kind), kind, "warn", p.reason, p.message))
+            result(kind, "warn", p.reason, p.message)
         if warn:
-            marked = {k: {**entries[k], "warned_version": entries[k]["version"]} for k in warn}
-            body = self._write(h, token, lambda b: self._with_entries(b, marked))
+            entries = self._write(token, {k: {**entries[k], "warned_version": entries[k]["version"]} for k in warn})[
+                "keys"
+            ]
 
         start = [k for k, p in plans.items() if p.action is Action.START]
         if start:
-            intents = {}
-            for kind in start:
-                entry, p = entries[kind], plans[kind]
-                intents[kind] = entry.get("rotation") or {
-                    "id": rotation_id(h.key_name(kind), str(entry["version"])),
-                    "stage": Stage.STARTED.value,
-                    "from_version": entry["version"],
-                    "reason": p.reason,
-                    "request_id": request_id if force else None,
-                    "started_at": at,
+            intents = {
+                kind: entries[kind].get("rotation") or {
+                    "id": rotation_id(key_name(me, kind), str(entries[kind]["version"])),
+                    "stage": Stage.STARTED.value, "from_version": entries[kind]["version"],
+                    "reason": plans[kind].reason, "request_id": request_id if force else None, "started_at": at,
                 }
-            started = {k: {**entries[k], "rotation": intents[k]} for k in start}
-            body = self._write(h, token, lambda b: self._with_entries(b, started))
+                for kind in start
+            }  # fmt: skip
+            entries = self._write(token, {k: {**entries[k], "rotation": intents[k]} for k in start})["keys"]
             announced = {}
             for kind in start:
-                entry, intent = started[kind], intents[kind]
-                key = self._new_version(h, kind, intent)
-                retire_after = now + self.policies[kind].overlap
+                entry, intent = entries[kind], intents[kind]
+                key = self._new_version(kind, intent)
                 previous = {k: entry.get(k) for k in ("kid", "version", "public_jwk", "created_at")}
+                rotation = {**intent, "stage": Stage.ANNOUNCED.value, "to_version": key.version}
+                if kind == "governance":
+                    rotation["proposal_id"] = rotate_proposal_id(me, key.version)
                 announced[kind] = {
-                    **{k: v for k, v in entry.items() if k not in ("warned_version",)},
-                    **key_entry(key, at),
-                    "previous": previous,
-                    "rotation": {
-                        **intent, "stage": Stage.ANNOUNCED.value, "to_version": key.version,
-                        "retire_after": iso_time(retire_after),
-                    },
+                    **{k: v for k, v in entry.items() if k != "warned_version"}, **key_entry(key, at),
+                    "previous": previous, "rotation": rotation,
                 }  # fmt: skip
-                results.append(
-                    KeyResult(h.member_id, h.key_name(kind), kind, "start", plans[kind].reason,
-                              f"{h.key_name(kind)}: v{key.version[:8]} created, v{str(intent['from_version'])[:8]} "
-                              f"stays published until {iso_time(retire_after)}")
-                )  # fmt: skip
-            body = self._write(h, token, lambda b: self._with_entries(b, announced))
+                said = f"v{key.version[:8]} created beside v{str(intent['from_version'])[:8]}"
+                result(kind, "start", plans[kind].reason, f"{key_name(me, kind)}: {said}")
+            entries = self._write(token, announced)["keys"]
 
         retire = [k for k, p in plans.items() if p.action is Action.RETIRE]
         if retire:
@@ -460,81 +353,129 @@ class KeyRotator:
                 entry = entries[kind]
                 rotation = {**entry["rotation"], "stage": Stage.RETIRING.value, "retiring": entry.get("previous")}
                 retiring[kind] = {**{k: v for k, v in entry.items() if k != "previous"}, "rotation": rotation}
-                p = plans[kind]
-                results.append(KeyResult(h.member_id, h.key_name(kind), kind, "retire", p.reason, p.message))
-            self._write(h, token, lambda b: self._with_entries(b, retiring))
-        return results
+                result(kind, "retire", plans[kind].reason, plans[kind].message)
+            entries = self._write(token, retiring)["keys"]
 
-    def _new_version(self, h: _Holder, kind: str, intent: dict[str, Any]) -> KeyVersion:
-        """The rotation's new version: the one a stopped run created (found by its tag), else a new one."""
-        name = h.key_name(kind)
-        for version in reversed(self.keys.list_versions(name)):
-            if version.tags.get("rotation_id") == intent["id"] and version.enabled:
-                return version
-        tags = {"rotation_id": str(intent["id"]), "kind": kind}
-        if h.member_id is not None:
-            tags["member_id"] = h.member_id
-        else:
-            tags["purpose"] = "network-map"
-        return self.keys.create_key(name, "EC", tags=tags)
+        # Publish what the others need: the keys document, and a new governance key's rotate proposal.
+        self._publish_keys(token, entries)
+        governance = entries.get("governance") or {}
+        if (governance.get("rotation") or {}).get("stage") == Stage.ANNOUNCED.value:
+            self._propose_rotation(governance)
 
-    def _after_publish(self, h: _Holder, token: int, network_map: dict[str, Any] | None) -> list[KeyResult]:
-        body = self._read(h.path) or {}
-        shown = _map_keys(network_map, h)
-        at = iso_time(self.clock.now())
-        results: list[KeyResult] = []
-        published, finished = {}, {}
-        for kind in h.kinds:
-            entry = (body.get("keys") or {}).get(kind) or {}
+        # What is now published moves on.
+        moved: dict[str, dict[str, Any]] = {}
+        for kind in KEY_KINDS:
+            entry = entries.get(kind) or {}
             rotation = entry.get("rotation") or {}
-            name = h.key_name(kind)
-            if not _in_map(entry, shown.get(kind)):
+            name = key_name(me, kind)
+            stage = rotation.get("stage")
+            if stage not in (Stage.ANNOUNCED.value, Stage.RETIRING.value):
                 continue
-            if rotation.get("stage") == Stage.ANNOUNCED.value:
-                stage = {"stage": Stage.PUBLISHED.value, "published_at": at}
-                published[kind] = {**entry, "rotation": {**rotation, **stage}}
+            if not self._shown(kind, entry):
+                if stage == Stage.ANNOUNCED.value and kind == "governance":
+                    result(kind, "awaiting", "awaiting_version",
+                           f"{name}: {rotation.get('proposal_id')} is proposed; v{str(rotation['from_version'])[:8]} "
+                           "signs until a verified version lists the new kid")  # fmt: skip
+                continue
+            if stage == Stage.ANNOUNCED.value:
+                retire_after = iso_time(now + self.policies[kind].overlap)
+                moved[kind] = {**entry, "rotation": {**rotation, "stage": Stage.PUBLISHED.value, "published_at": at,
+                                                     "retire_after": retire_after}}  # fmt: skip
+                where = "listed by the chain" if kind == "governance" else "published"
                 self.events.emit(
-                    "key.rotated", h.member_id, (rotation["id"],), key_name=name, kind=kind,
+                    "key.rotated", me, (rotation["id"],), key_name=name, kind=kind,
                     from_version=rotation["from_version"], to_version=rotation.get("to_version"),
-                    retire_after=rotation.get("retire_after"), reason=rotation.get("reason"),
-                    request_id=rotation.get("request_id"),
+                    retire_after=retire_after, reason=rotation.get("reason"), request_id=rotation.get("request_id"),
+                    chain_version=self._chain_version() if kind == "governance" else None,
                 )  # fmt: skip
-                new_v, old_v = str(rotation.get("to_version"))[:8], str(rotation["from_version"])[:8]
-                if h.member_id is None:
-                    said = f"v{new_v} announced as the next signer; v{old_v} signs until {rotation.get('retire_after')}"
-                else:
-                    said = f"v{new_v} in the map beside v{old_v} until {rotation.get('retire_after')}"
-                results.append(KeyResult(h.member_id, name, kind, "rotated", "published", f"{name}: {said}"))
-            elif rotation.get("stage") == Stage.RETIRING.value:
+                result(kind, "rotated", "published",
+                       f"{name}: v{str(rotation.get('to_version'))[:8]} {where} beside "
+                       f"v{str(rotation['from_version'])[:8]} until {retire_after}")  # fmt: skip
+            else:
                 old = rotation.get("retiring") or {}
                 version = str(old.get("version") or rotation["from_version"])
+                if kind == "governance" and self._chain_kid() == old.get("kid"):
+                    continue  # never: the chain still lists the old kid, and the member signs with it
                 current = self.keys.get_key(name, version)
                 if current is not None and current.enabled:
                     self.keys.set_enabled(name, version, enabled=False)
                 done = {k: v for k, v in rotation.items() if k not in ("stage", "retiring")}
                 history = [*(entry.get("rotations") or []), {**done, "retired_at": at}][-HISTORY_KEPT:]
-                finished[kind] = {**{k: v for k, v in entry.items() if k != "rotation"}, "rotations": history}
-                self.events.emit(
-                    "key.retired", h.member_id, (rotation["id"], "retired"), key_name=name, kind=kind, version=version
-                )
-                results.append(
-                    KeyResult(h.member_id, name, kind, "retired", "overlap_over",
-                              f"{name}: v{version[:8]} disabled (kept, never deleted), out of the map")
-                )  # fmt: skip
-        if published or finished:
-            self._write(h, token, lambda b: self._with_entries(b, {**published, **finished}))
-        return results
+                moved[kind] = {**{k: v for k, v in entry.items() if k != "rotation"}, "rotations": history}
+                self.events.emit("key.retired", me, (rotation["id"], "retired"), key_name=name, kind=kind,
+                                 version=version)  # fmt: skip
+                result(kind, "retired", "overlap_over", f"{name}: v{version[:8]} disabled (kept, never deleted)")
+        if moved:
+            self._write(token, moved)
+        return [results.get(kind) or KeyResult(me, key_name(me, kind), kind, p.action.value, p.reason, p.message)
+                for kind, p in plans.items()]  # fmt: skip
 
-    def _record_run(
-        self, token: int, run: RotationRun, *, trigger: str, request_id: str | None, force: bool, member_id: str | None
-    ) -> None:
+    def _chain_version(self) -> int | None:
+        head = self.consortium.head()
+        return head.version if head else None
+
+    def _new_version(self, kind: str, intent: dict[str, Any]) -> KeyVersion:
+        """The rotation's new version: the one a stopped run created (found by its tag), else a new one."""
+        name = key_name(self.member_id, kind)
+        for version in reversed(self.keys.list_versions(name)):
+            if version.tags.get("rotation_id") == intent["id"] and version.enabled:
+                return version
+        tags = {"rotation_id": str(intent["id"]), "kind": kind, "member_id": self.member_id}
+        return self.keys.create_key(name, "EC", tags=tags)
+
+    def _propose_rotation(self, entry: dict[str, Any]) -> None:
+        """The rotate proposal of the new governance key: this member's chain entry with the new key."""
+        rotation = entry["rotation"]
+        proposal_id = str(rotation["proposal_id"])
+        if any(p.get("proposal_id") == proposal_id for p in self.consortium.own().get("proposals", [])):
+            return
+        head = self.consortium.head()
+        listed = head.document.member(self.member_id) if head else None
+        if listed is None:
+            return  # left the chain meanwhile: nothing to propose; retire disables everything
+        new_key = chain.KeyRef.model_validate(_key_ref(entry))
+        self.consortium.propose(rules.Proposal(
+            proposal_id=proposal_id, kind=chain.Kind.ROTATE, member_id=self.member_id,
+            entry=listed.model_copy(update={"governance_key": new_key}), proposer=self.member_id,
+            proposed_at=iso_time(self.clock.now()), reason=f"governance key rotation {rotation['id']}",
+        ))  # fmt: skip
+
+    def _publish_keys(self, token: int, entries: Mapping[str, Any]) -> None:
+        """``keys.json``: the TLS and identity keys (current, then previous in an overlap), signed with
+        the governance key the chain lists; written again only when what it says changes."""
+        listed: dict[str, list[dict[str, Any]]] = {}
+        for kind in published_keys.KINDS:
+            entry = entries.get(kind)
+            if entry and entry.get("kid"):
+                listed[kind] = [_key_ref(entry), *([_key_ref(entry["previous"])] if entry.get("previous") else [])]
+        try:
+            kid = self.consortium.signing_key()
+        except TransientError as error:  # no governance key yet: nothing can be signed; the next run tries
+            log.info("keys document not published: %s", error)
+            return
+        fingerprint = hashlib.sha256(chain.canonical({"kid": kid, "keys": listed})).hexdigest()
+        stored = self._read(PUBLISHED_PATH) or {}
+        if stored.get("fingerprint") == fingerprint:
+            return
+        seq = int(stored.get("seq", 0)) + 1
+        document: dict[str, Any] = {
+            "member_id": self.member_id, "kid": kid, "seq": seq, "updated_at": iso_time(self.clock.now()),
+            "keys": listed,
+        }  # fmt: skip
+        document["sig"] = chain.b64u(self.keys.sign(kid, published_keys.digest(document)))
+        # The state first: a document is never published with a seq that a restart could hand out again.
+        self.fenced.update(PUBLISHED_PATH, token, lambda _body: {"seq": seq, "fingerprint": fingerprint,
+                                                                  "keys": listed, "kid": kid})  # fmt: skip
+        self.consortium.public.put(published_keys.PATH, chain.canonical(document))
+
+    def _record_run(self, token: int, run: RotationRun, *, trigger: str, request_id: str | None, force: bool) -> None:
         at = iso_time(self.clock.now())
         acted = [
             {"at": at, **r.as_json()} for r in run.results if r.action not in (Action.NONE.value, Action.WAIT.value)
         ]
         summary = {
-            "at": at, "trigger": trigger, "request_id": request_id, "force": force, "member_id": member_id,
-            "counts": run.summary(), "busy": run.busy, "map_version": run.map_version,
+            "at": at, "trigger": trigger, "request_id": request_id, "force": force, "member_id": self.member_id,
+            "counts": run.summary(), "busy": run.busy, "keys_document_seq": run.keys_document_seq,
         }  # fmt: skip
 
         def change(body: dict[str, Any] | None) -> dict[str, Any]:
@@ -558,16 +499,15 @@ def request_report_path(request_id: str) -> str:
 
 
 def rotation_view(state: StateStore, now: datetime) -> dict[str, Any]:
-    """The status model's ``rotation`` part: the last run, recent key actions, the signer's key."""
+    """The status model's ``rotation`` part: the last run, recent key actions, the keys document's seq."""
     doc = state.read(STATE_PATH)
     body = doc.body if doc else {}
-    signer_doc = state.read(SIGNER_PATH)
-    signer = ((signer_doc.body.get("keys") or {}).get(SIGNER_KIND) if signer_doc else None) or {}
+    published = state.read(PUBLISHED_PATH)
     return {
         "updated_at": body.get("updated_at"),
         "last_run": body.get("last_run"),
         "recent": list(reversed((body.get("recent") or [])[-10:])),
-        "network_map_signer": key_status(signer, now) if signer else None,
+        "keys_document_seq": published.body.get("seq") if published else None,
     }
 
 
@@ -586,4 +526,6 @@ def key_status(entry: dict[str, Any], now: datetime) -> dict[str, Any]:
         view["previous_version"] = entry["previous"].get("version")
     if rotation.get("retire_after"):
         view["retire_after"] = rotation["retire_after"]
+    if rotation.get("proposal_id"):
+        view["proposal_id"] = rotation["proposal_id"]
     return view

@@ -1,5 +1,11 @@
-"""The status model: one JSON object that `consortium status --json`, the status HTTP function and
-the dashboard all serve, read from the consortium state, the coordinator lease and the poison queues.
+"""The status model of one member's deployment: one JSON object that `consortium status --json`, the
+status HTTP function and the dashboard all serve (CONTRACT.md, the ``status --json`` shape).
+
+Everything in it is read from the member's own storage: its own record (``members/{me}.json``: its
+status, scale set and keys), the consortium as its own deployment verified it (``Consortium.view()``:
+the chain's head and genesis, the members, the proposals with who signed them, a fork, the others'
+heads), the coordinator lease of its own deployments, and the poison queues' counts. A member
+without a record is ``outside`` (deployed, has not asked). Nothing here writes.
 """
 
 from __future__ import annotations
@@ -8,12 +14,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from shared.decisions.onboarding import Status
 from shared.ports.leases import LeaseStore
 from shared.ports.state import StateStore
 from shared.services import onboarding, rotation
-from shared.services.autoscale import autoscale_view
+from shared.services.autoscale import autoscale_view, forecast_error
 from shared.services.health import health_view
 from shared.services.leadership import coordinator_status
+from shared.services.records import member_path
 from shared.services.rotation import key_status, rotation_view
 
 #: Queues whose poison counts the status shows (and the sweep records, and replay-poison puts back):
@@ -53,31 +61,46 @@ def member_view(
 
 
 def build_status(
+    member_id: str,
     state: StateStore,
     leases: LeaseStore,
     count: Callable[[str], int],
+    consortium: dict[str, Any],
     queues: tuple[str, ...] = WATCHED_QUEUES,
     now: datetime | None = None,
 ) -> dict[str, Any]:
+    """The status of ``member_id``'s own deployment; ``consortium`` is its ``Consortium.view()``."""
     now = now or datetime.now(UTC)
     scaling = autoscale_view(state)
     health = health_view(state)
-    members = []
-    for doc in state.read_all("members/"):
-        scaled = scaling["last"].get(f"vmss-{doc.body.get('member_id')}")
-        active = doc.body.get("status") == "active"
-        checked = health["members"].get(str(doc.body.get("member_id"))) if active else None
-        members.append(member_view(doc.body, scaled if active else None, now, checked))
-    network_map = state.read("network-map/current.json")
+    doc = state.read(member_path(member_id))
+    record = doc.body if doc else {"member_id": member_id, "status": Status.OUTSIDE.value}
+    active = record.get("status") == Status.ACTIVE.value
+    scaled = scaling["last"].get(f"vmss-{member_id}") if active else None
+    own = member_view(record, scaled, now, health["members"].get(member_id) if active else None)
     return {
+        "member_id": member_id,
+        "status": own["status"],
+        "legal_name": own["legal_name"],
+        "request_id": record.get("request_id"),
+        "status_reason": record.get("status_reason"),
         "coordinator": coordinator_status(leases),
-        "network_map_version": int(network_map.body.get("version", 0)) if network_map else 0,
-        "members": sorted(members, key=lambda m: str(m["member_id"])),
+        "chain": consortium["chain"],
+        "members": consortium["members"],
+        "proposals": consortium["proposals"],
+        "agreement": consortium.get("agreement"),
+        "peers": consortium.get("peers") or {},
+        "scale_set": own["scale_set"],
+        "keys": own["keys"],
+        "nodes": own["nodes"],
         "poison": {f"{q}-poison": count(f"{q}-poison") for q in queues},
         "autoscale": {
             "updated_at": scaling["updated_at"],
             "recent": list(reversed(scaling["recent"][-RECENT_SHOWN:])),
-            "last": {name: {"reason": d["reason"], "message": d["message"]} for name, d in scaling["last"].items()},
+            "last": {
+                name: {"reason": d["reason"], "message": d["message"], "forecast_error": forecast_error(d)}
+                for name, d in scaling["last"].items()
+            },
         },
         "rotation": rotation_view(state, now),
         "health": {

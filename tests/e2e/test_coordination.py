@@ -9,15 +9,13 @@ from typing import Any
 import pytest
 
 from shared.bootstrap import Platform
-from shared.services.status import build_status
 from shared.settings import Settings
 
 pytestmark = pytest.mark.e2e
 
 
 def status(values: dict[str, str]) -> dict[str, Any]:
-    platform = Platform(Settings(values))
-    return build_status(platform.state, platform.leases, platform.queues.count)
+    return Platform(Settings(values)).status()
 
 
 def wait_for_holder(values: dict[str, str], prefix: str, timeout: float = 30) -> dict[str, Any]:

@@ -1,17 +1,17 @@
-"""Key rotation on Azurite and the emulator's Key Vault through the real SDK, travelling in time.
+"""Key rotation of one member's own keys in its own vault: the emulator's Key Vault through the real
+SDK, as that member's identity (``AZURE_EMULATOR_PRINCIPAL``), its records and leases on Azurite.
 
-The rotator runs with a FakeClock, so ages, warnings and overlaps pass in a blink; the keys, their
-versions, enabling and signing are the emulator's, reached through azure-keyvault-keys; the records,
-the map and the leases are Azurite's. Events are captured in memory (the queue adapter has its own tests).
+The member founds a consortium of one (so its own tick adopts its rotate version: a majority of one
+plus its old key and its new one); the published container is the fakes' (its adapters have their
+own tests). The rotator runs with a FakeClock, so ages and overlaps pass in a blink.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
-from typing import Any
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from azure.storage.blob import ContainerClient
@@ -20,252 +20,136 @@ from shared.adapters.blob_leases import BlobLeaseStore
 from shared.adapters.blob_state import BlobStateStore
 from shared.adapters.keyvault import KeyVaultKeyStore
 from shared.adapters.storage import expand_connection_string
-from shared.errors import FencedError
+from shared.decisions import chain, published_keys
+from shared.decisions.rotation import parse_policy
+from shared.errors import ForbiddenError
 from shared.fakes.clock import FakeClock
+from shared.fakes.published import FakePeerReader, FakePublicStore, PublishedWorld
 from shared.fakes.queues import FakeQueues
-from shared.messages import Rejection
-from shared.naming import NETWORK_MAP_SIGNER, key_name
+from shared.naming import key_name
+from shared.services.consortium import Consortium, Identity
 from shared.services.leadership import COORDINATOR
-from shared.services.network_map import SIGNER_PATH, NodeTrust, verify_map
-from shared.services.rotation import STATE_PATH, RotationRun, request_report_path
+from shared.services.records import Events, Rejections, key_entry, member_path
+from shared.services.rotation import KeyRotator, RotationRun
 from shared.settings import Settings
-from tests.rotation.world import RotationWorld
+from tests.conftest import member_settings
+from tools.emulator import EmulatorHandle
 
 pytestmark = pytest.mark.integration
 
-
-class Crash(Exception):
-    """The process dies here."""
-
-
-class Crashing:
-    """Passes calls through to ``inner``, and dies at the ``at``-th call of a method that changes something."""
-
-    CHANGES = frozenset({"create", "replace", "create_key", "set_enabled", "send", "sign"})
-
-    def __init__(self, inner: Any, counter: list[int], at: int | None):
-        self._inner, self._counter, self._at = inner, counter, at
-
-    def __getattr__(self, name: str) -> Any:
-        attribute = getattr(self._inner, name)
-        if name not in self.CHANGES:
-            return attribute
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            self._counter[0] += 1
-            if self._at is not None and self._counter[0] == self._at:
-                raise Crash(f"crashed at change {self._at} ({name})")
-            return attribute(*args, **kwargs)
-
-        return call
+POLICIES = {
+    "tls": parse_policy("tls", "rotate=P90D overlap=P7D warn=P14D"),
+    "governance": parse_policy("governance", "rotate=P365D overlap=P2D warn=P30D"),
+    "identity": parse_policy("identity", "off rotate=P730D overlap=P30D warn=P60D", off_reason="off: R3's tool"),
+}
+ENDPOINT = "https://strot.blob.core.windows.net/consortium-public"
 
 
 @pytest.fixture
-def make_world(storage_connection_string: str, azure_settings: Settings) -> Iterator[Callable[[], RotationWorld]]:
-    keys = KeyVaultKeyStore.from_settings(azure_settings)
-    containers: list[ContainerClient] = []
-
-    def make() -> RotationWorld:
-        container = ContainerClient.from_connection_string(
-            expand_connection_string(storage_connection_string), "rot" + uuid.uuid4().hex[:20]
-        )
-        container.create_container()
-        containers.append(container)
-        queues = FakeQueues()
-
-        def events() -> list[dict[str, Any]]:
-            return [json.loads(s.body) for s in queues.sent if s.queue == "member-events"]
-
-        clock = FakeClock(datetime.now(UTC))
-        return RotationWorld(BlobStateStore(container), keys, BlobLeaseStore(container), queues, clock, events)
-
-    yield make
-    for container in containers:
-        container.delete_container()
-
-
-def member() -> str:
-    return "rot-" + uuid.uuid4().hex[:10]
-
-
-def assert_rotated_once(world: RotationWorld, member_id: str, kind: str) -> None:
-    """One new version, enabled and current; the old one disabled, kept; the map names only the new."""
-    versions = world.versions_of(member_id, kind)
-    assert len(versions) == 2, f"{kind}: {len(versions)} versions, expected the original and one new"
-    old, new = versions
-    assert (old.enabled, new.enabled) == (False, True)
-    entry = world.record(member_id)["keys"][kind]
-    assert entry["version"] == new.version and "previous" not in entry and "rotation" not in entry
-    assert len(entry["rotations"]) == 1
-    shown = next(m for m in world.network_map()["members"] if m["member_id"] == member_id)["keys"][kind]
-    assert shown["kid"] == new.kid and "previous" not in shown
-    assert verify_map(world.network_map(), world.keys)
-
-
-def test_due_keys_warn_then_rotate_once_with_an_overlap_then_retire(make_world: Callable[[], RotationWorld]) -> None:
-    world = make_world()
-    a, b = member(), member()
-    world.seed_member(a)
-    world.seed_member(b)
-    token = world.become_coordinator()
-    rotator = world.rotator()
-
-    world.travel(80)  # tls warns 14 days before its 90
-    assert rotator.run(token, member_id=a).summary() == {"warn": 1, "none": 2}
-    assert rotator.run(token, member_id=a).summary() == {"none": 3}, "key.expiring is announced once per version"
-    assert world.event_types().count("key.expiring") == 1
-
-    world.travel(11)  # 91 days: tls is due
-    version_before = world.network_map()["version"]
-    run = rotator.run(token, member_id=a)
-    assert run.summary() == {"rotated": 1, "none": 2}
-    tls = world.record(a)["keys"]["tls"]
-    assert tls["rotation"]["stage"] == "published" and tls["previous"]["version"] != tls["version"]
-    shown = next(m for m in world.network_map()["members"] if m["member_id"] == a)["keys"]["tls"]
-    assert (shown["kid"], shown["previous"]["kid"]) == (tls["kid"], tls["previous"]["kid"]), "old and new in the map"
-    assert world.network_map()["version"] == version_before + 1
-    assert next(e for e in world.events() if e["type"] == "key.rotated")["key_name"] == key_name(a, "tls")
-    assert all(v.enabled for v in world.versions_of(a, "tls")), "the old version stays enabled in the overlap"
-
-    assert rotator.run(token, member_id=a).summary() == {"wait": 1, "none": 2}, "a repeated run rotates once"
-    assert len(world.versions_of(a, "tls")) == 2
-
-    world.travel(7)  # the overlap is over
-    assert rotator.run(token, member_id=a).summary() == {"retired": 1, "none": 2}
-    assert_rotated_once(world, a, "tls")
-    assert "key.retired" in world.event_types()
-    assert rotator.run(token, member_id=a).summary() == {"none": 3}
-    assert len(world.versions_of(b, "tls")) == 1, "another member's keys are untouched"
-    assert len(world.versions_of(a, "identity")) == 1, "identity keys are not rotated"
-
-
-def test_a_forced_request_rotates_once_however_often_it_comes(make_world: Callable[[], RotationWorld]) -> None:
-    world = make_world()
-    a = member()
-    world.seed_member(a)
-    token = world.become_coordinator()
-    rotator = world.rotator()
-    request = json.dumps({"request_id": "rot-twice", "member_id": a, "force": True})
-
-    def take() -> dict[str, int]:
-        run = rotator.take_request(request, token)
-        assert isinstance(run, RotationRun)
-        return run.summary()
-
-    assert take() == {"rotated": 2, "none": 1}  # tls, governance; identity is off
-    assert take() == {"wait": 2, "none": 1}
-    world.travel(31)
-    rotator.run(token, member_id=a)
-    assert take() == {"none": 3}
-    for kind in ("tls", "governance"):
-        assert_rotated_once(world, a, kind)
-    report = world.state.read(request_report_path("rot-twice"))
-    assert report is not None and (report.body["request_id"], report.body["runs"]) == ("rot-twice", 3)
-
-
-def test_bad_requests_are_rejected_with_their_reason(make_world: Callable[[], RotationWorld]) -> None:
-    world = make_world()
-    token = world.become_coordinator()
-    rotator = world.rotator()
-    refused = rotator.take_request(b'{"request_id": "x", "force": "yes please"}', token)
-    assert isinstance(refused, Rejection) and refused.field == "force"
-    refused = rotator.take_request(json.dumps({"request_id": "y", "member_id": "no-such-bank"}), token)
-    assert isinstance(refused, Rejection) and refused.reason == "not_active"
-    reasons = sorted(doc.body["reason"] for p in world.state.list_paths("rejections/") if (doc := world.state.read(p)))
-    assert reasons == ["not_active", "schema"]
-
-
-def test_a_stale_coordinator_cannot_rotate(make_world: Callable[[], RotationWorld]) -> None:
-    world = make_world()
-    a = member()
-    world.seed_member(a)
-    stale = world.become_coordinator()
-    assert world.grant is not None
-    world.leases.release(world.grant)  # another deployment takes over while this one is paused
-    newer = world.leases.try_acquire(COORDINATOR, "test/2", 60)
-    assert newer is not None and newer.fencing_token > stale
-    before = world.record(a)
-    with pytest.raises(FencedError):
-        world.rotator().run(stale, member_id=a, force=True, request_id="stale")
-    assert world.record(a) == before and len(world.versions_of(a, "tls")) == 1
-
-
-def test_the_signer_rotation_keeps_nodes_following_the_map(make_world: Callable[[], RotationWorld]) -> None:
-    world = make_world()
-    world.seed_member(member())
-    first = world.network_map()
-    signer = world.keys.get_key(NETWORK_MAP_SIGNER, first["signing_key_id"].rsplit("/", 1)[-1])
-    assert signer is not None
-    node = NodeTrust({signer.kid: signer.public_jwk})
-    assert node.accept(first)
-    token = world.become_coordinator()
-    rotator = world.rotator()
-
-    rotator.run(token, force=True, request_id="signer-now")
-    overlap = world.network_map()
-    assert overlap["signing_key_id"] == signer.kid, "the outgoing signer still signs during the overlap"
-    incoming = overlap["next_signing_key"]["kid"]
-    assert incoming != signer.kid and node.accept(overlap) and incoming in node.trusted
-
-    world.travel(15)
-    rotator.run(token)
-    after = world.network_map()
-    assert after["signing_key_id"] == incoming and "next_signing_key" not in after
-    assert node.accept(after), "a node that only ever trusted the first signer follows to the new one"
-    assert verify_map(after, world.keys)
-    old = world.keys.get_key(NETWORK_MAP_SIGNER, signer.version)
-    assert old is not None and not old.enabled
-    assert not NodeTrust({signer.kid: signer.public_jwk}).accept(after), "the new key is trusted only if announced"
-    record = world.state.read(SIGNER_PATH)
-    assert record is not None and record.body["keys"]["signer"]["kid"] == incoming
-    assert world.state.read(STATE_PATH) is not None
-
-
-def _run(world: RotationWorld, token: int, member_id: str, crash_at: int | None, *, force: bool) -> int:
-    """One run whose state, keys and events die at the ``crash_at``-th change; returns the changes it made."""
-    counter = [0]
-    rotator = world.rotator(
-        state=Crashing(world.state, counter, crash_at), keys=Crashing(world.keys, counter, crash_at)
+def container(storage_connection_string: str) -> Iterator[ContainerClient]:
+    client = ContainerClient.from_connection_string(
+        expand_connection_string(storage_connection_string), "rot" + uuid.uuid4().hex[:20]
     )
-    rotator.events.queues = Crashing(world.queues, counter, crash_at)
-    if force:
-        rotator.run(token, member_id=member_id, force=True, request_id="rot-crash")
-    else:
-        rotator.run(token, member_id=member_id)
-    return counter[0]
+    client.create_container()
+    yield client
+    client.delete_container()
 
 
-def _world_at(make_world: Callable[[], RotationWorld], phase: str) -> tuple[RotationWorld, int, str]:
-    """A member seeded; for the retire phase, already rotated and past its overlap."""
-    world = make_world()
-    a = member()
-    world.seed_member(a)
-    token = world.become_coordinator()
-    if phase == "retire":
-        _run(world, token, a, None, force=True)
-        world.travel(31)
-    return world, token, a
+class Member:
+    """One member's deployment: its own vault (as its own identity), its storage, a consortium of one."""
+
+    def __init__(self, handle: EmulatorHandle, base: Settings, container: ContainerClient):
+        self.member_id = "rot-" + uuid.uuid4().hex[:8]
+        self.settings = member_settings(handle, base, self.member_id)
+        self.keys = KeyVaultKeyStore.from_settings(self.settings)
+        self.state, self.leases = BlobStateStore(container), BlobLeaseStore(container)
+        self.clock, self.queues, self.published = FakeClock(datetime.now(UTC)), FakeQueues(), PublishedWorld()
+        events = Events(self.queues, self.clock)
+        at = self.clock.now().isoformat(timespec="seconds").replace("+00:00", "Z")
+        entries = {k: key_entry(self.keys.create_key(key_name(self.member_id, k), "EC", tags={"kind": k}), at)
+                   for k in ("identity", "tls", "governance")}  # fmt: skip
+        self.state.create(member_path(self.member_id), {
+            "member_id": self.member_id, "legal_name": "O=Rot Bank, L=Amsterdam, C=NL", "status": "active",
+            "request_id": "req-rot", "keys": entries,
+        })  # fmt: skip
+        governance = entries["governance"]
+        unsigned = chain.unsigned_genesis("credit-consortium", [{
+            "member_id": self.member_id, "legal_name": "O=Rot Bank, L=Amsterdam, C=NL", "endpoint": ENDPOINT,
+            "governance_key": {"kid": governance["kid"], "jwk": governance["public_jwk"]},
+        }], convener=self.member_id, issued_at=at)  # fmt: skip
+        sig = self.keys.sign(governance["kid"], bytes.fromhex(chain.document_hash(unsigned)))
+        genesis = chain.with_signatures(unsigned, [{"member_id": self.member_id, "kid": governance["kid"],
+                                                    "sig": chain.b64u(sig)}])  # fmt: skip
+        self.consortium = Consortium(
+            identity=Identity(self.member_id, key_name(self.member_id, "governance"), ENDPOINT),
+            genesis=chain.document_hash(genesis), state=self.state, public=FakePublicStore(self.published, ENDPOINT),
+            peers=FakePeerReader(self.published, {}), keys=self.keys, clock=self.clock, events=events,
+            rejections=Rejections(self.state, events, self.clock),
+        )  # fmt: skip
+        self.consortium.pin_genesis(genesis)
+        self.rotator = KeyRotator(
+            member_id=self.member_id, state=self.state, keys=self.keys, leases=self.leases, queues=self.queues,
+            clock=self.clock, policies=POLICIES, holder="test/1", consortium=self.consortium,
+        )  # fmt: skip
+        grant = self.leases.try_acquire(COORDINATOR, "test/1", 60)
+        assert grant is not None
+        self.token = grant.fencing_token
+
+    def run(self, **kwargs: object) -> dict[str, int]:
+        return self.rotator.run(self.token, **kwargs).summary()  # type: ignore[arg-type]
+
+    def versions(self, kind: str) -> list[bool]:
+        return [v.enabled for v in self.keys.list_versions(key_name(self.member_id, kind))]
+
+    def listed(self) -> str:
+        head = self.consortium.head()
+        entry = head.document.member(self.member_id) if head else None
+        assert entry is not None
+        return entry.governance_key.kid
+
+    def travel(self, days: float) -> None:
+        self.clock.advance(timedelta(days=days).total_seconds())
 
 
-@pytest.mark.parametrize("phase", ["rotate", "retire"])
-def test_a_rotation_stopped_at_any_change_resumes_where_it_stopped(
-    make_world: Callable[[], RotationWorld], phase: str
+def test_a_member_rotates_its_own_keys_in_its_own_vault_through_a_rotate_version(
+    emulator_instance: EmulatorHandle, azure_settings: Settings, container: ContainerClient
 ) -> None:
-    world, token, a = _world_at(make_world, phase)
-    changes = _run(world, token, a, None, force=phase == "rotate")
-    assert changes >= 6, "a run makes several changes (intent, versions, records, map, events)"
-    for crash_at in range(1, changes + 1):
-        world, token, a = _world_at(make_world, phase)
-        versions: list[int] = [world.network_map()["version"]]
-        with pytest.raises(Crash):
-            _run(world, token, a, crash_at, force=phase == "rotate")
-        versions.append(world.network_map()["version"])
-        _run(world, token, a, None, force=True)  # the request comes again (or the next tick): it resumes
-        versions.append(world.network_map()["version"])
-        world.travel(31)
-        _run(world, token, a, None, force=False)
-        _run(world, token, a, None, force=False)
-        versions.append(world.network_map()["version"])
-        assert versions == sorted(versions), f"crash at change {crash_at}: the map's version went back"
-        for kind in ("tls", "governance"):
-            assert_rotated_once(world, a, kind)
+    m = Member(emulator_instance, azure_settings, container)
+    old = m.listed()
+    assert m.run(force=True, request_id="rot-1") == {"rotated": 1, "awaiting": 1, "none": 1}
+    assert m.versions("governance") == [True, True] and m.versions("identity") == [True]
+    m.travel(3)
+    assert m.run() == {"awaiting": 1, "wait": 1, "none": 1}, "no version lists the new kid yet: nothing retires"
+    assert m.versions("governance") == [True, True]
+
+    m.consortium.tick()  # a consortium of one: it pre-signs with old and new, agrees, signs, adopts
+    m.consortium.tick()
+    head = m.consortium.head()
+    assert head is not None and head.document.change.kind == chain.Kind.ROTATE
+    new = m.listed()
+    assert new != old and {s.kid for s in head.document.signatures} == {old, new}
+    assert m.run() == {"rotated": 1, "wait": 1, "none": 1}
+    m.travel(5)
+    assert m.run() == {"retired": 2, "none": 1}
+    assert m.versions("governance") == [False, True] and m.versions("tls") == [False, True]
+    with pytest.raises(ForbiddenError):
+        m.keys.sign(old, b"\0" * 32)  # disabled in the vault, kept
+    m.consortium.tick()  # the member still signs its head, now with its new key
+    raw = m.published.containers[ENDPOINT][published_keys.PATH][0]
+    document = published_keys.verify_keys_document(json.loads(raw), member_id=m.member_id, key=head.document.members[0]
+                                                   .governance_key)  # fmt: skip
+    assert len(document.keys["tls"]) == 1 and document.kid == new
+    again = m.rotator.take_request(json.dumps({"request_id": "rot-1", "force": True}), m.token)
+    assert isinstance(again, RotationRun) and again.summary() == {"none": 3}, "the same request rotates once"
+
+
+def test_another_members_identity_cannot_reach_this_members_vault(
+    emulator_instance: EmulatorHandle, azure_settings: Settings, container: ContainerClient
+) -> None:
+    m = Member(emulator_instance, azure_settings, container)
+    other = "rot-" + uuid.uuid4().hex[:8]
+    member_settings(emulator_instance, azure_settings, other)  # registered, with a vault of its own
+    stranger = KeyVaultKeyStore.from_settings(Settings({**m.settings.values, "AZURE_EMULATOR_PRINCIPAL": other}))
+    with pytest.raises(ForbiddenError):
+        stranger.create_key(key_name(m.member_id, "governance"), "EC", tags={})
+    assert m.versions("governance") == [True]

@@ -26,6 +26,7 @@ def rotation(stage: Stage, **changes: object) -> Rotation:
     return Rotation(**base)  # type: ignore[arg-type]
 
 
+published_at_97 = key(rotation=rotation(Stage.PUBLISHED, retire_after=T0 + 97 * DAY), published=True)
 ROWS = [
     ("a young key is left alone", key(), T0 + 10 * DAY, {}, Action.NONE, "not_due"),
     ("warn_before its age a key is expiring", key(), T0 + 76 * DAY, {}, Action.WARN, "expiring"),
@@ -44,15 +45,20 @@ ROWS = [
     ("not even when forced", key(kind="identity"), T0, {"force": True, "request_id": "r1"}, Action.NONE, "off"),
     ("a rotation stopped before its version was recorded resumes", key(rotation=rotation(Stage.STARTED)),
      T0 + 91 * DAY, {}, Action.START, "resume"),
-    ("an announced rotation needs the map", key(rotation=rotation(Stage.ANNOUNCED)), T0 + 91 * DAY, {},
+    ("an announced rotation must publish old and new", key(rotation=rotation(Stage.ANNOUNCED)), T0 + 91 * DAY, {},
      Action.PUBLISH, "announce"),
-    ("an announced rotation the map already shows is confirmed", key(rotation=rotation(Stage.ANNOUNCED), in_map=True),
+    ("an announced rotation already published is confirmed", key(rotation=rotation(Stage.ANNOUNCED), published=True),
      T0 + 91 * DAY, {}, Action.PUBLISH, "published"),
-    ("during the overlap the old version stays", key(rotation=rotation(Stage.PUBLISHED, retire_after=T0 + 97 * DAY)),
+    ("a governance rotation waits for a verified version listing the new kid",
+     key(kind="governance", rotation=rotation(Stage.ANNOUNCED)), T0 + 400 * DAY, {}, Action.PUBLISH, "announce"),
+    ("a published rotation no longer published never retires",
+     key(kind="governance", rotation=rotation(Stage.PUBLISHED, retire_after=T0 + 97 * DAY)), T0 + 400 * DAY, {},
+     Action.WAIT, "unpublished"),
+    ("during the overlap the old version stays", published_at_97,
      T0 + 96 * DAY, {}, Action.WAIT, "overlap"),
-    ("force does not cut an overlap short", key(rotation=rotation(Stage.PUBLISHED, retire_after=T0 + 97 * DAY)),
+    ("force does not cut an overlap short", published_at_97,
      T0 + 96 * DAY, {"force": True, "request_id": "r9"}, Action.WAIT, "overlap"),
-    ("after the overlap the old version retires", key(rotation=rotation(Stage.PUBLISHED, retire_after=T0 + 97 * DAY)),
+    ("after the overlap the old version retires", published_at_97,
      T0 + 97 * DAY, {}, Action.RETIRE, "overlap_over"),
     ("a retirement stopped half-way finishes", key(rotation=rotation(Stage.RETIRING)), T0 + 98 * DAY, {},
      Action.FINISH, "retiring"),

@@ -1,6 +1,7 @@
 """The stack's launchers on free ports in a temporary folder: the single shape creates its queues
 before anything posts, and the member shape runs one local Functions host per member, each on its
-own settings, port and account, taking its own messages; ``down`` stops all of it."""
+own settings, port and account, taking its own messages, after the founders' genesis is in place;
+``down`` stops all of it."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
 
+from shared.decisions import chain
 from tools import azurite, member_settings, provision, stack
 
 
@@ -81,6 +83,15 @@ def test_one_host_per_member_each_taking_its_own_messages(tmp_path: Path) -> Non
     try:
         assert set(record) == {"azurite", "emulator", "funchost:bank-a", "funchost:bank-b"}
         az = azurite.Azurite(ports[0], ports[1], ports[2])
+        # the founders' genesis is in place before the hosts start: in both founders' own storage, and
+        # its hash in each member's settings, which each host was started with
+        genesis_hash = json.loads((paths.local / "genesis.json").read_text())["hash"]
+        for member in members:
+            values, _ = member_settings.read(member_settings.settings_path(member, tmp_path))
+            assert values["CONSORTIUM_GENESIS_HASH"] == genesis_hash
+            own = BlobServiceClient.from_connection_string(az.connection_string_for(azurite.account_for(member)))
+            stored = own.get_blob_client("consortium", "chain/00000000.json").download_blob().readall()
+            assert chain.verify_genesis(genesis_hash, json.loads(stored)).document.member_ids == members
         for member in members:
             entry = record[f"funchost:{member}"]
             assert entry["port"] == options["host_ports"][member]
@@ -123,7 +134,14 @@ def test_one_host_per_member_each_taking_its_own_messages(tmp_path: Path) -> Non
         # a second `up` is harmless: everything already runs, nothing restarts
         again = stack.up_members(paths, **options)
         assert {k: v["pid"] for k, v in again.items()} == {k: v["pid"] for k, v in record.items()}
+        assert json.loads((paths.local / "genesis.json").read_text())["hash"] == genesis_hash
     finally:
         stack.down(paths, quiet=True)
     assert all(_gone(entry) for entry in record.values())
     assert stack.status(paths) == {}
+
+
+def test_make_up_starts_one_deployment_per_member() -> None:
+    assert stack.DEFAULT_SHAPE == "members"
+    recipe = Path(stack.ROOT / "Makefile").read_text().split("\nup:", 1)[1].split("\n\n", 1)[0]
+    assert "-m tools.stack up" in recipe and "--shape" not in recipe  # `make up` runs the default shape

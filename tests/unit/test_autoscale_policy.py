@@ -163,7 +163,15 @@ def test_a_decision_records_its_inputs_and_the_change_it_made() -> None:
     decision, history = decide(Observation(4, 99, tpm_for(4)), POLICY, History(), NOW)
     assert decision.inputs["cpu_percent"] == 99 and decision.inputs["capacity"] == 4
     assert history.changes[-1] == Change(NOW, 4, 8)
-    assert history.recommendations[-1] == (NOW, 8)
+    assert history.recommendations[-1] == (NOW, 4), "the 8 is a saturated guess; the window keeps the 4 measured"
+
+
+def test_a_saturated_guess_is_not_held_through_the_window_but_what_the_new_nodes_measure_is() -> None:
+    _, history = decide(Observation(6, 99, tpm_for(6)), POLICY, History(since=ago(400)), NOW)
+    assert history.changes[-1] == Change(NOW, 6, 10) and history.highest(NOW, 300) == 6
+    later = NOW + timedelta(seconds=120)
+    _, history = decide(Observation(10, 65, tpm_for(9)), POLICY, history, later)
+    assert history.highest(later, 300) == 9, "the load the new nodes measured is what a scale-in must respect"
 
 
 def test_load_falling_back_within_the_cooldown_of_a_scale_out_marks_a_burst() -> None:

@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.decisions.autoscale import Reason, ScalePolicy
+from shared.decisions import forecast as fc
+from shared.decisions.autoscale import History, Reason, ScalePolicy
 from shared.errors import FencedError, TransientError
 from shared.fakes.clock import FakeClock
 from shared.fakes.leases import FakeLeaseStore
@@ -18,7 +19,8 @@ from shared.fakes.scalesets import FakeScaleSets
 from shared.fakes.state import FakeStateStore
 from shared.ports.metrics import MetricPoint, MetricsBatch, MetricSeries
 from shared.ports.scalesets import ScaleSet, ScaleSetSpec
-from shared.services.autoscale import CPU, STATE_PATH, TPM, Autoscaler, observe
+from shared.services.autoscale import CPU, STATE_PATH, TPM, Autoscaler, forecast_error, history_to_json, observe
+from shared.services.dashboard import scaling_view
 from shared.services.leadership import COORDINATOR
 from shared.settings import TEMPLATE
 
@@ -223,3 +225,35 @@ def test_a_complete_minute_is_read_against_the_nodes_that_served_it_a_minute_und
     assert under_way.sample_start is None and under_way.cpu_percent == 60.0
     stale = observe(batch(now - timedelta(minutes=4)), vmss, now)
     assert stale.cpu_percent is None and stale.partial
+
+
+def _trusted_history(now: datetime, nodes: float) -> dict:  # type: ignore[type-arg]
+    """A stored history whose profile has a week of days all asking for ``nodes`` and has been right."""
+    kept = ((round(nodes * 850),) * fc.DAYS_KEPT,) * fc.BINS_PER_DAY
+    profile = fc.Profile(since=now - timedelta(days=8), bins={k: kept for k in fc.KINDS}, error=0.1, load=8.0,
+                         judged_at=now)  # fmt: skip
+    return history_to_json(History(profile=profile))
+
+
+@pytest.mark.parametrize("mode", [fc.Mode.FORECAST, fc.Mode.ON])
+def test_the_forecast_is_stored_with_each_decision_and_acted_on_only_when_on(mode: fc.Mode) -> None:
+    fleet = Fleet(members=1, capacity=2)
+    fleet.scaler.defaults = replace(fleet.scaler.defaults, forecast=fc.ForecastPolicy(mode=mode))
+    name = "vmss-bank-0000"
+    fleet.state.create(STATE_PATH, {"sets": {name: _trusted_history(fleet.clock.now(), 12)}})
+    fleet.load("bank-0000", 70, 1600)  # within the tolerance of 2 nodes: the reactive policy holds
+    fleet.tick()
+    body = fleet.state.read(STATE_PATH).body
+    last = body["last"][name]
+    assert last["forecast"]["would_target"] == 6 and last["forecast"]["would_reason"] == "predicted"
+    assert last["forecast"]["standing"] == "trusted" and last["forecast"]["error_nodes"] is not None
+    assert body["sets"][name]["profile"]["bins"]["weekday"][0] == [10200] * fc.DAYS_KEPT, "the profile is kept"
+    if mode is fc.Mode.FORECAST:
+        assert fleet.capacity("bank-0000") == 2 and last["reason"] == "within_tolerance"
+        assert not last["forecast"]["acted"]
+    else:
+        assert fleet.capacity("bank-0000") == 6 and last["reason"] == "predicted" and last["forecast"]["acted"]
+        assert body["sets"][name]["changes"][-1]["predicted"] is True
+    shown = forecast_error(last)  # what status shows under autoscale.last.<set>.forecast_error
+    assert shown is not None and shown["standing"] == "trusted" and shown["nodes"] == last["forecast"]["error_nodes"]
+    assert scaling_view(fleet.state)["sets"][name]["forecast_error"] == shown, "the dashboard shows the same"

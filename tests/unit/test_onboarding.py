@@ -198,3 +198,29 @@ def test_a_step_for_another_member_is_refused(world: Consortium) -> None:
     body = json.dumps({"request_id": "req-bank-a-001", "member_id": "bank-a", "step": "keys"})
     outcome = world.post("bank-c", ob.STEP_QUEUES["keys"], body)
     assert outcome.action == "rejected" and outcome.reason == "wrong_queue"
+
+
+def test_a_late_copy_of_a_done_step_resumes_a_failed_member_where_its_record_stands(world: Consortium) -> None:
+    """Issue 19: the provision message was poisoned (the member failed) and a late copy of the keys step,
+    done long before, arrived: the resumed member must go on at provision, not be left with nothing queued."""
+    c = world.deployments["bank-c"]
+    world.post("bank-c", ob.REQUESTS, request("bank-c"))
+    keys_step = next(s for s in c.queues.sent if s.queue == ob.STEP_QUEUES["keys"])
+    c.queues.sent.remove(keys_step)
+    world.post("bank-c", ob.STEP_QUEUES["keys"], keys_step.body)
+    provision = next(s for s in c.queues.sent if s.queue == ob.STEP_QUEUES["provision"])
+    c.queues.sent.remove(provision)
+    assert c.service.record_poison(ob.STEP_QUEUES["provision"], provision.body, "m-9", 5).action == "failed"
+    outcome = world.post("bank-c", ob.STEP_QUEUES["keys"], keys_step.body)  # the late copy
+    assert outcome.action == "resumed", outcome.message
+    world.settle(rounds=4)
+    assert c.status() == "pending" and c.capacity() == 0, "it went on to provision and propose"
+    assert world.members["bank-a"].service.view()["proposals"], "its admission was proposed"
+
+
+def test_a_poison_record_does_not_fail_a_member_that_went_active_since_it_was_read(world: Consortium) -> None:
+    a = world.deployments["bank-a"]
+    assert a.status() == "active"
+    body = json.dumps({"request_id": "req-bank-a-001", "member_id": "bank-a", "step": "activate"})
+    outcome = a.service.record_poison(ob.STEP_QUEUES["activate"], body, "m-late", 5)
+    assert outcome.action == "recorded" and a.status() == "active"

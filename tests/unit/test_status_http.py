@@ -1,8 +1,10 @@
 """The status HTTP functions and the dashboard page, on the fakes: what they answer, without a host.
 
-The functions are called as the worker calls them, with ``platform()`` swapped for one built on the
-in-memory fakes; the local host's routing is exercised through ``tools.funchost.http.HttpRoutes``
-to show that FUNCTION-level routes answer locally without a key, as under Core Tools.
+The functions are called as the worker calls them, with ``platform()`` swapped for bank-a's own
+deployment on the fakes of a four-member consortium (``consortium_world``: each member its own vault,
+storage and published container); the status is the real ``Platform.status()`` over those fakes. The
+local host's routing is exercised through ``tools.funchost.http.HttpRoutes`` to show that
+FUNCTION-level routes answer locally without a key, as under Core Tools.
 """
 
 from __future__ import annotations
@@ -12,23 +14,23 @@ import hashlib
 import json
 import re
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import azure.functions as func
 import pytest
 
 from functions import status_http
+from shared.bootstrap import Platform
+from shared.decisions import chain
 from shared.errors import TransientError
-from shared.fakes.clock import FakeClock
 from shared.fakes.leases import FakeLeaseStore
-from shared.fakes.queues import FakeQueues
 from shared.fakes.state import FakeStateStore
 from shared.services.autoscale import STATE_PATH
 from shared.services.dashboard import scaling_view
 from shared.services.leadership import COORDINATOR
-from shared.services.status import build_status
-from shared.settings import local_defaults
+from shared.services.records import key_entry
+from shared.settings import Settings, local_defaults
+from tests.unit.consortium_world import World, chain_time, endpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -43,23 +45,47 @@ def decision(member: str, at: str, before: int, after: int, reason: str, tpm: fl
     }  # fmt: skip
 
 
+def deployment(world: World, member_id: str) -> Platform:
+    """``member_id``'s own deployment: the real Platform over that member's fakes in ``world``."""
+    m = world.members[member_id]
+    platform = Platform(Settings({**local_defaults(), "CONSORTIUM_MEMBER_ID": member_id}))
+    vars(platform).update(
+        state=m.state, queues=m.queues, keys=m.keys, consortium=m.service, leases=FakeLeaseStore(world.clock.now)
+    )
+    return platform
+
+
 @pytest.fixture
-def world(monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
-    clock = FakeClock()
-    w = SimpleNamespace(state=FakeStateStore(), leases=FakeLeaseStore(clock.now), queues=FakeQueues(), clock=clock)
-    for member, status in (("bank-a", "active"), ("bank-b", "failed")):
-        w.state.create(
-            f"members/{member}.json",
-            {"member_id": member, "status": status, "legal_name": f"O={member}, L=Oslo, C=NO",
-             "scale": {"min_nodes": 1, "max_nodes": 6}, "keys": {}},
-        )  # fmt: skip
-    w.leases.try_acquire(COORDINATOR, "local/vm-0", 15)
+def consortium() -> World:
+    """bank-a and bank-b founded it; bank-c asks to join and bank-a has approved; bank-d is outside."""
+    world = World()
+    world.found("bank-a", "bank-b")
+    world.run(3)
+    world.members["bank-a"].service.decide(world.propose_admission("bank-c"), "approve")
+    world.run(4)
+    return world
+
+
+@pytest.fixture
+def bank_a(consortium: World, monkeypatch: pytest.MonkeyPatch) -> Platform:
+    """bank-a's deployment, active with its scale set and keys, a coordinator, scaling history and a poison message."""
+    p = deployment(consortium, "bank-a")
+    key = consortium.members["bank-a"].keys.get_key("bank-a-governance")
+    assert key is not None
+    p.state.create(
+        "members/bank-a.json",
+        {"member_id": "bank-a", "status": "active", "legal_name": "O=Bank A, L=City, C=GB", "request_id": "req-a-1",
+         "scale": {"min_nodes": 1, "max_nodes": 6}, "scale_set_id": "/subscriptions/s/vmss-bank-a",
+         "scale_set": {"capacity": 2}, "keys": {"governance": key_entry(key, "2026-11-25T09:00:00Z")}},
+    )  # fmt: skip
+    p.leases.try_acquire(COORDINATOR, "bank-a-local/vm-0", 15)
     change = decision("bank-a", "2025-01-01T10:00:00Z", 2, 4, "scale_out", 3600.0)
     hold = decision("bank-a", "2025-01-01T10:00:10Z", 4, 4, "within_tolerance", 3500.0)
-    w.state.create(STATE_PATH, {"updated_at": hold["at"], "last": {"vmss-bank-a": hold}, "recent": [change]})
-    w.queues.send("onboarding-keys-poison", "{}")
-    monkeypatch.setattr(status_http, "platform", lambda: w)
-    return w
+    p.state.create(STATE_PATH, {"updated_at": hold["at"], "last": {"vmss-bank-a": hold}, "recent": [change]})
+    p.queues.send("onboarding-keys-poison", "{}")
+    p.consortium.memory.heads.clear()  # what a fresh process sees: the heads bank-a stored, verified again
+    monkeypatch.setattr(status_http, "platform", lambda: p)
+    return p
 
 
 def get(function: Any, route: str) -> func.HttpResponse:
@@ -68,26 +94,74 @@ def get(function: Any, route: str) -> func.HttpResponse:
     return response
 
 
-def test_the_status_function_serves_the_status_model_as_build_status_makes_it(world: SimpleNamespace) -> None:
+def test_the_status_function_serves_the_contracts_object_for_the_deployments_own_member(
+    bank_a: Platform, consortium: World
+) -> None:
     response = get(status_http.status, "status")
     assert response.status_code == 200 and response.mimetype == "application/json"
     assert response.headers["Cache-Control"] == "no-store"
     served = json.loads(response.get_body())
-    expected = build_status(world.state, world.leases, world.queues.count)
-    assert set(served) == set(expected)
-    assert served["members"] == expected["members"]
-    assert served["coordinator"]["holder"] == "local/vm-0"
+    assert (served["member_id"], served["status"]) == ("bank-a", "active")
+    assert served["coordinator"]["holder"] == "bank-a-local/vm-0" and served["coordinator"]["fencing_token"] == 1
+    assert served["chain"] == {"version": 0, "head": consortium.genesis, "genesis": consortium.genesis, "fork": None}
+    assert [{k: m[k] for k in ("member_id", "status", "endpoint")} for m in served["members"]] == [
+        {"member_id": "bank-a", "status": "active", "endpoint": endpoint("bank-a")},
+        {"member_id": "bank-b", "status": "active", "endpoint": endpoint("bank-b")},
+    ]
+    [proposal] = served["proposals"]
+    assert {k: proposal[k] for k in ("proposal_id", "change", "base_version", "signed_by", "status")} == {
+        "proposal_id": "prop-admit-bank-c", "change": {"kind": "admit", "member_id": "bank-c"},
+        "base_version": 0, "signed_by": ["bank-a"], "status": "open",
+    }  # fmt: skip
+    assert served["scale_set"] == {"id": "/subscriptions/s/vmss-bank-a", "capacity": 4, "min_nodes": 1, "max_nodes": 6}
+    key = served["keys"]["bank-a-governance"]
+    assert key["version"] and key["rotated_at"] == "2026-11-25T09:00:00Z"
     assert served["poison"]["onboarding-keys-poison"] == 1
+    assert all(q.endswith("-poison") and n == 0 for q, n in served["poison"].items() if q != "onboarding-keys-poison")
+    assert set(served["peers"]) == {"bank-b", "bank-c"}, "the others' heads as bank-a stored them"
+    assert served == json.loads(json.dumps(bank_a.status())), "the CLI's status --json is the same object"
+
+
+def test_a_deployed_member_that_has_not_asked_is_outside_and_still_sees_the_consortium(consortium: World) -> None:
+    served = deployment(consortium, "bank-d").status()
+    assert (served["member_id"], served["status"]) == ("bank-d", "outside")
+    assert served["scale_set"] == {"id": None, "capacity": 0, "min_nodes": 1, "max_nodes": 1}
+    assert served["keys"] == {} and served["coordinator"]["holder"] is None
+    assert served["chain"]["version"] == 0 and [m["member_id"] for m in served["members"]] == ["bank-a", "bank-b"]
+
+
+def test_a_fork_shows_in_the_chain_naming_who_signed_both_without_the_documents(consortium: World) -> None:
+    world = consortium
+    world.members["bank-b"].service.decide("prop-admit-bank-c", "approve")
+    world.run(20, until=lambda: all(v == 1 for v in world.versions().values()))
+    ours = world.members["bank-a"].service.verified()
+    assert len(ours) == 2, "bank-c is admitted in version 1"
+    d = world.members["bank-d"]
+    unsigned = chain.unsigned_next(
+        ours[0], {"kind": "admit", "member_id": "bank-d", "proposal_id": "prop-other"},
+        issued_at=chain_time(world.clock), entry=d.entry(),
+    )  # fmt: skip
+    digest = bytes.fromhex(chain.document_hash(unsigned))
+    signatures = []
+    for m in ("bank-a", "bank-b", "bank-d"):
+        kid = world.members[m].keys.get_key(f"{m}-governance").kid  # type: ignore[union-attr]
+        signatures.append({"member_id": m, "kid": kid, "sig": chain.b64u(world.members[m].keys.sign(kid, digest))})
+    theirs = chain.verify_next(ours[0], chain.with_signatures(unsigned, signatures))
+    world.members["bank-c"].service.report_fork(world.members["bank-c"].service.verified()[1], theirs, seen_at="bank-d")
+    fork = deployment(world, "bank-c").status()["chain"]["fork"]
+    assert fork["version"] == 1 and fork["signed_both"] == ["bank-a", "bank-b"] and fork["seen_at"] == "bank-d"
+    assert "documents" not in fork
 
 
 def test_a_storage_outage_answers_503_with_the_reason_for_the_banner(
-    world: SimpleNamespace, monkeypatch: pytest.MonkeyPatch
+    bank_a: Platform, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def down(path: str) -> None:
         raise TransientError("storage is throttling", retry_after=7)
 
-    monkeypatch.setattr(world.state, "list_paths", down)
-    monkeypatch.setattr(world.state, "read", down)
+    monkeypatch.setattr(bank_a.state, "list_paths", down)
+    monkeypatch.setattr(bank_a.state, "read", down)
+    monkeypatch.setattr(bank_a.state, "read_all", down)
     for function, route in ((status_http.status, "status"), (status_http.status_autoscale, "status/autoscale")):
         response = get(function, route)
         assert response.status_code == 503
@@ -95,9 +169,9 @@ def test_a_storage_outage_answers_503_with_the_reason_for_the_banner(
         assert "storage is throttling" in json.loads(response.get_body())["error"]
 
 
-def test_the_autoscale_view_flattens_each_decision_with_its_inputs(world: SimpleNamespace) -> None:
+def test_the_autoscale_view_flattens_each_decision_with_its_inputs(bank_a: Platform) -> None:
     view = json.loads(get(status_http.status_autoscale, "status/autoscale").get_body())
-    assert view == scaling_view(world.state)
+    assert view == scaling_view(bank_a.state)
     last = view["sets"]["vmss-bank-a"]
     assert (last["capacity"], last["before"], last["tpm"], last["cpu_percent"]) == (4, 4, 3500.0, 80.0)
     assert last["reason"] == "within_tolerance" and last["applied"] is False
@@ -144,7 +218,7 @@ def test_the_dashboard_names_nothing_outside_the_app() -> None:
     assert "@import" not in html and "@font-face" not in html
 
 
-def test_the_local_host_serves_the_function_level_routes_without_a_key(world: SimpleNamespace, tmp_path: Path) -> None:
+def test_the_local_host_serves_the_function_level_routes_without_a_key(bank_a: Platform, tmp_path: Path) -> None:
     from tools.funchost.http import HttpRoutes
     from tools.funchost.indexing import index_app
 

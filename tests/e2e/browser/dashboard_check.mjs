@@ -4,7 +4,11 @@
 // /api/status fail (in the browser, by routing) to see the stale banner, and lets it recover.
 // The pytest test (tests/e2e/test_dashboard.py) decides what is right; this script only looks.
 //
-//   node tests/e2e/browser/dashboard_check.mjs --url URL --screenshot PNG [--expect-members a,b] [--timeout 90]
+//   node tests/e2e/browser/dashboard_check.mjs --url URL --screenshot PNG [--expect-members a,b]
+//        [--expect-proposal ID] [--timeout 90]
+//
+// The page is one member's dashboard: its own row (status, nodes, chart) and the consortium as that
+// member verified it (chain version, head, genesis, fork, the chain's members, proposals with who signed).
 //
 // Chromium flags: --headless and --user-data-dir are Playwright's to set (headless: true and a fresh
 // profile folder given to launchPersistentContext); the rest are passed as they are.
@@ -20,6 +24,7 @@ const { values: opts } = parseArgs({
     screenshot: { type: "string" },
     "stale-screenshot": { type: "string" },
     "expect-members": { type: "string", default: "" },
+    "expect-proposal": { type: "string", default: "" },
     timeout: { type: "string", default: "90" },
     chromium: { type: "string", default: process.env.CHROMIUM || "/usr/bin/chromium" },
   },
@@ -55,15 +60,17 @@ try {
   report.content_type = response.headers()["content-type"];
   report.csp = response.headers()["content-security-policy"];
 
-  // Ready when every expected member is active in the table and its chart has capacity and load points.
-  const ready = await page.waitForFunction((members) => {
+  // Ready when every expected member is active in the table and its chart has capacity and load points,
+  // and the expected proposal is listed.
+  const ready = await page.waitForFunction(([members, proposal]) => {
     if (!document.body.dataset.polls) return false;
+    if (proposal && !document.querySelector(`#proposals-table tr[data-proposal="${proposal}"]`)) return false;
     return members.every((m) => {
       const row = document.querySelector(`#members-table tr[data-member="${m}"]`);
       const chart = document.querySelector(`figure.chart[data-member="${m}"] svg`);
       return row && row.dataset.status === "active" && chart && Number(chart.dataset.points) > 1 && Number(chart.dataset.loadPoints) > 0;
     });
-  }, expected, { timeout, polling: 500 }).then(() => true, () => false);
+  }, [expected, opts["expect-proposal"]], { timeout, polling: 500 }).then(() => true, () => false);
   report.ready = ready;
 
   const seen = () => page.evaluate(() => {
@@ -99,6 +106,20 @@ try {
           label: text(svg.querySelector("desc")), caption: text(f.querySelector("figcaption")),
         };
       }),
+      tiles: Object.fromEntries([...document.querySelectorAll(".tile")].map((t) => [t.id.replace(/^tile-/, ""), { text: text(t.querySelector("dd")), state: t.className }])),
+      chain: {
+        version: text(document.getElementById("chain-version")), head: text(document.getElementById("chain-head")),
+        head_title: document.querySelector("#chain-head [title]")?.title ?? null,
+        genesis: text(document.getElementById("chain-genesis")), genesis_title: document.querySelector("#chain-genesis [title]")?.title ?? null,
+        fork: text(document.getElementById("chain-fork")),
+      },
+      chain_members: [...document.querySelectorAll("#chain-members-table tbody tr[data-member]")].map((tr) => ({
+        member_id: tr.dataset.member, name: text(tr.cells[0]), status: text(tr.cells[1]), head: text(tr.cells[2]), endpoint: text(tr.cells[3]),
+      })),
+      proposals: [...document.querySelectorAll("#proposals-table tbody tr[data-proposal]")].map((tr) => ({
+        proposal_id: tr.dataset.proposal, status: tr.dataset.status, change: text(tr.cells[1]), base: text(tr.cells[2]),
+        signed_by: text(tr.cells[3]), status_text: text(tr.cells[4]), mine: text(tr.cells[5]),
+      })),
       decisions: [...document.querySelectorAll("#decisions-table tbody tr[data-member]")].map((tr) => text(tr)),
       keys: [...document.querySelectorAll("#keys-table tbody tr[data-key]")].map((tr) => ({ member_id: tr.dataset.member, key: tr.dataset.key, text: text(tr) })),
     };

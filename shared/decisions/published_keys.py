@@ -1,0 +1,80 @@
+"""A member's keys document: the public TLS and node identity keys it publishes for the others.
+
+The chain carries each member's governance key; what else a member's nodes use (the TLS and node
+identity keys, which rotate without the consortium's say) is not agreed by the members, so it is not
+in the chain. Each member publishes it as ``keys.json`` in its own ``consortium-public`` container,
+signed with the governance key its verified chain lists (CONTRACT.md: "signed with a key the chain
+lists for it, and others accept it only if it verifies"). During a rotation's overlap a kind lists
+two keys, the current one first; afterwards one.
+
+``verify_keys_document`` is the one check: the document parses (strict), names the member, is
+signed with the key given (the reader's own chain's key for that member), and ``seq`` never goes
+back. Nothing read becomes a ``KeysDocument`` without passing it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from shared.decisions import chain
+from shared.naming import MEMBER_ID
+
+PATH = "keys.json"
+MAX_BYTES = 16 * 1024
+#: The kinds a keys document lists (the governance key is in the chain).
+KINDS = ("identity", "tls")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class KeysDocument(_Strict):
+    member_id: str = Field(pattern=MEMBER_ID.pattern)
+    #: The governance kid it is signed with: the one the signer's verified chain lists for it.
+    kid: str = Field(pattern=chain.KID_PATTERN, max_length=512)
+    seq: int = Field(ge=1)
+    updated_at: str = Field(pattern=chain.TIMESTAMP_PATTERN)
+    #: Per kind, the current key first, then the one it replaces while their overlap lasts.
+    keys: dict[Literal["identity", "tls"], list[chain.KeyRef]]
+    sig: str = Field(pattern=chain.B64U_PATTERN, min_length=86, max_length=86)
+
+
+class KeysDocumentError(ValueError):
+    """A keys document that is not what its member published; the message names the rule."""
+
+
+def signing_bytes(document: Mapping[str, Any]) -> bytes:
+    """RFC 8785 of the document without ``sig``."""
+    return chain.canonical({k: v for k, v in document.items() if k != "sig"})
+
+
+def digest(document: Mapping[str, Any]) -> bytes:
+    return hashlib.sha256(signing_bytes(document)).digest()
+
+
+def verify_keys_document(
+    raw: Mapping[str, Any], *, member_id: str, key: chain.KeyRef, after_seq: int = 0
+) -> KeysDocument:
+    """The keys document of ``member_id`` if it parses, is newer than ``after_seq`` and is signed by ``key``."""
+    try:
+        document = KeysDocument.model_validate(raw)
+    except ValidationError as error:
+        first = error.errors()[0]
+        raise KeysDocumentError(f"keys of {member_id}: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+    if document.member_id != member_id:
+        raise KeysDocumentError(f"keys of {member_id} name {document.member_id}")
+    for kind, refs in document.keys.items():
+        if not 1 <= len(refs) <= 2 or len({r.kid for r in refs}) != len(refs):
+            raise KeysDocumentError(f"keys of {member_id}: {kind} lists {len(refs)} keys (one, or two in an overlap)")
+    if document.seq <= after_seq:
+        raise KeysDocumentError(f"keys of {member_id}: seq {document.seq} is not after {after_seq}")
+    if document.kid != key.kid:
+        raise KeysDocumentError(f"keys of {member_id}: signed with a key its chain entry does not list")
+    if not chain.verify_signature(key.jwk, digest(raw), document.sig):
+        raise KeysDocumentError(f"keys of {member_id}: signature does not verify")
+    return document

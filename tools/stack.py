@@ -1,9 +1,10 @@
 """The local stack behind `make up` / `make down`: Azurite, the Azure emulator and the local host(s).
 
 ``up`` starts each piece in the background, waits on a readiness check (never a sleep), and records
-what it started in ``.local/stack.json``; a second ``up`` reports what already runs and starts only
-what is missing. ``down`` stops what ``up`` recorded (SIGTERM, then SIGKILL after a grace period)
-and is harmless when nothing runs. A taken port is reported by number before anything starts.
+what it started in ``.local/stack.json`` (pid and start time); a second ``up`` reports what already runs
+and starts only what is missing. ``down`` stops what ``up`` recorded (SIGTERM, then SIGKILL after a grace
+period), only where the pid still belongs to the process ``up`` started, and is harmless when nothing
+runs. A taken port is reported by number before anything starts.
 
 Two shapes: ``members`` (:func:`up_members`, what ``make up`` starts: one host per member,
 bank-a..bank-d, each on its own account, port and ``.local/members/{member_id}/local.settings.json``,
@@ -33,6 +34,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 from shared.errors import ControlPlaneError
 from tools import azurite, ceremony, member_settings, provision
@@ -66,18 +69,28 @@ class StackError(RuntimeError):
     """The stack could not start; the message says which piece and why."""
 
 
-def _alive(pid: int) -> bool:
+def _started(pid: int) -> float | None:
+    """When process ``pid`` started (psutil's ``create_time``), or None when no such process runs.
+
+    Recorded beside each pid by ``up`` and compared by ``down``: a pid the system has since given to
+    another process has another start time, so ``down`` never signals a process it did not start.
+    """
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # a zombie child of ours counts as gone
-    try:
-        return os.waitpid(pid, os.WNOHANG)[0] != pid
-    except ChildProcessError:
-        return True
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)  # a zombie child of ours: reap it, it counts as gone
+            return None
+        return float(process.create_time())
+    except (psutil.NoSuchProcess, ValueError):
+        return None
+
+
+def _alive(entry: dict[str, Any]) -> bool:
+    """Whether the process a record entry names still runs: same pid and same start time."""
+    started = entry.get("started")
+    current = _started(int(entry.get("pid", 0) or 0))
+    return current is not None and started is not None and abs(current - float(started)) < 0.01
 
 
 def _read(paths: StackPaths) -> dict[str, Any]:
@@ -169,7 +182,8 @@ def _ensure_azurite(
         az, proc = azurite.start(paths.local / "azurite", ports=ports, log_file=paths.logs / "azurite.log")
     except azurite.AzuriteError as e:
         raise StackError(f"azurite: {e}") from None
-    record["azurite"] = {"pid": proc.pid, "ports": list(ports), "accounts": list(az.accounts)}
+    record["azurite"] = {"pid": proc.pid, "started": _started(proc.pid), "ports": list(ports),
+                         "accounts": list(az.accounts)}  # fmt: skip
     say(f"azurite        ready on {'/'.join(map(str, ports))}, accounts {', '.join(az.accounts)} (pid {proc.pid})")
     _write(paths, record)
     return az
@@ -198,7 +212,7 @@ def _ensure_emulator(paths: StackPaths, record: dict[str, Any], say: Callable[[s
         log = paths.logs / "emulator.log"
         proc = _spawn([sys.executable, "-m", "tools.emulator", "--port", str(port), "--state-dir", str(state)], log)
         _wait(lambda: _http_ready(health, ca=state / "ca.pem"), proc, "the Azure emulator", log, 60)
-        record["emulator"] = {"pid": proc.pid, "port": port}
+        record["emulator"] = {"pid": proc.pid, "started": _started(proc.pid), "port": port}
         boot = _configure_emulator(f"https://localhost:{port}", state / "ca.pem")
         say(f"emulator       ready on https://localhost:{port} (pid {proc.pid}, nodes boot in {boot} s)")
     _write(paths, record)
@@ -286,7 +300,8 @@ def _start_hosts(paths: StackPaths, record: dict[str, Any], specs: list[HostSpec
             _wait(ready.exists, proc, what, log, 90)
             if spec.host_id:
                 _wait(lambda s=spec: _running_as(s), proc, what, log, 30)
-            record[spec.key] = {"pid": proc.pid, "port": spec.port, "instances": spec.instances}
+            record[spec.key] = {"pid": proc.pid, "started": _started(proc.pid), "port": spec.port,
+                                "instances": spec.instances}  # fmt: skip
             if spec.settings is not None:
                 record[spec.key]["settings"] = str(spec.settings)
             _write(paths, record)
@@ -322,7 +337,7 @@ def up(
         raise StackError("the host reads local.settings.json, which names Azurite's default ports")
     paths = paths or StackPaths()
     say = _sayer(quiet)
-    record = {k: v for k, v in _read(paths).items() if _alive(int(v.get("pid", 0)))}
+    record = {k: v for k, v in _read(paths).items() if _alive(v)}
     az = _ensure_azurite(paths, record, say, azurite_ports, needed=(azurite.ACCOUNT,))
     _provision(az.connection_string, azurite.ACCOUNT, say)
     _ensure_emulator(paths, record, say, emulator_port)
@@ -354,7 +369,7 @@ def up_members(
     """
     paths = paths or StackPaths()
     say = _sayer(quiet)
-    record = {k: v for k, v in _read(paths).items() if _alive(int(v.get("pid", 0)))}
+    record = {k: v for k, v in _read(paths).items() if _alive(v)}
     az = _ensure_azurite(paths, record, say, azurite_ports, tuple(azurite.account_for(m) for m in members))
     for member in members:
         account = azurite.account_for(member)
@@ -405,7 +420,7 @@ def down(paths: StackPaths | None = None, *, quiet: bool = False) -> None:
         return
     hosts = [k for k in record if k == HOST_KEY or k.startswith(HOST_KEY + ":")]
     names = [n for n in (*hosts, "emulator", "azurite") if n in record]
-    running = {n: _alive(int(record[n]["pid"])) for n in names}
+    running = {n: _alive(record[n]) for n in names}
     for name in hosts:  # every host drains its running invocations at once, not one after another
         if running[name]:
             with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -416,13 +431,13 @@ def down(paths: StackPaths | None = None, *, quiet: bool = False) -> None:
             azurite.stop_pid(pid, timeout=150 if name in hosts else 10)
             say(f"stopped {name} (pid {pid})")
         else:
-            say(f"{name} was not running")
+            say(f"{name} was not running (pid {pid} is gone, or now another process's)")
     paths.record.unlink(missing_ok=True)
 
 
 def status(paths: StackPaths | None = None) -> dict[str, Any]:
     paths = paths or StackPaths()
-    return {k: {**v, "running": _alive(int(v.get("pid", 0)))} for k, v in _read(paths).items()}
+    return {k: {**v, "running": _alive(v)} for k, v in _read(paths).items()}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -34,6 +35,24 @@ def wait_for(
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def consecutive_free_ports(count: int) -> int:
+    """A first port such that it and the ``count - 1`` after it are free: instance i serves on port + i."""
+    for _ in range(50):
+        first = azurite.free_ports(1)[0]
+        if first + count <= 65535 and all(_bindable(first + i) for i in range(1, count)):
+            return first
+    raise AssertionError(f"found no {count} consecutive free ports")
 
 
 @dataclass
@@ -95,7 +114,7 @@ def start_host(tmp_path: Path, azurite_instance: azurite.Azurite) -> Iterator[Ca
                   "AzureFunctionsWebHost__hostid": host_id or f"test-{uuid.uuid4().hex[:8]}",
                   "TICK_SCHEDULE": "0 0 0 1 1 *", **(settings or {})}  # fmt: skip
         (app_dir / "local.settings.json").write_text(json.dumps({"IsEncrypted": False, "Values": values}))
-        port = azurite.free_ports(1)[0]
+        port = consecutive_free_ports(instances)
         ready = app_dir / "ready"
         log = app_dir / "host.log"
         cmd = [sys.executable, "-m", "tools.funchost", "--app-dir", str(app_dir), "--port", str(port),

@@ -35,6 +35,15 @@ NOW = datetime(2026, 11, 24, 3, 0, 7, tzinfo=UTC)  # a Tuesday
         ("0 0 12 * * 7", datetime(2026, 11, 29, 12, 0, tzinfo=UTC), "7 is Sunday too"),
         ("0 0 0 29 Feb *", datetime(2028, 2, 29, tzinfo=UTC), "29 February waits for a leap year"),
         ("5 4 * * *", datetime(2026, 11, 24, 4, 5, tzinfo=UTC), "five fields: no seconds, minute first"),
+        # The timer trigger's documented examples (Learn, functions-bindings-timer "NCRONTAB examples").
+        ("0 */5 * * * *", datetime(2026, 11, 24, 3, 5, tzinfo=UTC), "once every five minutes"),
+        ("0 0 9-17 * * *", datetime(2026, 11, 24, 9, 0, tzinfo=UTC), "once an hour from 9 to 5"),
+        ("0 30 9 * Jan Mon", datetime(2027, 1, 4, 9, 30, tzinfo=UTC), "09:30 every Monday in January"),
+        (
+            "0 0 12 15 * Mon",
+            datetime(2027, 2, 15, 12, 0, tzinfo=UTC),
+            "day and weekday both restricted: both must match",
+        ),
     ],
 )
 def test_ncrontab_finds_the_next_occurrence(expression: str, expected: datetime, why: str) -> None:
@@ -42,7 +51,19 @@ def test_ncrontab_finds_the_next_occurrence(expression: str, expected: datetime,
 
 
 @pytest.mark.parametrize(
-    "expression", ["* * * *", "61 * * * * *", "*/0 * * * * *", "0 0 0 31 2 * extra", "x * * * * *"]
+    "expression",
+    [
+        "* * * *",
+        "61 * * * * *",
+        "*/0 * * * * *",
+        "0 0 0 31 2 * extra",
+        "x * * * * *",
+        # croniter's extensions NCrontab does not have: last day, no-specific-value, nth weekday, hashed
+        "0 0 12 L * *",
+        "0 0 12 ? * *",
+        "0 0 12 * * Mon#2",
+        "H * * * * *",
+    ],
 )
 def test_ncrontab_rejects_malformed_expressions(expression: str) -> None:
     with pytest.raises(ScheduleError):
@@ -130,9 +151,11 @@ def test_a_queue_output_annotated_as_the_worker_accepts_is_indexed(tmp_path: Pat
 @pytest.mark.parametrize(
     ("annotation", "message"),
     [
-        ("func.Out[list[str]]", "does not match its Python annotation"),  # the worker knows typing.List only
-        ("func.Out[int]", "does not match its Python annotation"),
-        ("str", "annotate it func.Out"),
+        # The worker (functions.py validate_function_params) takes typing.List only: list[str] is neither a
+        # type nor a typing generic to it.
+        ("func.Out[list[str]]", "binding out: invalid non-type annotation"),
+        ("func.Out[int]", 'binding out: type of the binding "queue" does not match its Python annotation "int"'),
+        ("str", r"binding out: an output binding's annotation must be azure.functions.Out\[...\]"),
     ],
 )
 def test_a_queue_output_the_worker_would_refuse_is_refused_at_indexing(
@@ -157,5 +180,8 @@ def test_a_return_value_output_is_checked_against_the_return_annotation(
     if indexed:
         assert [o["queueName"] for o in index_app(module, tmp_path, {})[0].outputs] == ["out-q"]
     else:
-        with pytest.raises(IndexingError, match="does not fit a queue output"):
+        with pytest.raises(
+            IndexingError,
+            match='binding \\$return: the return annotation "int" does not match the binding type "queue"',
+        ):
             index_app(module, tmp_path, {})

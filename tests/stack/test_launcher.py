@@ -21,8 +21,9 @@ from shared.decisions import chain
 from tools import azurite, member_settings, provision, stack
 
 
-def _gone(pid: int) -> bool:
-    return not stack._alive(pid)
+def _gone(entry: dict[str, Any]) -> bool:
+    """The process a record entry names no longer runs (its pid is free, or another process's now)."""
+    return not stack._alive(entry)
 
 
 def _principal(port: int, ca: Path, member: str) -> dict[str, Any] | None:
@@ -58,7 +59,7 @@ def test_the_single_shape_creates_its_queues_before_a_client_posts(tmp_path: Pat
         assert service.get_queue_client("onboarding-requests").get_queue_properties().approximate_message_count == 1
     finally:
         stack.down(paths, quiet=True)
-    assert all(_gone(int(entry["pid"])) for entry in record.values())
+    assert all(_gone(entry) for entry in record.values())
     assert not paths.record.exists()
 
 
@@ -136,7 +137,7 @@ def test_one_host_per_member_each_taking_its_own_messages(tmp_path: Path) -> Non
         assert json.loads((paths.local / "genesis.json").read_text())["hash"] == genesis_hash
     finally:
         stack.down(paths, quiet=True)
-    assert all(_gone(int(entry["pid"])) for entry in record.values())
+    assert all(_gone(entry) for entry in record.values())
     assert stack.status(paths) == {}
 
 

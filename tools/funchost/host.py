@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from . import logs
-from .config import host_id_for, load_host_json, load_local_settings
+from .config import HostConfigError, host_id_for, load_host_json, load_local_settings
 from .http import HttpRoutes, serve
-from .indexing import FunctionSpec, index_app
-from .queues import RECEIVE_VISIBILITY, Outputs, QueueListener
+from .indexing import FunctionSpec, IndexingError, index_app
+from .ncrontab import ScheduleError
+from .outputs import Outputs
+from .queues import RECEIVE_VISIBILITY, QueueListener
 from .timers import TimerListener
 
 #: Stopping never waits longer than this for running invocations, whatever functionTimeout says.
@@ -73,15 +75,12 @@ class Host:
                     )
                 )
         self.timer_listeners = [
-            TimerListener(spec, self.settings, self.config.singleton, self.host_id, self.instance_id, str(app_dir))
+            TimerListener(
+                spec, self.settings, self.config.singleton, self.host_id, self.instance_id, str(app_dir), self.outputs
+            )
             for spec in self.specs
             if spec.trigger_type == "timerTrigger"
         ]
-        unsupported = [
-            s.name for s in self.specs if s.trigger_type not in ("queueTrigger", "timerTrigger", "httpTrigger")
-        ]
-        if unsupported:
-            logs.event("functions with triggers the local host does not run", functions=unsupported)
         self.threads: list[threading.Thread] = []
         self.http_server: Any = None
         self.stopped = threading.Event()
@@ -121,7 +120,7 @@ class Host:
         for timer in self.timer_listeners:
             self._thread(timer.run, f"timer-{timer.spec.name}")
         if self.options.port is not None:
-            routes = HttpRoutes(self.specs, str(self.app_dir), self.status)
+            routes = HttpRoutes(self.specs, str(self.app_dir), self.status, self.outputs)
             self.http_server, _ = serve(routes, self.options.port)
         self.state = "Running"
         logs.event("host started", host_id=self.host_id, functions=len(self.specs), port=self.options.port)
@@ -169,7 +168,12 @@ def describe_trigger(spec: FunctionSpec) -> str:
 
 def run(options: HostOptions, *, ready_file: Path | None = None) -> int:
     logs.configure()
-    host = Host(options)
+    try:
+        host = Host(options)
+    except (IndexingError, HostConfigError, ScheduleError) as e:
+        # Refused at start, before any message or request is taken: one line naming what and why.
+        print(f"funchost: refused to start: {e}", file=sys.stderr, flush=True)
+        return 2
     print(host.banner(), file=sys.stderr, flush=True)
     stop = threading.Event()
 

@@ -1,8 +1,11 @@
 """Index a Python v2 app as the worker does: import the module, call ``app.get_functions()``.
 
 Each function becomes a ``FunctionSpec``: its trigger binding, its output bindings, its retry policy
-(a *setting* in the v2 model, not a binding) and the user function to call. ``%Setting%`` placeholders
-in binding values are resolved from the settings, as the host's name resolver does.
+(a *setting* in the v2 model, not a binding), the user function to call and its ``Signature`` (see
+``bindings.describe``: the worker's load-time checks, plus what this host runs). ``%Setting%``
+placeholders in binding values are resolved from the settings, as the host's name resolver does.
+Anything refused is refused here, before the host takes a message or a request, with one line naming
+the function and the binding.
 """
 
 from __future__ import annotations
@@ -12,15 +15,14 @@ import inspect
 import json
 import re
 import sys
-import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .bindings import IndexingError, Signature, describe
 
-class IndexingError(RuntimeError):
-    """The app could not be indexed; the message names the function and the problem."""
+__all__ = ["FunctionSpec", "IndexingError", "index_app", "resolve"]
 
 
 @dataclass(frozen=True)
@@ -30,7 +32,7 @@ class FunctionSpec:
     outputs: tuple[dict[str, Any], ...]
     retry: dict[str, str] | None
     user_function: Callable[..., Any] = field(compare=False)
-    parameters: tuple[str, ...] = ()
+    signature: Signature = field(compare=False)
 
     @property
     def trigger_type(self) -> str:
@@ -57,43 +59,6 @@ def resolve(value: Any, settings: Mapping[str, str], where: str) -> Any:
     return _PLACEHOLDER.sub(sub, value)
 
 
-def check_output_annotation(function: str, user: Callable[..., Any], binding: dict[str, Any]) -> None:
-    """Refuse an output binding whose parameter is not ``func.Out[T]`` of a type its converter takes.
-
-    The Python worker refuses such a function when it loads it ("type of <name> binding in
-    function.json does not match its Python annotation"); checking here makes the local host refuse
-    it too, instead of passing values the worker would never accept (``Out[list[str]]`` is one: the
-    queue converter knows ``typing.List[str]``, not the builtin generic).
-    """
-    import azure.functions as func
-    from azure.functions.queue import QueueMessageOutConverter
-
-    if binding.get("type") != "queue":
-        return
-    arg = binding["name"]
-    try:
-        hints = typing.get_type_hints(user)
-    except Exception as e:  # an annotation that does not evaluate: the worker fails on it as well
-        raise IndexingError(f"function {function}: the annotations do not evaluate: {e}") from None
-    if arg == "$return":  # the return value is the output: its annotation, if any, is the value's type
-        returned = hints.get("return")
-        if returned is not None and not QueueMessageOutConverter.check_output_type_annotation(returned):
-            raise IndexingError(
-                f"function {function}: the return annotation {returned} does not fit a queue output: it takes str, "
-                "bytes, func.QueueMessage or typing.List of them"
-            )
-        return
-    annotation = hints.get(arg)
-    if annotation is None or typing.get_origin(annotation) is not func.Out:
-        raise IndexingError(f"function {function}: binding {arg} is an output; annotate it func.Out[...]")
-    inner = typing.get_args(annotation)[0] if typing.get_args(annotation) else None
-    if inner is None or not QueueMessageOutConverter.check_output_type_annotation(inner):
-        raise IndexingError(
-            f"function {function}: type of {arg} binding does not match its Python annotation {annotation}: a queue "
-            "output takes str, bytes, func.QueueMessage or typing.List of them"
-        )
-
-
 def index_app(module_name: str, app_dir: Path, settings: Mapping[str, str]) -> list[FunctionSpec]:
     """Import ``module_name`` from ``app_dir`` and describe every function it registers."""
     if str(app_dir) not in sys.path:
@@ -114,8 +79,6 @@ def index_app(module_name: str, app_dir: Path, settings: Mapping[str, str]) -> l
         outputs = tuple(b for b in resolved if b["direction"] == "OUT")
         retry = function.get_settings_dict("retry_policy")
         user = function.get_user_function()
-        params = tuple(inspect.signature(user).parameters)
-        for binding in outputs:
-            check_output_annotation(name, user, binding)
-        specs.append(FunctionSpec(name, trigger, outputs, retry, user, params))
+        signature = describe(name, user, resolved)
+        specs.append(FunctionSpec(name, trigger, outputs, retry, user, signature))
     return specs

@@ -1,9 +1,16 @@
-"""Call a user function as the Python worker does: bind the trigger, ``func.Out`` outputs and ``context``.
+"""Call a user function as the Python worker does, and hand back what its output bindings hold.
 
-The worker passes the trigger under the binding's ``name``, an ``Out`` for each output binding, a
-``Context`` when the function asks for ``context``, and takes ``$return`` from the return value.
-Sync functions run on the caller's thread (the host gives each invocation a pool thread); async
-functions run to completion on an event loop of their own.
+Follows ``dispatcher._handle__invocation_request`` (Azure/azure-functions-python-worker): every input
+(the trigger with its trigger metadata, a blob input) is decoded by its binding's converter; each
+output parameter gets an ``Out``, ``context`` a ``Context`` when the function asks for it; sync
+functions run on the caller's thread (the host gives each invocation a pool thread), async ones on an
+event loop of their own. After the function returns, a non-None result without a ``$return`` binding
+fails the invocation, each ``Out`` that was set and the ``$return`` value are encoded by their
+converter, and only then is the invocation a success. Nothing is delivered here: the caller sends the
+encoded outputs once the invocation has succeeded, and none when it failed.
+
+Blob inputs are read before the call and blob output paths bound before it, as the host binds every
+parameter before it invokes: a path that does not resolve fails the invocation without running it.
 """
 
 from __future__ import annotations
@@ -11,18 +18,21 @@ from __future__ import annotations
 import asyncio
 import threading
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import azure.functions as func
+from azure.functions import meta
 
+from .bindings import Param, bind_path
 from .indexing import FunctionSpec
 
 T = TypeVar("T")
 
 
 class Out(func.Out[T], Generic[T]):
-    """The output binding value holder the worker hands to a function."""
+    """The output binding value holder the worker hands to a function (``bindings/out.py``)."""
 
     def __init__(self) -> None:
         self._value: T | None = None
@@ -84,23 +94,85 @@ class Context(func.Context):
         return self._retry_context
 
 
+@dataclass(frozen=True)
+class Trigger:
+    """What a listener hands over: the trigger's datum and metadata (as the host sends them to the
+    worker) and the binding data that binding expressions resolve against."""
+
+    datum: meta.Datum
+    metadata: Mapping[str, meta.Datum]
+    binding_data: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Output:
+    """One output binding's encoded value, with the blob path it was bound to (blob outputs only)."""
+
+    param: Param
+    datum: meta.Datum
+    path: str | None = None
+
+
 @dataclass
 class Result:
-    """What an invocation produced: the values set on each output binding (by binding name)."""
+    """What a successful invocation produced: the encoded outputs, in binding order."""
 
-    outputs: dict[str, Any]
+    outputs: list[Output]
+
+    def of_type(self, kind: str) -> list[Output]:
+        return [o for o in self.outputs if o.param.binding["type"] == kind]
 
 
-def call(spec: FunctionSpec, trigger_value: Any, *, invocation_id: str, app_dir: str, retry: RetryContext) -> Result:
-    kwargs: dict[str, Any] = {spec.trigger["name"]: trigger_value}
+class BlobReader(Protocol):
+    """Reads a blob input for the host: its bytes, or None when the blob does not exist."""
+
+    def read(self, connection: str, path: str) -> bytes | None: ...
+
+
+def _blob_datum(param: Param, data: bytes | None) -> meta.Datum:
+    if data is None:
+        return meta.Datum(type=None, value=None)  # a missing blob: the parameter is None
+    if str(param.binding.get("dataType", "")).upper() == "STRING":
+        return meta.Datum(type="string", value=data.decode("utf-8"))
+    return meta.Datum(type="bytes", value=data)
+
+
+def call(
+    spec: FunctionSpec,
+    trigger: Trigger,
+    *,
+    invocation_id: str,
+    app_dir: str,
+    retry: RetryContext,
+    blobs: BlobReader | None = None,
+) -> Result:
+    signature = spec.signature
+    kwargs: dict[str, Any] = {signature.trigger.name: signature.trigger.decode(trigger.datum, trigger.metadata)}
+    for param in signature.inputs:  # blob inputs; the worker passes them the trigger metadata too
+        if blobs is None:
+            raise RuntimeError(f"function {spec.name}: blob input {param.name} needs a storage connection")
+        path = bind_path(str(param.binding["path"]), trigger.binding_data)
+        data = blobs.read(str(param.binding.get("connection") or "AzureWebJobsStorage"), path)
+        kwargs[param.name] = param.decode(_blob_datum(param, data), trigger.metadata)
+    paths = {
+        p.name: bind_path(str(p.binding["path"]), trigger.binding_data)
+        for p in (*signature.outputs, *((signature.returns,) if signature.returns else ()))
+        if p.binding["type"] == "blob"
+    }
     outs: dict[str, Out[Any]] = {}
-    for binding in spec.outputs:
-        if binding["name"] != "$return":
-            outs[binding["name"]] = kwargs[binding["name"]] = Out()
-    if "context" in spec.parameters and "context" not in kwargs:
+    for param in signature.outputs:
+        outs[param.name] = kwargs[param.name] = Out()
+    if signature.requires_context:
         kwargs["context"] = Context(invocation_id, spec.name, app_dir, retry)
     returned = asyncio.run(spec.user_function(**kwargs)) if spec.is_async else spec.user_function(**kwargs)
-    values = {name: out.get() for name, out in outs.items()}
-    if any(b["name"] == "$return" for b in spec.outputs):
-        values["$return"] = returned
-    return Result(values)
+    if returned is not None and signature.returns is None:
+        raise RuntimeError(f"function {spec.name!r} without a $return binding returned a non-None value")
+    encoded = []
+    for param in signature.outputs:
+        value = outs[param.name].get()
+        if value is None:
+            continue  # an Out left unset sends nothing
+        encoded.append(Output(param, param.encode(value), paths.get(param.name)))
+    if signature.returns is not None:
+        encoded.append(Output(signature.returns, signature.returns.encode(returned), paths.get("$return")))
+    return Result(encoded)

@@ -1,4 +1,4 @@
-"""Queue triggers and queue outputs with the Storage queues extension's semantics.
+"""Queue triggers with the Storage queues extension's semantics.
 
 Mirrors ``QueueListener``/``QueueProcessor`` of the extension (5.x): receive up to ``batchSize``
 messages with a 10-minute invisibility, process each on its own worker, poll again once in-flight
@@ -7,7 +7,8 @@ while the queue is empty or missing. While a message runs its invisibility is re
 Success deletes it; failure makes it visible again after ``visibilityTimeout``, or, once its dequeue
 count reaches ``maxDequeueCount``, copies it to ``<queue>-poison`` (created if missing) and deletes it.
 A message that arrives already past ``maxDequeueCount`` is poisoned without running; a base64 message
-that does not decode goes straight to poison. Output bindings send only after the function succeeds.
+that does not decode goes straight to poison. The invocation's outputs (``outputs.Outputs``) are sent
+only after the function succeeds, and a failed send fails the invocation like an exception would.
 
 Testing facility, not a host behaviour: with ``FUNCHOST_DELIVER_TWICE`` set (read by ``tools.funchost``
 only; the chaos suite sets it) every message is delivered twice, as at-least-once queues may do. With
@@ -25,14 +26,15 @@ import base64
 import binascii
 import contextlib
 import hashlib
+import json
 import random
 import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from azure.core.exceptions import (
@@ -41,16 +43,17 @@ from azure.core.exceptions import (
     ResourceNotFoundError,
     ServiceRequestError,
 )
-from azure.functions.queue import QueueMessage as FunctionsQueueMessage
+from azure.functions import meta
 from azure.storage.queue import QueueClient, QueueMessage
 
-from shared.adapters import metering
 from shared.adapters.storage import queue_service
 
 from . import logs
+from .bindings import json_properties
 from .config import QueueOptions
 from .indexing import FunctionSpec
-from .invoke import RetryContext, call
+from .invoke import RetryContext, Trigger, call
+from .outputs import Outputs
 
 RECEIVE_VISIBILITY = timedelta(minutes=10)
 RENEW_EVERY = timedelta(minutes=5)
@@ -91,51 +94,6 @@ class Backoff:
         return self.current
 
 
-class Outputs:
-    """Sends output-binding values to their queues, creating a queue the first time it is missing."""
-
-    def __init__(self, settings: Mapping[str, str], encoding: str, notify: Callable[[str], None]):
-        self.settings, self.encoding, self.notify = settings, encoding, notify
-        self._clients: dict[tuple[str, str], QueueClient] = {}
-        self._lock = threading.Lock()
-
-    def client(self, connection: str, queue: str) -> QueueClient:
-        with self._lock:
-            key = (connection, queue)
-            if key not in self._clients:
-                # Output-binding sends are requests an app's invocation makes the host send: metered
-                # with the app's own (CONSORTIUM_REQUEST_COUNT_FILE), unlike the host's queue polling.
-                client = queue_service(self.settings, connection, **metering.hook("storage"))
-                self._clients[key] = client.get_queue_client(queue)
-            return self._clients[key]
-
-    def encode(self, value: str | bytes) -> str:
-        data = value.encode() if isinstance(value, str) else value
-        if self.encoding == "base64":
-            return base64.b64encode(data).decode()
-        return data.decode()
-
-    def send(self, binding: dict[str, Any], value: Any) -> int:
-        if value is None:
-            return 0
-        items = value if isinstance(value, list) else [value]
-        client = self.client(binding.get("connection") or "AzureWebJobsStorage", binding["queueName"])
-        for item in items:
-            if not isinstance(item, str | bytes):
-                raise TypeError(
-                    f"queue output {binding['name']} takes str, bytes or a list of them, not {type(item).__name__}"
-                )
-            body = self.encode(item)
-            try:
-                client.send_message(body)
-            except ResourceNotFoundError:
-                with contextlib.suppress(ResourceExistsError):
-                    client.create_queue()
-                client.send_message(body)
-        self.notify(binding["queueName"])
-        return len(items)
-
-
 class QueueListener:
     """Polls one queue for one function and processes its messages until stopped."""
 
@@ -156,6 +114,7 @@ class QueueListener:
         self._doubled_lock = threading.Lock()
         self.spec, self.options, self.outputs, self.app_dir = spec, options, outputs, app_dir
         self.queue = spec.trigger["queueName"]
+        self._binary = str(spec.trigger.get("dataType", "")).upper() == "BINARY"
         service = queue_service(settings, spec.trigger.get("connection") or "AzureWebJobsStorage")
         self.client = service.get_queue_client(self.queue)
         poison = poison_queue_name(self.queue)
@@ -269,11 +228,10 @@ class QueueListener:
         token = logs.current_invocation.set(fields)
         outcome, error = "Succeeded", None
         try:
-            value = self._trigger_value(message, body)
-            result = call(self.spec, value, invocation_id=invocation_id, app_dir=self.app_dir, retry=RetryContext(0, 0))
-            for binding in self.spec.outputs:
-                if binding["type"] == "queue":
-                    self.outputs.send(binding, result.outputs.get(binding["name"]))
+            trigger = queue_trigger(message, body, binary=self._binary)
+            result = call(self.spec, trigger, invocation_id=invocation_id, app_dir=self.app_dir,
+                          retry=RetryContext(0, 0), blobs=self.outputs)  # fmt: skip
+            self.outputs.deliver(result)
         except Exception as e:
             outcome, error = "Failed", f"{type(e).__name__}: {e}"
             logs.log.exception("function failed", extra={"fields": fields})
@@ -310,22 +268,6 @@ class QueueListener:
             self._doubled.add(digest)
             return True
 
-    def _trigger_value(self, message: QueueMessage, body: bytes) -> Any:
-        annotation = self.spec.user_function.__annotations__.get(self.spec.trigger["name"])
-        if annotation in (str, "str"):
-            return body.decode()
-        if annotation in (bytes, "bytes"):
-            return body
-        return FunctionsQueueMessage(  # type: ignore[no-untyped-call]
-            id=message.id,
-            body=body,
-            dequeue_count=message.dequeue_count,
-            expiration_time=message.expires_on,
-            insertion_time=message.inserted_on,
-            time_next_visible=message.next_visible_on,
-            pop_receipt=message.pop_receipt,
-        )
-
     def _delete(self, message_id: str, pop_receipt: str | None) -> None:
         try:
             self.client.delete_message(message_id, pop_receipt=pop_receipt)
@@ -361,6 +303,38 @@ class QueueListener:
         self._copy_to_poison(message, body_text=message.content)
         self._delete(message.id, message.pop_receipt)
         logs.invocation("Poisoned", error=reason, duration_ms=0, **fields)
+
+
+def _when(moment: datetime | None) -> meta.Datum | None:
+    return None if moment is None else meta.Datum(type="json", value=json.dumps(moment.isoformat()))
+
+
+def queue_trigger(message: QueueMessage, body: bytes, *, binary: bool = False) -> Trigger:
+    """The queue trigger as the host hands it to the worker (``QueueTriggerBinding.CreateBindingData``).
+
+    The body is a ``string`` datum (``bytes`` with ``dataType: binary``, or when it is not UTF-8); the
+    trigger metadata carries ``Id``, ``DequeueCount``, ``ExpirationTime``, ``InsertionTime``,
+    ``NextVisibleTime``, ``PopReceipt``, which the ``func.QueueMessage`` converter reads; binding data
+    adds ``QueueTrigger`` (the body as text) and a JSON body's properties for binding expressions.
+    """
+    try:
+        text: str | None = body.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    datum = meta.Datum(type="bytes", value=body) if binary or text is None else meta.Datum(type="string", value=text)
+    metadata = {
+        "Id": meta.Datum(type="string", value=message.id),
+        "DequeueCount": meta.Datum(type="json", value=json.dumps(message.dequeue_count or 0)),
+        "ExpirationTime": _when(message.expires_on),
+        "InsertionTime": _when(message.inserted_on),
+        "NextVisibleTime": _when(message.next_visible_on),
+        "PopReceipt": meta.Datum(type="string", value=message.pop_receipt),
+    }
+    data: dict[str, object] = {**json_properties(text), "Id": message.id, "DequeueCount": message.dequeue_count or 0,
+                               "PopReceipt": message.pop_receipt}  # fmt: skip
+    if text is not None:
+        data["QueueTrigger"] = text
+    return Trigger(datum, {k: v for k, v in metadata.items() if v is not None}, data)
 
 
 class _VisibilityRenewer:

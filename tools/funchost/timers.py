@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
-from azure.functions.timer import TimerRequest
+from azure.functions import meta
 from azure.storage.blob import BlobClient, BlobLeaseClient, ContainerClient
 
 from shared.adapters.storage import blob_service
@@ -34,8 +34,9 @@ from shared.adapters.storage import blob_service
 from . import logs
 from .config import SingletonOptions, parse_timespan
 from .indexing import FunctionSpec
-from .invoke import RetryContext, call
+from .invoke import RetryContext, Trigger, call
 from .ncrontab import Schedule
+from .outputs import Outputs
 
 HOSTS_CONTAINER = "azure-webjobs-hosts"
 MIN_VALUE = "0001-01-01T00:00:00+00:00"
@@ -182,9 +183,10 @@ class TimerListener:
         host_id: str,
         holder: str,
         app_dir: str,
+        outputs: Outputs,
         connection: str = "AzureWebJobsStorage",
     ):
-        self.spec, self.app_dir = spec, app_dir
+        self.spec, self.app_dir, self.outputs = spec, app_dir, outputs
         self.schedule = Schedule.parse(spec.trigger["schedule"])
         self.run_on_startup = bool(spec.trigger.get("runOnStartup", False))
         use_monitor = spec.trigger.get("useMonitor", True)
@@ -248,9 +250,7 @@ class TimerListener:
         schedule_status = dict(status) if self.use_monitor else {}
         self.running.set()
         try:
-            self._invoke_with_retries(
-                TimerRequest(past_due=past_due, schedule_status=schedule_status, schedule={"AdjustForDST": True})
-            )
+            self._invoke_with_retries(timer_trigger(past_due, schedule_status))
         finally:
             self.running.clear()
         if self.use_monitor:
@@ -258,7 +258,7 @@ class TimerListener:
         last = scheduled or invoked_at
         return {"Last": _iso(last), "Next": _iso(self.schedule.next_after(last)), "LastUpdated": _iso(last)}
 
-    def _invoke_with_retries(self, request: TimerRequest) -> None:
+    def _invoke_with_retries(self, trigger: Trigger) -> None:
         policy = self.spec.retry or {}
         max_retries = int(policy.get("max_retry_count", 0)) if policy else 0
         delays = _retry_delays(policy)
@@ -266,12 +266,13 @@ class TimerListener:
         while True:
             invocation_id = str(uuid.uuid4())
             fields = {"function": self.spec.name, "invocation_id": invocation_id, "trigger": "timerTrigger",
-                      "past_due": request.past_due, "retry_count": attempt}  # fmt: skip
+                      "past_due": trigger.binding_data["IsPastDue"], "retry_count": attempt}  # fmt: skip
             token = logs.current_invocation.set(fields)
             started = time.monotonic()
             try:
-                call(self.spec, request, invocation_id=invocation_id, app_dir=self.app_dir,
-                     retry=RetryContext(attempt, max_retries))  # fmt: skip
+                result = call(self.spec, trigger, invocation_id=invocation_id, app_dir=self.app_dir,
+                              retry=RetryContext(attempt, max_retries), blobs=self.outputs)  # fmt: skip
+                self.outputs.deliver(result)  # outputs of a run that succeeded; a failed delivery fails the run
                 logs.invocation("Succeeded", duration_ms=round((time.monotonic() - started) * 1000, 1), **fields)
                 return
             except Exception as e:
@@ -292,6 +293,12 @@ class TimerListener:
         while self.running.is_set() and time.monotonic() < deadline:
             time.sleep(0.05)
         return not self.running.is_set()
+
+
+def timer_trigger(past_due: bool, schedule_status: Mapping[str, Any]) -> Trigger:
+    """The timer payload the host sends: ``{"Schedule", "ScheduleStatus", "IsPastDue"}`` as JSON."""
+    payload = {"Schedule": {"AdjustForDST": True}, "ScheduleStatus": dict(schedule_status), "IsPastDue": past_due}
+    return Trigger(meta.Datum(type="json", value=json.dumps(payload)), {}, {"IsPastDue": past_due})
 
 
 def _retry_delays(policy: Mapping[str, str]) -> Any:

@@ -195,15 +195,18 @@ class Consortium:
 
     # --- reading the others -------------------------------------------------------------------
 
-    def _refuse(self, source: str, data: bytes, error: Exception) -> None:
+    def _refuse(self, source: str, data: bytes, error: Exception, member_id: str | None = None) -> None:
+        """Record a document from another member that does not verify, once per source and content."""
         marker = hashlib.sha256(source.encode() + data).hexdigest()
         if marker in self.memory.refused:
             return
         self.memory.refused.add(marker)
         log.warning("refused %s: %s", source, error)
-        self.rejections.record(
-            PEER_REJECTIONS, data, Rejection(reason=getattr(error, "rule", "head"), message=f"{source}: {error}")
-        )
+        text = str(error)
+        message = text if text.startswith(source) else f"{source}: {text}"
+        who = member_id or (source.rsplit(" ", 1)[-1] if " from " in source or source.startswith("head of") else None)
+        rejection = Rejection(reason=str(getattr(error, "rule", "head")), message=message, member_id=who)
+        self.rejections.record(PEER_REJECTIONS, data, rejection)
 
     def endpoints(self, head: chain.Trusted | None) -> dict[str, str]:
         """Everyone to read: the chain's members (at their listed endpoints) and the introduced."""
@@ -589,7 +592,10 @@ class Consortium:
                     reason="double_sign",
                 ) from None
         entry = base.document.member(self.me)
-        assert entry is not None  # we are in the electorate
+        if entry is None:  # agreement.step signs only for a member of the electorate
+            raise PermanentError(
+                f"version {version}: {self.me} is not in version {base.version}", reason="not_a_member"
+            )
         signature = self._sign(entry.governance_key.kid, bytes.fromhex(digest_hex))
         final = rules.Final(version=version, hash=digest_hex, signature=signature).model_dump(mode="json")
         self._update_own(lambda own: {**own, "final": final})

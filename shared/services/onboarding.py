@@ -420,8 +420,8 @@ class Onboarding:
         if decision.action is Membership.ACTIVATE:
             self._send_step("activate", record)
             return
-        assert decision.status is not None
-        retiring = {"status": decision.status.value, "version": version.version, "why": decision.message}
+        status = decision.status or Status.LEFT
+        retiring = {"status": status.value, "version": version.version, "why": decision.message}
         record = self._update(lambda r: None if r.get("retiring") == retiring else {**r, "retiring": retiring})
         self._send_step("retire", record)
 

@@ -83,6 +83,21 @@ REGISTRY: tuple[Setting, ...] = (
         default="{}",
     ),
     Setting(
+        "CONSORTIUM_READER_CLIENT_ID",
+        "",
+        "Azure only: client id of this member's multi-tenant app registration (infra/reader-app.sh), whose service "
+        "principal in each other member's tenant holds Storage Blob Data Reader on that member's consortium-public; "
+        "the app's user-assigned identity is its federated credential. Empty: the other containers are read with "
+        "the app's own identity (locally, with the SAS in CONSORTIUM_PEER_READ_URLS).",
+        default="",
+    ),
+    Setting(
+        "CONSORTIUM_READER_TENANT_ID",
+        "",
+        "Azure only: the tenant the app registration of CONSORTIUM_READER_CLIENT_ID lives in (this member's).",
+        default="",
+    ),
+    Setting(
         "CONSORTIUM_POLL_SCHEDULE",
         "*/1 * * * * *",
         "NCRONTAB schedule of the consortium tick: read the other members' heads (one conditional request each), "
@@ -114,6 +129,13 @@ REGISTRY: tuple[Setting, ...] = (
         "How Azure SDK clients authenticate: 'default' (DefaultAzureCredential: the app's managed identity in Azure) "
         "or 'emulator' (a static token for the local emulator).",
         default="default",
+    ),
+    Setting(
+        "AZURE_CLIENT_ID",
+        "",
+        "Azure only: client id of the app's user-assigned managed identity, which DefaultAzureCredential uses "
+        "(Key Vault, ARM, metrics). Empty locally.",
+        platform=True,
     ),
     Setting(
         "AZURE_EMULATOR_PRINCIPAL",

@@ -1,11 +1,19 @@
 """The published containers over blobs: this member's own ``consortium-public``, the others' read-only.
 
-- ``PublicBlobs`` writes this member's own container, through the same storage connection as its
-  state (its own account; nobody else has write access to it).
+- ``PublicBlobs`` writes this member's own container (nobody else has write access to it). Locally
+  it is in the account of the state's connection string; in Azure it is the container
+  ``CONSORTIUM_PUBLIC_ENDPOINT`` names, in the member's publication account (infra/README.md: a
+  public endpoint that only Entra identities with a role on that container can read), written with
+  the app's own identity.
 - ``PeerBlobs`` reads another member's container. Locally (Azurite has no Entra roles) each is read
   with a read-only, container-scoped SAS the member granted (``CONSORTIUM_PEER_READ_URLS``: member id
-  -> container URL with the SAS). In Azure, an endpoint without a SAS is read with the app's
-  identity, which the other member granted Storage Blob Data Reader on that container only.
+  -> container URL with the SAS). In Azure, an endpoint without a SAS is in another member's tenant
+  and is read as this member's multi-tenant app registration (``CONSORTIUM_READER_CLIENT_ID``), whose
+  service principal in that tenant holds Storage Blob Data Reader on that container only: a
+  ``ClientAssertionCredential`` whose assertion is the app's user-assigned managed identity's token
+  for ``api://AzureADTokenExchange`` (the identity is the app registration's federated credential).
+  The storage SDK answers the other account's 401 challenge, which names its tenant, by asking the
+  credential for a token in that tenant (``additionally_allowed_tenants``), so no tenant list is kept.
   Reads are conditional (If-None-Match): an unchanged blob costs one request and no download; a blob
   larger than the caller's limit is refused before it is downloaded.
 """
@@ -18,6 +26,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from azure.core import MatchConditions
+from azure.core.credentials import TokenCredential
 from azure.core.exceptions import (
     HttpResponseError,
     ResourceModifiedError,
@@ -34,6 +43,35 @@ from shared.ports.published import Fetched
 
 PUBLIC_CONTAINER = "consortium-public"
 _JSON = ContentSettings(content_type="application/json")
+#: The audience of a managed identity's token used as a federated credential (Entra workload identity).
+EXCHANGE_AUDIENCE_SCOPE = "api://AzureADTokenExchange/.default"
+
+
+def reader_credential(values: Mapping[str, str], **options: Any) -> TokenCredential:
+    """The credential that reads the other members' containers in Azure (see the module docstring).
+
+    Without ``CONSORTIUM_READER_CLIENT_ID`` (one tenant, or a test) it is the app's own identity.
+    ``options`` go to the ``ClientAssertionCredential`` (a test gives it a transport).
+    """
+    from azure.identity import ClientAssertionCredential, ManagedIdentityCredential
+
+    client_id = values.get("CONSORTIUM_READER_CLIENT_ID") or ""
+    if not client_id:
+        return _credential(values, "AzureWebJobsStorage")
+    tenant_id = values.get("CONSORTIUM_READER_TENANT_ID") or ""
+    if not tenant_id:
+        raise PermanentError(
+            "setting CONSORTIUM_READER_TENANT_ID (the app registration's home tenant) must be set with "
+            "CONSORTIUM_READER_CLIENT_ID",
+            reason="settings",
+        )
+    identity_id = values.get("AzureWebJobsStorage__clientId") or None
+    identity = ManagedIdentityCredential(client_id=identity_id) if identity_id else ManagedIdentityCredential()
+
+    def assertion() -> str:
+        return str(identity.get_token(EXCHANGE_AUDIENCE_SCOPE).token)
+
+    return ClientAssertionCredential(tenant_id, client_id, assertion, additionally_allowed_tenants=["*"], **options)
 
 
 class PublicBlobs:
@@ -42,8 +80,17 @@ class PublicBlobs:
 
     @classmethod
     def from_settings(cls, values: Mapping[str, str]) -> PublicBlobs:
-        service = blob_service(values, **metering.hook("storage"))
-        return cls(service.get_container_client(PUBLIC_CONTAINER))
+        options = metering.hook("storage")
+        if values.get("AzureWebJobsStorage"):
+            return cls(blob_service(values, **options).get_container_client(PUBLIC_CONTAINER))
+        endpoint = _strip(values.get("CONSORTIUM_PUBLIC_ENDPOINT") or "")
+        if not endpoint.endswith(f"/{PUBLIC_CONTAINER}"):
+            raise PermanentError(
+                f"setting CONSORTIUM_PUBLIC_ENDPOINT={endpoint!r} must be the URL of a {PUBLIC_CONTAINER} container",
+                reason="settings",
+            )
+        credential = _credential(values, "AzureWebJobsStorage")
+        return cls(ContainerClient.from_container_url(endpoint, credential=credential, **options))
 
     def put(self, path: str, data: bytes) -> None:
         try:
@@ -71,6 +118,7 @@ class PeerBlobs:
         self.read_urls = dict(read_urls)
         self.by_endpoint = {_strip(url): url for url in self.read_urls.values()}
         self.values = values
+        self._reader: TokenCredential | None = None
 
     @classmethod
     def from_settings(cls, values: Mapping[str, str]) -> PeerBlobs:
@@ -93,8 +141,9 @@ class PeerBlobs:
         options: dict[str, Any] = {**metering.hook("storage")}
         if container_url is not None and "sig=" in container_url:
             return ContainerClient.from_container_url(container_url, **options).get_blob_client(path)
-        credential = _credential(self.values, "AzureWebJobsStorage")
-        return ContainerClient.from_container_url(_strip(endpoint), credential=credential, **options).get_blob_client(
+        if self._reader is None:
+            self._reader = reader_credential(self.values)
+        return ContainerClient.from_container_url(_strip(endpoint), credential=self._reader, **options).get_blob_client(
             path
         )
 

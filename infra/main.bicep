@@ -28,6 +28,12 @@ param genesisHash string = ''
 @description('JSON object: member id -> consortium-public container URL of each deployment this member was introduced to.')
 param peerReadUrls string = '{}'
 
+@description('Comma-separated object ids, in this tenant, of the other members\' app registrations\' service principals (az ad sp create --id <their client id>): each gets Storage Blob Data Reader on this member\'s consortium-public container only.')
+param readerPrincipalIds string = ''
+
+@description('Client id of this member\'s multi-tenant app registration (infra/reader-app.sh prints it; empty until it exists).')
+param readerClientId string = ''
+
 @description('Name of this deployment, shown as the coordinator holder.')
 param deploymentName string = '${memberId}-${location}'
 
@@ -122,6 +128,28 @@ module nodesIdentity 'modules/identity.bicep' = {
   }
 }
 
+module appIdentity 'modules/identity.bicep' = {
+  name: 'app-identity'
+  params: {
+    location: location
+    name: 'id-func-${memberId}'
+    tags: tags
+  }
+}
+
+module publication 'modules/publication.bicep' = {
+  name: 'publication'
+  params: {
+    location: location
+    name: take('stpub${replace(memberId, '-', '')}${suffix}', 24)
+    logAnalyticsId: monitoring.outputs.logAnalyticsId
+    appPrincipalId: appIdentity.outputs.principalId
+    nodesPrincipalId: nodesIdentity.outputs.principalId
+    readerPrincipalIds: empty(readerPrincipalIds) ? [] : split(readerPrincipalIds, ',')
+    tags: tags
+  }
+}
+
 module scaleSet 'modules/scaleset.bicep' = {
   name: 'scaleset'
   params: {
@@ -151,6 +179,10 @@ module functionApp 'modules/functionapp.bicep' = {
     memberId: memberId
     genesisHash: genesisHash
     peerReadUrls: peerReadUrls
+    identityId: appIdentity.outputs.id
+    identityClientId: appIdentity.outputs.clientId
+    publicEndpoint: publication.outputs.containerUrl
+    readerClientId: readerClientId
     scaleSetTemplate: string({
       vm_size: nodeVmSize
       image: 'Canonical:ubuntu-24_04-lts:server:latest'
@@ -166,7 +198,7 @@ module functionApp 'modules/functionapp.bicep' = {
 module roles 'modules/roles.bicep' = {
   name: 'roles'
   params: {
-    principalId: functionApp.outputs.principalId
+    principalId: appIdentity.outputs.principalId
     storageAccountName: storage.outputs.name
     keyVaultName: keyVault.outputs.name
   }
@@ -183,4 +215,8 @@ module peering 'modules/peering.bicep' = if (!empty(remoteVnetId)) {
 output functionAppName string = functionApp.outputs.name
 output keyVaultUri string = keyVault.outputs.uri
 output storageAccountName string = storage.outputs.name
+// Upper snake case: azd keeps each output as a value of the environment under its own name.
+output PUBLIC_CONTAINER_URL string = publication.outputs.containerUrl
+output APP_IDENTITY_PRINCIPAL_ID string = appIdentity.outputs.principalId
+output APP_IDENTITY_CLIENT_ID string = appIdentity.outputs.clientId
 output scaleSetId string = scaleSet.outputs.id

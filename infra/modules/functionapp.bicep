@@ -1,4 +1,5 @@
-// The control plane: a Function App on Flex Consumption (Python 3.11) with a system-assigned identity.
+// The control plane: a Function App on Flex Consumption (Python 3.11) with a user-assigned identity (the
+// federated credential of the member's multi-tenant app registration, infra/reader-app.sh).
 // Storage is reached identity-based (AzureWebJobsStorage__*): no connection string with a key exists.
 // Every setting the app reads is set here; tests/infra/test_settings_parity.py keeps it so.
 param location string
@@ -14,6 +15,14 @@ param genesisHash string
 @description('JSON object: member id -> consortium-public container URL of each deployment this member was introduced to.')
 param peerReadUrls string = '{}'
 param scaleSetTemplate string
+@description('Resource id of the app\'s user-assigned identity.')
+param identityId string
+@description('Client id of the app\'s user-assigned identity.')
+param identityClientId string
+@description('URL of this member\'s consortium-public container (in its publication account).')
+param publicEndpoint string
+@description('Client id of this member\'s multi-tenant app registration (infra/reader-app.sh; empty until it exists).')
+param readerClientId string = ''
 param tags object
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
@@ -42,7 +51,10 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
   location: location
   tags: tags
   kind: 'functionapp,linux'
-  identity: { type: 'SystemAssigned' }
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: { '${identityId}': {} }
+  }
   properties: {
     serverFarmId: plan.id
     httpsOnly: true
@@ -55,7 +67,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         storage: {
           type: 'blobContainer'
           value: '${storage.properties.primaryEndpoints.blob}deploymentpackage'
-          authentication: { type: 'SystemAssignedIdentity' }
+          authentication: { type: 'UserAssignedIdentity', userAssignedIdentityResourceId: identityId }
         }
       }
       scaleAndConcurrency: {
@@ -77,14 +89,17 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'AzureWebJobsStorage__queueServiceUri', value: storage.properties.primaryEndpoints.queue }
         { name: 'AzureWebJobsStorage__tableServiceUri', value: storage.properties.primaryEndpoints.table }
         { name: 'AzureWebJobsStorage__credential', value: 'managedidentity' }
+        { name: 'AzureWebJobsStorage__clientId', value: identityClientId }
         { name: 'AzureWebJobsFeatureFlags', value: 'EnableWorkerIndexing' }
         { name: 'APPLICATIONINSIGHTS_CONNECTION_STRING', value: appInsightsConnectionString }
         { name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING', value: 'Authorization=AAD' }
         { name: 'CONSORTIUM_DEPLOYMENT', value: deploymentName }
         { name: 'CONSORTIUM_MEMBER_ID', value: memberId }
         { name: 'CONSORTIUM_GENESIS_HASH', value: genesisHash }
-        { name: 'CONSORTIUM_PUBLIC_ENDPOINT', value: '${storage.properties.primaryEndpoints.blob}consortium-public' }
+        { name: 'CONSORTIUM_PUBLIC_ENDPOINT', value: publicEndpoint }
         { name: 'CONSORTIUM_PEER_READ_URLS', value: peerReadUrls }
+        { name: 'CONSORTIUM_READER_CLIENT_ID', value: readerClientId }
+        { name: 'CONSORTIUM_READER_TENANT_ID', value: tenant().tenantId }
         { name: 'CONSORTIUM_POLL_SCHEDULE', value: '*/10 * * * * *' }
         { name: 'PROPOSAL_LIFETIME_SECONDS', value: '604800' }
         { name: 'AGREEMENT_TIMEOUT_SECONDS', value: '10' }
@@ -117,6 +132,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'HEALTH_REIMAGE_AFTER_CHECKS', value: '3' }
         { name: 'HEALTH_PROBE_TIMEOUT_SECONDS', value: '2' }
         { name: 'AZURE_CREDENTIAL', value: 'default' }
+        { name: 'AZURE_CLIENT_ID', value: identityClientId }
         { name: 'AZURE_EMULATOR_PRINCIPAL', value: '' }
         { name: 'AZURE_SUBSCRIPTION_ID', value: subscription().subscriptionId }
         { name: 'AZURE_RESOURCE_GROUP', value: resourceGroup().name }
@@ -132,4 +148,3 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
 }
 
 output name string = site.name
-output principalId string = site.identity.principalId

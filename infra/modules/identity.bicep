@@ -1,4 +1,5 @@
-// The Corda nodes' user-assigned identity (reads the network map; never holds signing rights).
+// A user-assigned identity: the Corda nodes' (reads the member's consortium-public only; never holds signing
+// rights) or the Function App's (its roles are in roles.bicep and publication.bicep).
 param location string
 param name string
 param tags object
@@ -11,3 +12,4 @@ resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' 
 
 output id string = identity.id
 output principalId string = identity.properties.principalId
+output clientId string = identity.properties.clientId

@@ -21,7 +21,8 @@ var workQueues = [
 // A loop rather than a lambda: checkov's Bicep parser reads no lambdas, and a file it cannot parse is not checked.
 var poisonQueues = [for q in workQueues: '${q}-poison']
 var queues = concat(workQueues, poisonQueues, ['member-events'])
-var containers = ['consortium', 'consortium-public', 'deploymentpackage', 'azure-webjobs-hosts']
+// consortium-public is in the publication account (publication.bicep), which the other members reach.
+var containers = ['consortium', 'deploymentpackage', 'azure-webjobs-hosts']
 
 resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   name: name

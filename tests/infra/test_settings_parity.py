@@ -15,7 +15,8 @@ FUNCTION_APP = ROOT / "infra" / "modules" / "functionapp.bicep"
 #: Read by the platform or its SDKs, set by the Bicep, not read by our code.
 PLATFORM = {"APPLICATIONINSIGHTS_CONNECTION_STRING", "APPLICATIONINSIGHTS_AUTHENTICATION_STRING"}
 IDENTITY_STORAGE = {
-    f"AzureWebJobsStorage__{p}" for p in ("blobServiceUri", "queueServiceUri", "tableServiceUri", "credential")
+    f"AzureWebJobsStorage__{p}"
+    for p in ("blobServiceUri", "queueServiceUri", "tableServiceUri", "credential", "clientId")
 }
 
 

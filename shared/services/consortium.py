@@ -205,7 +205,8 @@ class Consortium:
         text = str(error)
         message = text if text.startswith(source) else f"{source}: {text}"
         who = member_id or (source.rsplit(" ", 1)[-1] if " from " in source or source.startswith("head of") else None)
-        rejection = Rejection(reason=str(getattr(error, "rule", "head")), message=message, member_id=who)
+        reason = getattr(error, "rule", None) or getattr(error, "reason", None) or "head"
+        rejection = Rejection(reason=str(reason), message=message, member_id=who)
         self.rejections.record(PEER_REJECTIONS, data, rejection)
 
     def endpoints(self, head: chain.Trusted | None) -> dict[str, str]:
@@ -241,7 +242,8 @@ class Consortium:
                 log.info("%s unreachable: %s", source, error)
                 continue
             except PermanentError as error:
-                self._refuse(source, b"", error)
+                # nothing was downloaded: the refusal itself is the record (one per source and reason)
+                self._refuse(source, f"{source}: {error}".encode(), error)
                 continue
             if fetched is None or fetched.data is None:
                 continue
@@ -321,8 +323,11 @@ class Consortium:
         source = f"version {version} from {member_id}"
         try:
             fetched = self.peers.fetch(endpoint, chain_path(version), limit=chain.MAX_DOCUMENT_BYTES)
-        except (TransientError, PermanentError) as error:
+        except TransientError as error:
             log.info("%s: %s", source, error)
+            return None
+        except PermanentError as error:  # too large to read, or refused by the storage: never retried as is
+            self._refuse(source, f"{source}: {error}".encode(), error)
             return None
         if fetched is None or fetched.data is None:
             return None
@@ -369,10 +374,11 @@ class Consortium:
     def _check_fork(self, member_id: str, endpoint: str, version: int) -> None:
         ours = self.verified()
         raw = self._fetch_version(member_id, endpoint, version)
-        if raw is None or version == 0:
+        if raw is None:
             return
         try:
-            theirs = chain.verify_next(ours[version - 1], raw)
+            # version 0 is the genesis this deployment was given, or nothing: never a fork, refused
+            theirs = chain.verify_next(ours[version - 1], raw) if version else chain.verify_genesis(self.genesis, raw)
         except chain.ChainError as error:
             self._refuse(f"version {version} from {member_id}", chain.canonical(raw), error)
             return

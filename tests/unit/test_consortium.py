@@ -224,3 +224,46 @@ def test_garbage_oversize_and_truncated_heads_are_refused_and_recorded(world: Wo
     refused = [d.body for d in world.members["bank-a"].state.read_all("rejections/")]
     assert len([r for r in refused if "head of bank-b" in r["message"]]) == 3
     assert world.members["bank-a"].version == 0
+
+
+def _claim(world: World, member_id: str, version: int, digest: str) -> None:
+    """``member_id`` publishes a head, signed with its own key, that claims ``version`` with ``digest``."""
+    member = world.members[member_id]
+    kid = member.keys.get_key(f"{member_id}-governance").kid  # type: ignore[union-attr]
+    head = rules.parse_head(world.published.containers[endpoint(member_id)][HEAD][0])
+    head = {**head, "chain": {"version": version, "hash": digest}, "seq": head["seq"] + 1}
+    head["sig"] = sign_head(member, kid, head)
+    world.published.write(endpoint(member_id), HEAD, chain.canonical(head))
+
+
+def test_a_head_naming_another_genesis_is_refused_and_recorded(world: World) -> None:
+    # bank-b publishes a genesis of its own (valid signature, not the genesis everyone was given)
+    dishonest = world.members["bank-b"]
+    own = chain.unsigned_genesis("credit-consortium", [dishonest.entry()], convener="bank-b",
+                                 issued_at="2027-01-01T00:00:00Z")  # fmt: skip
+    kid = dishonest.keys.get_key("bank-b-governance").kid  # type: ignore[union-attr]
+    sig = chain.b64u(dishonest.keys.sign(kid, bytes.fromhex(chain.document_hash(own))))
+    own = chain.with_signatures(own, [{"member_id": "bank-b", "kid": kid, "sig": sig}])
+    world.published.write(endpoint("bank-b"), chain_path(0), chain.published_bytes(own))
+    _claim(world, "bank-b", 0, chain.document_hash(own))
+    world.tick("bank-a")
+    assert world.members["bank-a"].service.head().hash == world.genesis  # type: ignore[union-attr]
+    refused = [d.body for d in world.members["bank-a"].state.read_all("rejections/")]
+    assert any("version 0 from bank-b" in r["message"] and r["reason"] == "genesis_hash" for r in refused)
+
+
+def test_an_oversize_version_is_refused_and_recorded_and_each_oversize_refusal_has_its_own_record(
+    world: World,
+) -> None:
+    join(world, "bank-c", ("bank-a", "bank-b"))
+    for member_id in ("bank-b", "bank-c"):
+        world.published.write(endpoint(member_id), chain_path(2), b" " * (chain.MAX_DOCUMENT_BYTES + 1))
+        _claim(world, member_id, 2, "ab" * 32)
+    world.tick("bank-a")
+    world.published.write(endpoint("bank-c"), HEAD, b" " * (rules.MAX_HEAD_BYTES + 1))
+    world.published.write(endpoint("bank-b"), HEAD, b" " * (rules.MAX_HEAD_BYTES + 1))
+    world.tick("bank-a")
+    assert world.members["bank-a"].version == 1
+    refused = [d.body for d in world.members["bank-a"].state.read_all("rejections/")]
+    for source in ("version 2 from bank-b", "version 2 from bank-c", "head of bank-b", "head of bank-c"):
+        assert [r["reason"] for r in refused if r["message"].startswith(source)] == ["oversize"], source

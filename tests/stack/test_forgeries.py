@@ -1,7 +1,7 @@
-"""A short run of the forgeries bench (``tools/forgeries.py``): every kind of issue 15's attacks, a few of
-each, by one dishonest party against every honest member's deployment on a local stack of its own
-(Azurite with an account per member, the emulator with an identity and a vault per member, the
-ceremony, bank-c admitted for real). None is accepted, each refusal is recorded, and no honest
+"""A short run of the forgeries bench (``tools/forgeries.py``): one forgery of every kind of issue 15's
+attacks, by one dishonest party against every honest member's deployment (three for most kinds), on a
+local stack of its own (Azurite with an account per member, the emulator with an identity and a vault
+per member, the ceremony, bank-c admitted for real). None is accepted, each refusal is recorded, and no honest
 deployment ever calls a key outside its own vault."""
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from shared.adapters.compute import ArmScaleSets
 from shared.adapters.keyvault import KeyVaultKeyStore
@@ -72,6 +72,16 @@ KINDS = (
     "non_canonical", "replayed_old_version", "genesis_not_pinned", "fork", "key_named_like_another",
     "asked_to_sign_for_another", "garbage_oversize_truncated", "onboarding_for_another", "cross_identity_403",
 )  # fmt: skip
+
+
+T = TypeVar("T")
+
+
+def _need(value: T | None, what: str) -> T:
+    """``value``, which the stack built before must have given (a harness error otherwise)."""
+    if value is None:
+        raise RuntimeError(f"the stack has no {what}")
+    return value
 
 
 def _now() -> str:
@@ -291,7 +301,8 @@ def _admit_newcomer(stack: Stack, say: Callable[[str], None]) -> None:
 
     stack.settle(members, admitted, "bank-c admitted")
     head = stack[NEWCOMER].consortium.head()
-    assert head is not None and head.document.member_ids == members
+    if head is None or head.document.member_ids != members:
+        raise RuntimeError(f"{NEWCOMER} admitted, but version 1 lists {head and head.document.member_ids}")
     say(f"admission: {NEWCOMER} admitted in version 1 in {time.monotonic() - started:.1f} s, "
         f"signed by {', '.join(s.member_id for s in head.document.signatures)}")  # fmt: skip
     # every member's own scale set, created with its own identity in its own subscription
@@ -419,8 +430,7 @@ class Attacker:
     @property
     def base(self) -> chain.Trusted:
         head = self.d.consortium.head()
-        assert head is not None, f"{self.member_id} holds no chain"
-        trusted: chain.Trusted = head
+        trusted: chain.Trusted = _need(head, f"{self.member_id}'s verified chain")
         return trusted
 
     def kid(self) -> str:
@@ -429,7 +439,7 @@ class Attacker:
         if entry is not None:
             return entry.governance_key.kid
         key = self.d.vault.get_key(key_name(self.member_id, "governance"))
-        assert key is not None
+        key = _need(key, "key")
         return key.kid
 
     def sign(self, document: Mapping[str, Any], kid: str | None = None, as_member: str | None = None) -> dict[str, str]:
@@ -507,7 +517,7 @@ def _changes(stack: Stack, attacker: str) -> list[tuple[str, dict[str, str], dic
         if victim != attacker:
             out.append((f"remove {victim}", {"kind": "remove", "member_id": victim, "proposal_id": _pid()}, None))
     base = stack[attacker].consortium.head()
-    assert base is not None
+    base = _need(base, "base")
     own = base.document.member(attacker)
     if own is not None:
         entry = own.model_dump(mode="json", exclude_none=True)
@@ -579,7 +589,7 @@ def _signed_by(
 
 def _listed_kid(a: Attacker, member_id: str) -> str:
     entry = a.base.document.member(member_id)
-    assert entry is not None
+    entry = _need(entry, "entry")
     return entry.governance_key.kid
 
 
@@ -723,7 +733,7 @@ def repeated_version(stack: Stack) -> list[Forgery]:
 
 def _entry_of(trusted: chain.Trusted, member_id: str) -> dict[str, Any]:
     entry = trusted.document.member(member_id)
-    assert entry is not None
+    entry = _need(entry, "entry")
     return entry.model_dump(mode="json", exclude_none=True)
 
 
@@ -964,7 +974,7 @@ def fork_forgeries(stack: Stack) -> list[Forgery]:
                     }
                 else:
                     key = stack[OUTSIDER].vault.get_key(key_name(OUTSIDER, "governance"))
-                    assert key is not None
+                    key = _need(key, "key")
                     entry = _entry(stack[OUTSIDER], key)
                 doc = chain.unsigned_next(genesis, change, issued_at=_now(), entry=entry)
                 signers = ["bank-a", "bank-b", *([OUTSIDER] if kind == "admit" else [])]
@@ -1121,7 +1131,7 @@ def _intrude(stack: Stack, x: str, y: str, op: str) -> None:
     victim, mine = stack[y], stack[x].values
     if op == "scale":
         current = victim.scalesets.get(scale_set_name(y))
-        assert current is not None
+        current = _need(current, "current")
         theirs = {**mine, "AZURE_SUBSCRIPTION_ID": victim.values["AZURE_SUBSCRIPTION_ID"]}
         ArmScaleSets.from_settings(Settings(theirs)).set_capacity(scale_set_name(y), 0, etag=current.etag)
         return
@@ -1130,7 +1140,7 @@ def _intrude(stack: Stack, x: str, y: str, op: str) -> None:
     )
     if op == "sign":
         key = victim.vault.get_key(key_name(y, "governance"))
-        assert key is not None
+        key = _need(key, "key")
         vault.sign(key.kid, hashlib.sha256(b"forged by " + x.encode()).digest())
     else:
         vault.create_key(key_name(y, "governance"), "EC", tags={"member_id": y})

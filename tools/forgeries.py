@@ -839,13 +839,15 @@ def _forged_genesis(stack: Stack, x: str, how: str) -> bytes:
         unsigned = chain.unsigned_genesis(genuine["consortium"], [own], convener=x, issued_at=_now())
         return chain.published_bytes({**unsigned, "signatures": [a.sign(unsigned)]})
     if how == "renamed":  # the founders' genesis with a legal name changed (their signatures kept)
-        members = [{**m, "legal_name": "O=Bank Z, L=London, C=GB"} if i == 0 else m
+        city = {"bank-a": "London", "bank-b": "Paris", "bank-c": "Amsterdam"}.get(x, "Frankfurt")
+        members = [{**m, "legal_name": f"O=Bank Z, L={city}, C=GB"} if i == 0 else m
                    for i, m in enumerate(genuine["members"])]  # fmt: skip
         return chain.published_bytes({**genuine, "members": members})
     if how == "another date":  # the same founders, another issued_at, signed by the attacker alone
         unsigned = {**genuine, "issued_at": _now(), "signatures": []}
         return chain.published_bytes({**unsigned, "signatures": [a.sign(unsigned)]})
-    return json.dumps(genuine, indent=2).encode()  # the genuine genesis, not in canonical form
+    # the genuine genesis, not in canonical form (indented by each attacker its own way: one record each)
+    return json.dumps(genuine, indent=1 + MEMBERS.index(x)).encode()
 
 
 GENESIS_FORMS = ("its own", "renamed", "another date", "indented")

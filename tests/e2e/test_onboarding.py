@@ -184,9 +184,7 @@ def test_one_members_identity_is_refused_on_another_members_vault_and_scale_set(
         in_b_vault.get_key(key_name("bank-b", "governance"))
     with pytest.raises(ForbiddenError):
         in_b_vault.list_versions(key_name("bank-b", "governance"))
-    in_b_subscription = ArmScaleSets.from_settings(
-        s.as_("bank-a", AZURE_SUBSCRIPTION_ID=b["AZURE_SUBSCRIPTION_ID"])
-    )
+    in_b_subscription = ArmScaleSets.from_settings(s.as_("bank-a", AZURE_SUBSCRIPTION_ID=b["AZURE_SUBSCRIPTION_ID"]))
     with pytest.raises(ForbiddenError):
         in_b_subscription.get(scale_set_name("bank-b"))
     # bank-b's own identity reads them

@@ -349,21 +349,23 @@ class Consortium:
             trusted = self.verified()
             if not trusted:
                 return
+        # ``trusted`` as just listed and verified, plus what ``_adopt`` adds to ``memory.trusted`` below:
+        # listing our own chain again for every member would cost a request per member per tick.
         for member_id, peer in sorted(heads.items(), key=lambda kv: -(kv[1].chain.version if kv[1].chain else -1)):
             if peer.chain is None or member_id not in endpoints:
                 continue
-            ours = self.verified()
+            ours = self.memory.trusted
             if peer.chain.version < len(ours) and ours[peer.chain.version].hash != peer.chain.hash:
                 self._check_fork(member_id, endpoints[member_id], peer.chain.version)
                 continue
-            while len(self.verified()) <= peer.chain.version:
-                raw = self._fetch_version(member_id, endpoints[member_id], len(self.verified()))
+            while len(self.memory.trusted) <= peer.chain.version:
+                raw = self._fetch_version(member_id, endpoints[member_id], len(self.memory.trusted))
                 if raw is None:
                     break
                 try:
-                    self._adopt(chain.verify_next(self.verified()[-1], raw))
+                    self._adopt(chain.verify_next(self.memory.trusted[-1], raw))
                 except chain.ChainError as error:
-                    self._refuse(f"version {len(self.verified())} from {member_id}", chain.canonical(raw), error)
+                    self._refuse(f"version {len(self.memory.trusted)} from {member_id}", chain.canonical(raw), error)
                     break
 
     def _check_fork(self, member_id: str, endpoint: str, version: int) -> None:

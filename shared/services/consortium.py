@@ -519,10 +519,14 @@ class Consortium:
             return outcome
 
     def _presign(self, base: chain.Trusted) -> None:
-        """Sign, with its own keys, the document each of this member's own changes makes over ``base``."""
+        """Sign, with its own keys, the document each of this member's own changes makes over ``base``.
+
+        Not the changes already in the chain: their keys may be disabled since (a member that left
+        and asks again), and a change is made once."""
+        done = {t.document.change.proposal_id for t in self.verified()}
         for p in self.own().get("proposals", []):
             proposal = rules.Proposal.model_validate(p)
-            if proposal.member_id != self.me or proposal.kind == chain.Kind.REMOVE:
+            if proposal.member_id != self.me or proposal.kind == chain.Kind.REMOVE or proposal.proposal_id in done:
                 continue
             existing = self._own_presigned(proposal.proposal_id)
             if existing is not None and existing.base == base.hash:
@@ -650,8 +654,8 @@ class Consortium:
         if entry is not None:
             return entry.governance_key.kid
         key = self.keys.get_key(self.identity.governance_key)
-        if key is None:
-            raise TransientError("the governance key is not created yet")
+        if key is None or not key.enabled:  # disabled: this member left, and has not asked again
+            raise TransientError("the governance key is not created yet, or disabled")
         return key.kid
 
     def publish_head(self) -> dict[str, Any] | None:

@@ -364,7 +364,11 @@ def run() -> dict[str, float]:
 
     with tempfile.TemporaryDirectory() as tmp:
         print(f"\nadmissions of {NEWCOMER} by 4 members (5 when done), 5 local deployments on this machine")
+        load_before = os.getloadavg()
         samples = _admissions(Path(tmp))
+        load_after = os.getloadavg()
+    print(f"{'load average (1 min) before / after':40} {load_before[0]:5.1f} / {load_after[0]:.1f}  "
+          f"on {os.cpu_count()} core(s), other work included")  # fmt: skip
     p50, p99 = _percentile(samples, 0.5), _percentile(samples, 0.99)
     print(f"{'admission p50 (s)':40} {p50:10.2f}")
     print(f"{'admission p99 (s)':40} {p99:10.2f}  (goal <= 5 s; {len(samples)} admissions, "

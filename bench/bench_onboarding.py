@@ -211,8 +211,8 @@ class Stack:
             time.sleep(0.05)
         for m in MEMBERS:  # the version each adopted verifies from the genesis it was given
             trusted = self.platforms[m].consortium.verified()
-            if self.platforms[m].state.read(chain_path(target)) is not None:
-                assert trusted[target].document.change.member_id == member
+            if len(trusted) <= target or trusted[target].document.change.member_id != member:
+                raise RuntimeError(f"{m}: version {target} does not verify as the admission of {member}")
         self.phases.append((min(adopted.values()), max(adopted.values()), active))
         return elapsed
 
@@ -263,7 +263,8 @@ def _peer(
         rejections=Rejections(state, events, clock),
     )  # fmt: skip
     service.pin_genesis(genesis)
-    assert service.publish_head() is not None
+    if service.publish_head() is None:
+        raise RuntimeError(f"{member_id}: no head published")
 
 
 def _idle(root: Path) -> tuple[float, dict[str, float]]:

@@ -179,7 +179,10 @@ def _ensure_azurite(
         say(f"azurite        already running (pid {record['azurite']['pid']})")
         return az
     try:
-        az, proc = azurite.start(paths.local / "azurite", ports=ports, log_file=paths.logs / "azurite.log")
+        served = tuple(dict.fromkeys((*azurite.ACCOUNTS, *needed)))  # members beyond bank-d (the bench's bank-e)
+        az, proc = azurite.start(
+            paths.local / "azurite", ports=ports, log_file=paths.logs / "azurite.log", accounts=served
+        )
     except azurite.AzuriteError as e:
         raise StackError(f"azurite: {e}") from None
     record["azurite"] = {"pid": proc.pid, "started": _started(proc.pid), "ports": list(ports),

@@ -354,21 +354,23 @@ class Consortium:
             trusted = self.verified()
             if not trusted:
                 return
+        # ``trusted`` as just listed and verified, plus what ``_adopt`` adds to ``memory.trusted`` below:
+        # listing our own chain again for every member would cost a request per member per tick.
         for member_id, peer in sorted(heads.items(), key=lambda kv: -(kv[1].chain.version if kv[1].chain else -1)):
             if peer.chain is None or member_id not in endpoints:
                 continue
-            ours = self.verified()
+            ours = self.memory.trusted
             if peer.chain.version < len(ours) and ours[peer.chain.version].hash != peer.chain.hash:
                 self._check_fork(member_id, endpoints[member_id], peer.chain.version)
                 continue
-            while len(self.verified()) <= peer.chain.version:
-                raw = self._fetch_version(member_id, endpoints[member_id], len(self.verified()))
+            while len(self.memory.trusted) <= peer.chain.version:
+                raw = self._fetch_version(member_id, endpoints[member_id], len(self.memory.trusted))
                 if raw is None:
                     break
                 try:
-                    self._adopt(chain.verify_next(self.verified()[-1], raw))
+                    self._adopt(chain.verify_next(self.memory.trusted[-1], raw))
                 except chain.ChainError as error:
-                    self._refuse(f"version {len(self.verified())} from {member_id}", chain.canonical(raw), error)
+                    self._refuse(f"version {len(self.memory.trusted)} from {member_id}", chain.canonical(raw), error)
                     break
 
     def _check_fork(self, member_id: str, endpoint: str, version: int) -> None:
@@ -523,10 +525,14 @@ class Consortium:
             return outcome
 
     def _presign(self, base: chain.Trusted) -> None:
-        """Sign, with its own keys, the document each of this member's own changes makes over ``base``."""
+        """Sign, with its own keys, the document each of this member's own changes makes over ``base``.
+
+        Not the changes already in the chain: their keys may be disabled since (a member that left
+        and asks again), and a change is made once."""
+        done = {t.document.change.proposal_id for t in self.verified()}
         for p in self.own().get("proposals", []):
             proposal = rules.Proposal.model_validate(p)
-            if proposal.member_id != self.me or proposal.kind == chain.Kind.REMOVE:
+            if proposal.member_id != self.me or proposal.kind == chain.Kind.REMOVE or proposal.proposal_id in done:
                 continue
             existing = self._own_presigned(proposal.proposal_id)
             if existing is not None and existing.base == base.hash:
@@ -654,8 +660,8 @@ class Consortium:
         if entry is not None:
             return entry.governance_key.kid
         key = self.keys.get_key(self.identity.governance_key)
-        if key is None:
-            raise TransientError("the governance key is not created yet")
+        if key is None or not key.enabled:  # disabled: this member left, and has not asked again
+            raise TransientError("the governance key is not created yet, or disabled")
         return key.kid
 
     def publish_head(self) -> dict[str, Any] | None:

@@ -267,3 +267,28 @@ def test_an_oversize_version_is_refused_and_recorded_and_each_oversize_refusal_h
     refused = [d.body for d in world.members["bank-a"].state.read_all("rejections/")]
     for source in ("version 2 from bank-b", "version 2 from bank-c", "head of bank-b", "head of bank-c"):
         assert [r["reason"] for r in refused if r["message"].startswith(source)] == ["oversize"], source
+
+
+def test_an_idle_tick_lists_its_own_chain_a_fixed_number_of_times_whatever_the_number_of_members() -> None:
+    """Following N members that change nothing costs one conditional read per member; listing this
+    member's own chain must not be repeated per member (the idle cost a deployment pays every tick)."""
+
+    def lists_per_idle_tick(ids: tuple[str, ...]) -> int:
+        world = World(ids)
+        world.found(*ids)
+        world.run(rounds=3)
+        me = world.members[ids[0]]
+        calls: list[str] = []
+        listing = me.state.list_paths
+
+        def counted(prefix: str) -> list[str]:
+            calls.append(prefix)
+            return listing(prefix)
+
+        me.state.list_paths = counted  # type: ignore[method-assign]
+        me.service.tick()
+        return calls.count("chain/")
+
+    few = lists_per_idle_tick(("bank-a", "bank-b", "bank-c"))
+    many = lists_per_idle_tick(tuple(f"bank-{c}" for c in "abcdefghijkl"))
+    assert many == few, f"{few} lists of chain/ with 3 members, {many} with 12"

@@ -160,6 +160,30 @@ def test_a_member_leaves_scales_its_own_set_to_zero_and_disables_its_own_keys(wo
     assert head is not None and "bank-c" not in head.document.member_ids
 
 
+def test_a_member_that_left_keeps_following_and_may_join_again_with_new_keys(world: Consortium) -> None:
+    """Its proposals already in the chain are never signed again: their keys are disabled now."""
+    join(world, "bank-c")
+    world.post("bank-c", ob.OFFBOARDING, json.dumps({"request_id": "off-1", "reason": "merger"}))
+    c = world.deployments["bank-c"]
+    world.settle(rounds=20, until=lambda: c.status() == "left")
+    join(world, "bank-d")  # the chain moves on after bank-c's keys were disabled
+    world.settle(rounds=3)
+    assert world.members["bank-c"].version == 3
+    world.post("bank-c", ob.REQUESTS, request("bank-c", request_id="req-bank-c-002"))
+    world.settle(rounds=3)
+    record = c.service.record()
+    assert record is not None and record["status"] == "pending"
+    pid = record["proposal_id"]
+    assert pid in {p["proposal_id"] for p in world.members["bank-a"].service.view()["proposals"]}
+    for approver in ("bank-a", "bank-b", "bank-d"):
+        world.post(approver, ob.APPROVALS, json.dumps({"proposal_id": pid, "decision": "approve"}))
+    world.settle(rounds=20, until=lambda: c.status() == "active")
+    assert c.status() == "active" and c.capacity() == 2
+    head = world.members["bank-a"].service.head()
+    assert head is not None and head.version == 4 and "bank-c" in head.document.member_ids
+    assert len(c.member.keys.list_versions("bank-c-governance")) == 2, "a new key; the old one disabled, kept"
+
+
 def test_a_member_is_removed_by_the_others_and_retires_itself(world: Consortium) -> None:
     join(world, "bank-c")
     join(world, "bank-d")

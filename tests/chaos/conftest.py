@@ -1,23 +1,23 @@
-"""The chaos and bad-input suite's stack: one Azurite, one emulator and three host instances per session.
+"""The chaos and bad-input suite's stacks: each the four member deployments and bank-b's second one.
 
-``pytest tests/chaos`` (inside ``make test``) runs the short version: one trial of 30 s of faults, the
-whole queue corpus, the HTTP cases and half the CLI cases. ``pytest tests/chaos --chaos-long`` (``make
-chaos``) runs six trials of 60 s and every CLI case. Everything runs on free ports in a temporary folder.
+``pytest tests/chaos`` (inside ``make test``) runs the short version: one trial of 30 s of faults on
+a stack of its own, the bad-input corpus with 80 generated messages, the HTTP cases and half the CLI
+cases on another. ``pytest tests/chaos --chaos-long`` (``make chaos``) runs six trials of 60 s (six
+seeds), 160 generated messages and every CLI case. Everything runs on free ports in temporary folders.
 """
 
 from __future__ import annotations
 
-import secrets
-import string
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
 
-from tools.chaos import LocalStack, trial_members
+from tools.chaos import MemberStack, start_founders
 
 TRIALS = {False: 1, True: 6}
 CHAOS_SECONDS = {False: 30.0, True: 60.0}
+GENERATED = {False: 80, True: 160}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -37,10 +37,17 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @dataclass
-class ChaosSession:
-    stack: LocalStack
-    prefix: str
-    good: list[str]
+class BadInputSession:
+    stack: MemberStack
+    long: bool
+
+    @property
+    def generated(self) -> int:
+        return GENERATED[self.long]
+
+
+@dataclass
+class ChaosOptions:
     long: bool
 
     @property
@@ -49,13 +56,16 @@ class ChaosSession:
 
 
 @pytest.fixture(scope="session")
-def chaos(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[ChaosSession]:
-    long = is_long(request.config)
-    prefix = "".join(secrets.choice(string.ascii_lowercase) for _ in range(3))
-    good = [f"{prefix}good-a", f"{prefix}good-b"]
-    founders = [m for t in range(TRIALS[long]) for m in trial_members(prefix, t)[:2]] + good
-    stack = LocalStack(tmp_path_factory.mktemp("chaos"), founders).start()
+def bad_input(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[BadInputSession]:
+    """A stack whose founders joined, for the bad input (no faults)."""
+    stack = MemberStack(tmp_path_factory.mktemp("bad-input")).start()
     try:
-        yield ChaosSession(stack, prefix, good, long)
+        start_founders(stack)
+        yield BadInputSession(stack, is_long(request.config))
     finally:
         stack.stop()
+
+
+@pytest.fixture
+def chaos(request: pytest.FixtureRequest) -> ChaosOptions:
+    return ChaosOptions(is_long(request.config))

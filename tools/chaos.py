@@ -577,6 +577,8 @@ class TrialResult:
         )
 
 
+#: Seconds of faults a trial goes on with after the story's last step was posted.
+FAULTS_AFTER_LAST_STEP = 10.0
 #: The story's steps, in the order their preconditions come true.
 STEPS = ("vote-c", "load-a", "rotate-a", "vote-d", "leave-c", "remove-d", "approve-remove")
 
@@ -586,6 +588,7 @@ class Trial:
         self.stack, self.number, self.rng = stack, number, rng
         self.posted: list[Posted] = []
         self.done: list[str] = []
+        self.last_step = 0.0  # when the latest step was posted (monotonic)
         self.swings = 0
         self.next_swing = time.monotonic() + 6
 
@@ -646,6 +649,7 @@ class Trial:
             if not found:
                 continue
             self.done.append(step)
+            self.last_step = time.monotonic()
             if step == "vote-c":
                 for voter in ("bank-a", "bank-b"):
                     self.decide(voter, found, "approve")
@@ -870,7 +874,13 @@ def violation_history(
 
 
 def run_trial(
-    stack: MemberStack, number: int, *, seed: int, chaos_seconds: float, settle_seconds: float = 150
+    stack: MemberStack,
+    number: int,
+    *,
+    seed: int,
+    chaos_seconds: float,
+    story_seconds: float = 150,
+    settle_seconds: float = 150,
 ) -> TrialResult:
     """One trial on a fresh ``stack``: the story under chaos, then the faults stop and the invariants are checked."""
     started, started_wall = time.monotonic(), time.time()
@@ -882,7 +892,11 @@ def run_trial(
     observer.start()
     trial.start()
     monkey.start()
-    while time.monotonic() < started + chaos_seconds:
+    # The faults last ``chaos_seconds`` and, beyond, until the story's last step was posted and had
+    # ``FAULTS_AFTER_LAST_STEP`` seconds of faults to go through (``story_seconds`` at most).
+    while (now := time.monotonic()) < started + chaos_seconds + story_seconds and (
+        now < started + chaos_seconds or len(trial.done) < len(STEPS) or now < trial.last_step + FAULTS_AFTER_LAST_STEP
+    ):
         trial.drive_once(keep_busy=True)
         time.sleep(0.5)
     monkey.stop()
@@ -1279,10 +1293,14 @@ def healthz(port: int) -> bool:
     return False
 
 
-def run_http_cases(stack: MemberStack) -> BadInputResult:
-    """Every case against every deployment's HTTP port; each must be answered as listed, the host must keep serving."""
+def run_http_cases(stack: MemberStack, *, every_deployment: bool = True) -> BadInputResult:
+    """Every case against every deployment's HTTP port (or one deployment of each member); each must be
+    answered as listed, the host must keep serving."""
     result = BadInputResult()
+    firsts = {inst.member: n for n, inst in reversed(list(enumerate(stack.instances)))}
     for n, inst in enumerate(stack.instances):
+        if not every_deployment and firsts[inst.member] != n:
+            continue
         for what, raw, allowed in HTTP_CASES:
             result.tried += 1
             try:

@@ -20,7 +20,9 @@ bank-c joins by their vote, bank-d by a split decision of three, load swings on 
 (scale ticks), bank-a and bank-b rotate their keys (a ``rotate`` version of the chain for the
 governance key), bank-c leaves and bank-a removes bank-d with bank-b's approval; meanwhile a monkey
 kills deployments with SIGKILL at random moments, restarts Azurite once on the same ports and data,
-and sends 429 (with Retry-After), 5xx and latency storms from the emulator. Then the faults stop, the
+and sends 429 (with Retry-After), 5xx and latency storms from the emulator, for the trial's length and
+until the story's last step was posted and had ``FAULTS_AFTER_LAST_STEP`` seconds of faults to go
+through. Then the faults stop, the
 killed deployments come back, and the invariants are read back from each member's OWN storage, vault
 and subscription (never from the harness's notes): every member's verified chain is a prefix of one
 chain (no two documents of one version anywhere, and no deployment reporting a fork), every message
@@ -110,6 +112,8 @@ CHAOS_VALUES = {
     "KEY_ROTATION_TLS": "rotate=P90D overlap=PT6S warn=P14D",
     "KEY_ROTATION_GOVERNANCE": "rotate=P365D overlap=PT6S warn=P30D",
 }  # fmt: skip
+#: The load two nodes serve (850 transactions a minute each at the target): a founder's steady state.
+STEADY_TPM = 1600
 FAST_EMULATOR = {"operation_seconds": 0.3, "boot_delay_seconds": 0, "restart_seconds": 0.2}
 LEGAL_NAMES = ceremony.LEGAL_NAMES
 
@@ -1184,8 +1188,10 @@ def _is_active(stack: MemberStack, member: str) -> bool:
 
 
 def start_founders(stack: MemberStack, tag: str = "good") -> None:
-    """The founders' own join requests (good input), and wait until both are active."""
+    """The founders' own join requests (good input), and wait until both are active. Each founder's scale set
+    is offered the load of its two nodes, so its autoscale keeps it where it is while bad input flows."""
     for founder in FOUNDERS:
+        stack.admin("PUT", f"/_admin/load/{scale_set_name(founder)}", {"tpm": STEADY_TPM})
         stack.platform(founder).queues.send(ob.REQUESTS, request_body(founder, f"req-{founder}-{tag}"))
     for founder in FOUNDERS:
         wait_until(f"{founder} active", functools.partial(_is_active, stack, founder), timeout=120)

@@ -832,10 +832,9 @@ def deliveries(stack: MemberStack, member: str, key: str | None, started: float)
     for instance, entry in host_log_lines(stack, member):
         with contextlib.suppress(KeyError, ValueError, TypeError):
             lines.append((datetime.fromisoformat(entry["at"]).timestamp(), instance, entry))
-    if key is None:
+    ids = {str(e.get("message_id")) for _, _, e in lines if key and e.get("message_id") and key in json.dumps(e)}
+    if not ids:  # no line names it: every delivery on the onboarding queues (the member's own, so few)
         ids = {str(e.get("message_id")) for _, _, e in lines if e.get("queue") in ob.QUEUES and e.get("message_id")}
-    else:
-        ids = {str(e.get("message_id")) for _, _, e in lines if e.get("message_id") and key in json.dumps(e)}
     found = []
     for at, instance, entry in sorted(lines, key=lambda x: x[0]):
         if str(entry.get("message_id")) not in ids or at < started - 5:

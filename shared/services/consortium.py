@@ -514,10 +514,14 @@ class Consortium:
             return outcome
 
     def _presign(self, base: chain.Trusted) -> None:
-        """Sign, with its own keys, the document each of this member's own changes makes over ``base``."""
+        """Sign, with its own keys, the document each of this member's own changes makes over ``base``.
+
+        A change a version already carries is never signed again: a member that left would otherwise sign
+        its old admission over the base without it (found by the chaos suite)."""
+        done = {t.document.change.proposal_id for t in self.verified()}
         for p in self.own().get("proposals", []):
             proposal = rules.Proposal.model_validate(p)
-            if proposal.member_id != self.me or proposal.kind == chain.Kind.REMOVE:
+            if proposal.member_id != self.me or proposal.kind == chain.Kind.REMOVE or proposal.proposal_id in done:
                 continue
             existing = self._own_presigned(proposal.proposal_id)
             if existing is not None and existing.base == base.hash:

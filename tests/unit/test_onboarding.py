@@ -160,6 +160,24 @@ def test_a_member_leaves_scales_its_own_set_to_zero_and_disables_its_own_keys(wo
     assert head is not None and "bank-c" not in head.document.member_ids
 
 
+def test_a_member_that_left_does_not_sign_its_old_admission_again(world: Consortium) -> None:
+    """Found by the chaos suite: after bank-c left, its own admit proposal (done: version 1 carries it)
+    applied again over the new base, so every tick presigned it with bank-c's disabled governance key
+    and failed (403 from Key Vault), and bank-c's head was never published again."""
+    join(world, "bank-c")
+    world.post("bank-c", ob.OFFBOARDING, json.dumps({"request_id": "off-1", "reason": "merger"}))
+    c = world.deployments["bank-c"]
+    world.settle(rounds=20, until=lambda: c.status() == "left")
+    assert c.status() == "left"
+    service = world.members["bank-c"].service
+    head = service.head()
+    assert head is not None and "bank-c" not in head.document.member_ids
+
+    service.tick()  # raised ForbiddenError (a disabled key) before the fix
+
+    assert all(p["base"] != head.hash for p in service.own().get("presigned", [])), "nothing signed over the new head"
+
+
 def test_a_member_is_removed_by_the_others_and_retires_itself(world: Consortium) -> None:
     join(world, "bank-c")
     join(world, "bank-d")

@@ -28,8 +28,8 @@ and subscription (never from the harness's notes): every member's verified chain
 chain (no two documents of one version anywhere, and no deployment reporting a fork), every message
 posted ended (a final status, a rejection or a poison record), each member's vault and subscription
 hold only its own keys and scale set, capacities within bounds, a member out of the chain drained with
-its keys disabled, no 403 in any host's log (the app never tries another member's resources), no host
-crash. An ``Observer`` samples the chains, records and coordinator leases during the trial, so a fork
+its keys disabled, no 403 in any host's log (the app never tries another member's resources, nor signs
+with a key it disabled), no host crash. An ``Observer`` samples the chains, records and coordinator leases during the trial, so a fork
 later repaired is still seen, and each violation carries the history that names its cause (issue 19):
 the deliveries and dequeue counts the hosts logged, the versions of the member's record, the holders of
 its coordinator lease, the chain versions seen, and the kills.
@@ -805,8 +805,10 @@ def invariants(stack: MemberStack) -> list[str]:
             per_rotation = Counter(v.tags.get("rotation_id") for v in versions if v.tags.get("rotation_id"))
             found += [f"{key_name(member, kind)}: rotation {r} made {n} versions" for r, n in per_rotation.items()
                       if n > 1]  # fmt: skip
-    found += [f"a host tried another member's resources: {line}" for line in
-              stack.log_lines(r"AuthorizationFailed|ForbiddenByRbac")][:5]  # fmt: skip
+    found += [  # Azure's 403: another member's vault or subscription, or a key this member disabled
+        f"a host was refused by Azure (403): {line}"
+        for line in stack.log_lines(r"AuthorizationFailed|ForbiddenByRbac|ForbiddenError")
+    ][:5]
     return found
 
 

@@ -29,10 +29,11 @@ chain (no two documents of one version anywhere, and no deployment reporting a f
 posted ended (a final status, a rejection or a poison record), each member's vault and subscription
 hold only its own keys and scale set, capacities within bounds, a member out of the chain drained with
 its keys disabled, no 403 in any host's log (the app never tries another member's resources, nor signs
-with a key it disabled), no host crash. An ``Observer`` samples the chains, records and coordinator leases during the trial, so a fork
-later repaired is still seen, and each violation carries the history that names its cause (issue 19):
-the deliveries and dequeue counts the hosts logged, the versions of the member's record, the holders of
-its coordinator lease, the chain versions seen, and the kills.
+with a key it disabled), no host crash. An ``Observer`` samples the chains, records and coordinator
+leases during the trial, so a fork later repaired is still seen, and each violation carries the
+history that names its cause (issue 19): the deliveries and dequeue counts the hosts logged, the
+versions of the member's record, the holders of its coordinator lease, the chain versions seen, and
+the kills.
 
 Bad input (``queue_corpus``, ``HTTP_CASES``, ``CLI_CASES``) goes through each member's queues (each
 refused once with its reason, recorded in that member's own storage; nothing poisoned; the founders'

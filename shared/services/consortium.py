@@ -648,6 +648,8 @@ class Consortium:
         key = self.keys.get_key(self.identity.governance_key)
         if key is None:
             raise TransientError("the governance key is not created yet")
+        if not key.enabled:  # out of the chain, its keys disabled (never deleted): nothing more to sign
+            raise TransientError("the governance key is disabled: this member left or was removed")
         return key.kid
 
     def publish_head(self) -> dict[str, Any] | None:

@@ -163,7 +163,7 @@ def test_a_member_leaves_scales_its_own_set_to_zero_and_disables_its_own_keys(wo
 def test_a_member_that_left_does_not_sign_its_old_admission_again(world: Consortium) -> None:
     """Found by the chaos suite: after bank-c left, its own admit proposal (done: version 1 carries it)
     applied again over the new base, so every tick presigned it with bank-c's disabled governance key
-    and failed (403 from Key Vault), and bank-c's head was never published again."""
+    and failed (403 from Key Vault); and once its head changed, the tick signed it with that key too."""
     join(world, "bank-c")
     world.post("bank-c", ob.OFFBOARDING, json.dumps({"request_id": "off-1", "reason": "merger"}))
     c = world.deployments["bank-c"]
@@ -176,6 +176,8 @@ def test_a_member_that_left_does_not_sign_its_old_admission_again(world: Consort
     service.tick()  # raised ForbiddenError (a disabled key) before the fix
 
     assert all(p["base"] != head.hash for p in service.own().get("presigned", [])), "nothing signed over the new head"
+    service.decide("prop-after-leaving", "approve")  # its head's content changes: it would be signed again
+    assert service.publish_head() is None, "no head signed with a disabled key (it raised a 403 before the fix)"
 
 
 def test_a_member_is_removed_by_the_others_and_retires_itself(world: Consortium) -> None:

@@ -756,6 +756,18 @@ def verified_chains(stack: MemberStack) -> tuple[dict[str, list[str]], list[str]
     return chains, found
 
 
+def behind(stack: MemberStack) -> list[str]:
+    """The members the longest stored chain's head lists that have not stored that head yet (the wait
+    after the faults includes their catching up: a deployment killed while it held its coordinator
+    lease follows again once the lease expired)."""
+    lengths = {m: len(stack.platform(m).state.list_paths("chain/")) for m in MEMBERS}
+    longest = max(lengths, key=lambda m: lengths[m])
+    head = own_chain(stack.platform(longest))[-1]
+    listed = {x["member_id"] for x in head.get("members", [])}
+    return [f"({m} at v{lengths[m] - 1} of v{lengths[longest] - 1})" for m in MEMBERS
+            if m in listed and lengths[m] < lengths[longest]]  # fmt: skip
+
+
 def invariants(stack: MemberStack) -> list[str]:
     """What each member's own storage, vault and subscription must show once the trial settled."""
     chains, found = verified_chains(stack)
@@ -914,7 +926,7 @@ def run_trial(
     def settled() -> bool:
         trial.drive_once(keep_busy=False)  # what could not be posted under chaos
         try:
-            missing = [unaccounted_violation(x) for x in trial.unaccounted()]
+            missing = [unaccounted_violation(x) for x in trial.unaccounted()] + behind(stack)
             if len(trial.done) < len(STEPS):
                 missing.append(f"(story at {', '.join(trial.done) or 'its start'})")
         except Exception as e:

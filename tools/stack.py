@@ -359,6 +359,7 @@ def up_members(
     quiet: bool = False,
     azurite_ports: tuple[int, int, int] = azurite.DEFAULT_PORTS,
     host_ports: dict[str, int] | None = None,
+    start_hosts: bool = True,
 ) -> dict[str, Any]:
     """Start what is not running yet of the one-deployment-per-member shape; return the record of what runs.
 
@@ -368,7 +369,8 @@ def up_members(
     second time it finds the genesis and changes nothing) and puts ``CONSORTIUM_GENESIS_HASH`` in every
     member's file; then one local Functions host per member runs on that file and its port, and this
     returns once every one of them takes messages. ``azurite_ports``, ``emulator_port`` and
-    ``host_ports`` are the contract's fixed ports unless a test chooses free ones.
+    ``host_ports`` are the contract's fixed ports unless a test chooses free ones. With ``start_hosts``
+    False everything but the hosts is ready (the chaos suite starts, kills and restarts them itself).
     """
     paths = paths or StackPaths()
     say = _sayer(quiet)
@@ -382,6 +384,8 @@ def up_members(
     emulator = member_settings.Emulator(url, ca, _register_principals(url, ca, members, say))
     files = member_settings.write_all(az, root=paths.root, members=members, ports=host_ports, emulator=emulator)
     _found(paths, members, say)
+    if not start_hosts:
+        return record
     specs = []
     for member, path in files.items():
         values, port = member_settings.read(path)

@@ -1,23 +1,26 @@
-"""The chaos and bad-input suite's stack: one Azurite, one emulator and three host instances per session.
+"""The chaos and bad-input suite's stacks: each the four member deployments and bank-b's second one.
 
-``pytest tests/chaos`` (inside ``make test``) runs the short version: one trial of 30 s of faults, the
-whole queue corpus, the HTTP cases and half the CLI cases. ``pytest tests/chaos --chaos-long`` (``make
-chaos``) runs six trials of 60 s and every CLI case. Everything runs on free ports in a temporary folder.
+``pytest tests/chaos`` (inside ``make test``) runs the short version on ONE stack: the bad-input corpus
+with 80 generated messages, the HTTP cases on one deployment of each member and a third of the CLI
+cases, then one trial of 30 s of faults on the same stack (its founders joined already: their join
+requests of the trial are refused as taken, and end so). ``pytest tests/chaos --chaos-long`` (``make
+chaos``) runs 160 generated messages, the HTTP cases on every deployment and every CLI case, then six
+trials of 60 s, each with its own seed on a fresh stack. Everything runs on free ports in temporary
+folders.
 """
 
 from __future__ import annotations
 
-import secrets
-import string
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
 
-from tools.chaos import LocalStack, trial_members
+from tools.chaos import MemberStack, start_founders
 
 TRIALS = {False: 1, True: 6}
 CHAOS_SECONDS = {False: 30.0, True: 60.0}
+GENERATED = {False: 80, True: 160}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -38,10 +41,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @dataclass
 class ChaosSession:
-    stack: LocalStack
-    prefix: str
-    good: list[str]
+    #: A stack whose founders joined: the bad input's, then the short run's trial's.
+    stack: MemberStack
     long: bool
+
+    @property
+    def generated(self) -> int:
+        return GENERATED[self.long]
 
     @property
     def chaos_seconds(self) -> float:
@@ -50,12 +56,9 @@ class ChaosSession:
 
 @pytest.fixture(scope="session")
 def chaos(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[ChaosSession]:
-    long = is_long(request.config)
-    prefix = "".join(secrets.choice(string.ascii_lowercase) for _ in range(3))
-    good = [f"{prefix}good-a", f"{prefix}good-b"]
-    founders = [m for t in range(TRIALS[long]) for m in trial_members(prefix, t)[:2]] + good
-    stack = LocalStack(tmp_path_factory.mktemp("chaos"), founders).start()
+    stack = MemberStack(tmp_path_factory.mktemp("chaos")).start()
     try:
-        yield ChaosSession(stack, prefix, good, long)
+        start_founders(stack)
+        yield ChaosSession(stack, is_long(request.config))
     finally:
         stack.stop()

@@ -184,6 +184,26 @@ def test_a_member_that_left_keeps_following_and_may_join_again_with_new_keys(wor
     assert len(c.member.keys.list_versions("bank-c-governance")) == 2, "a new key; the old one disabled, kept"
 
 
+def test_a_member_that_left_does_not_sign_its_old_admission_again(world: Consortium) -> None:
+    """Found by the chaos suite: after bank-c left, its own admit proposal (done: version 1 carries it)
+    applied again over the new base, so every tick presigned it with bank-c's disabled governance key
+    and failed (403 from Key Vault); and once its head changed, the tick signed it with that key too."""
+    join(world, "bank-c")
+    world.post("bank-c", ob.OFFBOARDING, json.dumps({"request_id": "off-1", "reason": "merger"}))
+    c = world.deployments["bank-c"]
+    world.settle(rounds=20, until=lambda: c.status() == "left")
+    assert c.status() == "left"
+    service = world.members["bank-c"].service
+    head = service.head()
+    assert head is not None and "bank-c" not in head.document.member_ids
+
+    service.tick()  # raised ForbiddenError (a disabled key) before the fix
+
+    assert all(p["base"] != head.hash for p in service.own().get("presigned", [])), "nothing signed over the new head"
+    service.decide("prop-after-leaving", "approve")  # its head's content changes: it would be signed again
+    assert service.publish_head() is None, "no head signed with a disabled key (it raised a 403 before the fix)"
+
+
 def test_a_member_is_removed_by_the_others_and_retires_itself(world: Consortium) -> None:
     join(world, "bank-c")
     join(world, "bank-d")

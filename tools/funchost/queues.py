@@ -224,6 +224,7 @@ class QueueListener:
             self._release(message, message.pop_receipt, visibility=0)  # the testing facility: visible again now
         renewer = _VisibilityRenewer(self.client, message, self.receive_visibility)
         renewer.start()
+        logs.event(f"Executing '{self.spec.name}' (new queue message on {self.queue})", **fields)
         started = time.monotonic()
         token = logs.current_invocation.set(fields)
         outcome, error = "Succeeded", None

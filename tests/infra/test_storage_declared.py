@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-import function_app
+from tests import indexed
 from tests.infra import bicep
 from tools import provision
 
@@ -32,7 +32,7 @@ def declared_queues() -> list[str]:
 @cache
 def bindings() -> list[dict[str, Any]]:
     """Every binding of every function, as the host indexes them (``get_functions`` indexes once only)."""
-    return [b.get_dict_repr() for f in function_app.app.get_functions() for b in f.get_bindings()]
+    return [b.get_dict_repr() for f in indexed.functions() for b in f.get_bindings()]
 
 
 def bound_queues(*kinds: str) -> set[str]:

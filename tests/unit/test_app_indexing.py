@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from shared import settings
+from tests import indexed
 from tools.funchost.ncrontab import Schedule
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -17,9 +18,7 @@ SAMPLE = json.loads((ROOT / "local.settings.sample.json").read_text())["Values"]
 
 @pytest.fixture(scope="module")
 def functions():  # type: ignore[no-untyped-def]
-    import function_app
-
-    return function_app.app.get_functions()
+    return indexed.functions()
 
 
 def test_every_function_has_a_unique_name(functions) -> None:  # type: ignore[no-untyped-def]

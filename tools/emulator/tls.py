@@ -14,6 +14,15 @@ import trustme
 ORGANIZATION = "consortium control plane (local)"
 
 
+def _write(path: Path, data: bytes, *, private: bool = False) -> None:
+    """Write ``path`` whole or not at all: a client polling for the CA never reads a half-written file."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_bytes(data)
+    if private:
+        partial.chmod(0o600)
+    partial.replace(path)
+
+
 def ensure_ca(state_dir: Path) -> trustme.CA:
     cert_path, key_path = state_dir / "ca.pem", state_dir / "ca.key"
     if cert_path.exists() and key_path.exists():
@@ -25,9 +34,8 @@ def ensure_ca(state_dir: Path) -> trustme.CA:
             ) from e
     ca = trustme.CA(organization_name=ORGANIZATION)
     state_dir.mkdir(parents=True, exist_ok=True)
-    ca.private_key_pem.write_to_path(str(key_path))
-    key_path.chmod(0o600)
-    ca.cert_pem.write_to_path(str(cert_path))
+    _write(key_path, ca.private_key_pem.bytes(), private=True)
+    _write(cert_path, ca.cert_pem.bytes())
     return ca
 
 
@@ -35,7 +43,6 @@ def server_certificate(state_dir: Path) -> tuple[Path, Path]:
     """Write a fresh server certificate (chain included) and key signed by the CA; return their paths."""
     leaf = ensure_ca(state_dir).issue_cert("localhost", "127.0.0.1", organization_name=ORGANIZATION)
     cert_path, key_path = state_dir / "server.pem", state_dir / "server.key"
-    leaf.private_key_pem.write_to_path(str(key_path))
-    key_path.chmod(0o600)
-    cert_path.write_bytes(b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
+    _write(key_path, leaf.private_key_pem.bytes(), private=True)
+    _write(cert_path, b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
     return cert_path, key_path

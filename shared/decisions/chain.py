@@ -467,6 +467,23 @@ def signature_result(base: Document | None, document: Document, digest: bytes) -
     return SignatureResult(counted, threshold, missing, tuple(invalid), frozenset(valid))
 
 
+def own_signing_bytes(document: Mapping[str, Any]) -> bytes:
+    """What a member signs its own published documents over (its head, its keys.json): RFC 8785 of the
+    document without ``sig``."""
+    return canonical({k: v for k, v in document.items() if k != "sig"})
+
+
+def own_signature_problem(document: Mapping[str, Any], *, kid: str, sig: str, keys: Iterable[KeyRef]) -> str | None:
+    """Why a member's own signed document does not verify (``None`` when it does): it must be signed, over
+    ``own_signing_bytes``, with one of ``keys`` (the key(s) the reader's verified chain lists for it)."""
+    key = next((k for k in keys if k.kid == kid), None)
+    if key is None:
+        return "signed with a key its chain entry does not list"
+    if not verify_signature(key.jwk, hashlib.sha256(own_signing_bytes(document)).digest(), sig):
+        return "signature does not verify"
+    return None
+
+
 # --- the change --------------------------------------------------------------------------------
 
 

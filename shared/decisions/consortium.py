@@ -18,7 +18,6 @@ pre-signed the document. Pure: inputs in, a decision with its reason out.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -129,7 +128,7 @@ class HeadError(ValueError):
 
 
 def head_signing_bytes(head: Mapping[str, Any]) -> bytes:
-    return chain.canonical({k: v for k, v in head.items() if k != "sig"})
+    return chain.own_signing_bytes(head)
 
 
 def parse_head(raw: bytes) -> dict[str, Any]:
@@ -146,12 +145,9 @@ def verify_head(raw: Mapping[str, Any], *, member_id: str, keys: list[chain.KeyR
         raise HeadError(f"head of {member_id}: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
     if head.member_id != member_id:
         raise HeadError(f"head of {member_id} names {head.member_id}")
-    key = next((k for k in keys if k.kid == head.kid), None)
-    if key is None:
-        raise HeadError(f"head of {member_id}: signed with a key its chain entry does not list")
-    digest = hashlib.sha256(head_signing_bytes(raw)).digest()
-    if not chain.verify_signature(key.jwk, digest, head.sig):
-        raise HeadError(f"head of {member_id}: signature does not verify")
+    problem = chain.own_signature_problem(raw, kid=head.kid, sig=head.sig, keys=keys)
+    if problem:
+        raise HeadError(f"head of {member_id}: {problem}")
     return head
 
 

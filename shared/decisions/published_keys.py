@@ -50,7 +50,7 @@ class KeysDocumentError(ValueError):
 
 def signing_bytes(document: Mapping[str, Any]) -> bytes:
     """RFC 8785 of the document without ``sig``."""
-    return chain.canonical({k: v for k, v in document.items() if k != "sig"})
+    return chain.own_signing_bytes(document)
 
 
 def digest(document: Mapping[str, Any]) -> bytes:
@@ -73,8 +73,7 @@ def verify_keys_document(
             raise KeysDocumentError(f"keys of {member_id}: {kind} lists {len(refs)} keys (one, or two in an overlap)")
     if document.seq <= after_seq:
         raise KeysDocumentError(f"keys of {member_id}: seq {document.seq} is not after {after_seq}")
-    if document.kid != key.kid:
-        raise KeysDocumentError(f"keys of {member_id}: signed with a key its chain entry does not list")
-    if not chain.verify_signature(key.jwk, digest(raw), document.sig):
-        raise KeysDocumentError(f"keys of {member_id}: signature does not verify")
+    problem = chain.own_signature_problem(raw, kid=document.kid, sig=document.sig, keys=[key])
+    if problem:
+        raise KeysDocumentError(f"keys of {member_id}: {problem}")
     return document

@@ -54,7 +54,7 @@ class ChaosSession:
         return CHAOS_SECONDS[self.long]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # shared by the bad input and the trial; stopped once tests/chaos is done
 def chaos(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[ChaosSession]:
     stack = MemberStack(tmp_path_factory.mktemp("chaos")).start()
     try:

@@ -325,6 +325,12 @@ def parse_published(raw: bytes, *, limit: int = MAX_DOCUMENT_BYTES) -> dict[str,
     return read_published(raw, limit=limit)[0]
 
 
+def first_problem(error: ValidationError) -> tuple[str, str]:
+    """Where a document read from another member first breaks its model, and the rule: ``("a.b", "msg")``."""
+    first = error.errors()[0]
+    return ".".join(str(p) for p in first["loc"]), str(first["msg"])
+
+
 @lru_cache(maxsize=4096)
 def _member(identity: str) -> Member:
     return Member.model_validate(json.loads(identity))
@@ -344,10 +350,9 @@ def parse(raw: Mapping[str, Any]) -> Document:
     try:
         return Document.model_validate(raw)
     except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "document"
+        where, rule = first_problem(error)
         version = raw.get("version") if isinstance(raw.get("version"), int) else None
-        raise ShapeError(f"not a membership document: {where}", version=version, detail=first["msg"]) from None
+        raise ShapeError(f"not a membership document: {where or 'document'}", version=version, detail=rule) from None
 
 
 # --- signatures --------------------------------------------------------------------------------

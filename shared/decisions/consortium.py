@@ -141,8 +141,7 @@ def verify_head(raw: Mapping[str, Any], *, member_id: str, keys: list[chain.KeyR
     try:
         head = Head.model_validate(raw)
     except ValidationError as error:
-        first = error.errors()[0]
-        raise HeadError(f"head of {member_id}: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+        raise HeadError(f"head of {member_id}: {': '.join(chain.first_problem(error))}") from None
     if head.member_id != member_id:
         raise HeadError(f"head of {member_id} names {head.member_id}")
     problem = chain.own_signature_problem(raw, kid=head.kid, sig=head.sig, keys=keys)

@@ -64,8 +64,7 @@ def verify_keys_document(
     try:
         document = KeysDocument.model_validate(raw)
     except ValidationError as error:
-        first = error.errors()[0]
-        raise KeysDocumentError(f"keys of {member_id}: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+        raise KeysDocumentError(f"keys of {member_id}: {': '.join(chain.first_problem(error))}") from None
     if document.member_id != member_id:
         raise KeysDocumentError(f"keys of {member_id} name {document.member_id}")
     for kind, refs in document.keys.items():

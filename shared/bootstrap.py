@@ -31,7 +31,7 @@ from shared.decisions.rotation import KeyPolicy, parse_policy
 from shared.naming import MEMBER_ID, key_name, valid_member_id
 from shared.ports.clock import SystemClock
 from shared.services.autoscale import Autoscaler
-from shared.services.consortium import Consortium, Identity
+from shared.services.consortium import Consortium, FastFollow, Identity
 from shared.services.health import HealthMonitor, parse_ports
 from shared.services.leadership import Coordinator, holder_identity
 from shared.services.onboarding import Onboarding
@@ -110,6 +110,10 @@ class Platform:
             lifetime=timedelta(seconds=self.settings.integer("PROPOSAL_LIFETIME_SECONDS", minimum=60)),
             timing=Timing(timeout=(t := self.settings.number("AGREEMENT_TIMEOUT_SECONDS", minimum=0.5)), jitter=t),
             jitter=lambda round_: secrets.randbelow(1000) / 1000,
+            fast=FastFollow(
+                interval=self.settings.integer("CONSORTIUM_FAST_FOLLOW_INTERVAL_MS", minimum=50) / 1000,
+                quiet=self.settings.number("CONSORTIUM_FAST_FOLLOW_SECONDS", minimum=0),
+            ),
         )  # fmt: skip
 
         def on_membership(change: str, version: chain.Trusted) -> None:

@@ -105,6 +105,20 @@ REGISTRY: tuple[Setting, ...] = (
         default="*/10 * * * * *",
     ),
     Setting(
+        "CONSORTIUM_FAST_FOLLOW_SECONDS",
+        "5",
+        "While a change to the chain is in flight, a tick keeps re-reading the heads (every "
+        "CONSORTIUM_FAST_FOLLOW_INTERVAL_MS) as long as something moved within this many seconds; 0: one read per "
+        "timer occurrence. Nothing in flight or nothing moving costs no more than the timer's pace.",
+        default="10",
+    ),
+    Setting(
+        "CONSORTIUM_FAST_FOLLOW_INTERVAL_MS",
+        "200",
+        "Milliseconds between two reads of the heads while following closely (see CONSORTIUM_FAST_FOLLOW_SECONDS).",
+        default="500",
+    ),
+    Setting(
         "PROPOSAL_LIFETIME_SECONDS",
         "604800",
         "How long a proposal stays open before it expires (7 days).",

@@ -103,6 +103,8 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'CONSORTIUM_POLL_SCHEDULE', value: '*/10 * * * * *' }
         { name: 'PROPOSAL_LIFETIME_SECONDS', value: '604800' }
         { name: 'AGREEMENT_TIMEOUT_SECONDS', value: '10' }
+        { name: 'CONSORTIUM_FAST_FOLLOW_SECONDS', value: '10' }
+        { name: 'CONSORTIUM_FAST_FOLLOW_INTERVAL_MS', value: '500' }
         { name: 'COORDINATOR_SCHEDULE', value: '*/2 * * * * *' }
         { name: 'LEASE_SECONDS', value: '15' }
         { name: 'ONBOARDING_POLL_SECONDS', value: '10' }

@@ -29,6 +29,7 @@ import hashlib
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
@@ -77,6 +78,27 @@ class Follow:
     peer_etags: dict[str, str] = field(default_factory=dict)
     heads: dict[str, rules.Head] = field(default_factory=dict)
     refused: set[str] = field(default_factory=set)
+    #: When (the service clock's timestamp) a tick last saw the conversation move: another member's head
+    #: changed or a version was adopted. Fast following lasts only while that is recent.
+    moved_at: float = float("-inf")
+
+
+@dataclass(frozen=True)
+class FastFollow:
+    """How closely a tick follows while a change is in flight (settings CONSORTIUM_FAST_FOLLOW_*).
+
+    Agreeing on a version takes a few exchanges of heads (a decision, the leader's ballot, the accepts,
+    the final signatures); at the timer's pace each costs up to one schedule period (10 s in Azure). So
+    one timer invocation goes on ticking every ``interval`` seconds while a change is in flight (an
+    eligible proposal, a ballot or a final signature on the next version) and the conversation moved
+    within the last ``quiet`` seconds; when nothing moves (a member down, a stuck vote) it falls back to
+    the timer's pace, so a change that cannot progress costs no more than an idle consortium. ``budget``
+    bounds one invocation (the next timer occurrence waits for it: invocations never overlap).
+    """
+
+    interval: float = 0.25
+    quiet: float = 0.0  # 0: off, one tick per timer occurrence
+    budget: float = 60.0
 
 
 class Forked(PermanentError):
@@ -101,6 +123,7 @@ class Consortium:
     #: Called with the member's own status change ("admitted", "left", "removed") once adopted.
     on_membership: Callable[[str, chain.Trusted], None] = lambda _what, _version: None
     memory: Follow = field(default_factory=Follow)
+    fast: FastFollow = field(default_factory=FastFollow)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     # --- own state ---------------------------------------------------------------------------
@@ -498,12 +521,18 @@ class Consortium:
     # --- the tick -----------------------------------------------------------------------------
 
     def tick(self) -> dict[str, Any]:
-        """One round of following, agreeing and publishing; returns what it did, for logs and tests."""
+        """One round of following, agreeing and publishing; returns what it did, for logs and tests:
+        ``adopted`` (the version this tick adopted, if any), ``moved`` (another member's head changed or
+        a version was adopted) and ``in_flight`` (a change on the next version is under way: see
+        ``FastFollow``)."""
         with self.lock:
             if self.own().get("fork"):
                 self.publish_head()
                 return {"fork": True}
-            heads = self.read_heads(self.head())
+            seen = {m: h.seq for m, h in self.memory.heads.items()}
+            before = self.head()
+            heads = self.read_heads(before)
+            moved = {m: h.seq for m, h in heads.items()} != seen
             try:
                 self.catch_up(heads)
             except Forked as error:
@@ -513,16 +542,72 @@ class Consortium:
                 self.publish_head()
                 return {"fork": True}
             base = self.head()
-            outcome: dict[str, Any] = {"version": base.version if base else None}
+            outcome: dict[str, Any] = {"version": base.version if base else None, "in_flight": False}
             if base is not None:
                 judged = self.judge(heads)
                 self._presign(base)
                 outcome["agreement"] = self._agree(base, heads, judged)
-                adopted = self._assemble(base, heads, judged)
-                if adopted is not None:
-                    outcome["adopted"] = adopted.version
+                assembled = self._assemble(base, heads, judged)
+                outcome["in_flight"] = assembled is not None or self._in_flight(self.head() or base, heads, judged)
+            after = self.head()
+            if after is not None and (before is None or after.version > before.version):
+                outcome["adopted"] = after.version  # assembled here or caught up from the others
             self.publish_head()
+            # what we publish ourselves does not count: a lone leader retrying its ballot is not a conversation
+            outcome["moved"] = moved or "adopted" in outcome
+            if outcome["moved"]:
+                self.memory.moved_at = self.clock.now().timestamp()
             return outcome
+
+    def _in_flight(
+        self, base: chain.Trusted, heads: Mapping[str, rules.Head], judged: Mapping[str, rules.Eligibility]
+    ) -> bool:
+        """Whether a change on the version after ``base`` is under way: a proposal eligible for it, or a
+        ballot or final signature on it (ours or any member's)."""
+        if any(e.standing == rules.Standing.ELIGIBLE for e in judged.values()):
+            return True
+        version = base.version + 1
+        own = self.own()
+        record = own.get("record") or {}
+        if (
+            record.get("version") == version
+            and record.get("base") == base.hash
+            and (record.get("accepted") or record.get("leading"))
+        ):
+            return True
+        if (own.get("final") or {}).get("version") == version:
+            return True
+        for head in heads.values():
+            if head.final is not None and head.final.version == version:
+                return True
+            r = head.record
+            if r is not None and r.version == version and r.base == base.hash and (r.accepted or r.leading):
+                return True
+        return False
+
+    def follow_closely(
+        self, active: Callable[[], bool], *, sleep: Callable[[float], None] = time.sleep
+    ) -> dict[str, Any]:
+        """What the timer runs: a tick, then more ticks ``fast.interval`` apart while a change is in
+        flight and the conversation moved within ``fast.quiet`` seconds, for at most ``fast.budget``
+        seconds, and only while ``active()`` (this deployment still coordinates). Returns the last tick's
+        outcome with ``ticks`` (how many ran) and the last version adopted in any of them."""
+        started = self.clock.now().timestamp()
+        outcome = self.tick()
+        adopted, ticks = outcome.get("adopted"), 1
+        while self.fast.quiet > 0 and outcome.get("in_flight") and not outcome.get("fork"):
+            now = self.clock.now().timestamp()
+            # a clock that jumps back ends it too: the spans below must be real ones
+            if not (0 <= now - self.memory.moved_at < self.fast.quiet) or not (
+                0 <= now - started <= self.fast.budget - self.fast.interval
+            ):
+                break
+            sleep(self.fast.interval)
+            if not active():
+                break
+            outcome = self.tick()
+            adopted, ticks = outcome.get("adopted", adopted), ticks + 1
+        return {**outcome, "adopted": adopted, "ticks": ticks}
 
     def _presign(self, base: chain.Trusted) -> None:
         """Sign, with its own keys, the document each of this member's own changes makes over ``base``.

@@ -14,7 +14,7 @@ import pytest
 
 from shared.decisions import chain
 from shared.decisions import consortium as rules
-from shared.services.consortium import HEAD, chain_path
+from shared.services.consortium import HEAD, FastFollow, chain_path
 from tests.unit.consortium_world import World, chain_time, endpoint
 
 
@@ -292,3 +292,70 @@ def test_an_idle_tick_lists_its_own_chain_a_fixed_number_of_times_whatever_the_n
     few = lists_per_idle_tick(("bank-a", "bank-b", "bank-c"))
     many = lists_per_idle_tick(tuple(f"bank-{c}" for c in "abcdefghijkl"))
     assert many == few, f"{few} lists of chain/ with 3 members, {many} with 12"
+
+
+# --- following closely while a change is in flight (CONSORTIUM_FAST_FOLLOW_*) --------------------
+
+
+def close_follower(world: World, member_id: str, quiet: float = 5.0) -> Any:
+    service = world.members[member_id].service
+    service.fast = FastFollow(interval=0.25, quiet=quiet, budget=60.0)
+    return service
+
+
+def test_an_idle_consortium_is_read_once_per_timer_occurrence(world: World) -> None:
+    service = close_follower(world, "bank-a")
+    outcome = service.follow_closely(lambda: True, sleep=world.clock.advance)
+    assert (outcome["ticks"], outcome["in_flight"]) == (1, False)
+
+
+def test_an_admission_under_way_is_followed_to_its_version_within_one_timer_occurrence(world: World) -> None:
+    proposal_id = world.propose_admission("bank-c")
+    for founder in ("bank-a", "bank-b"):
+        world.members[founder].service.decide(proposal_id, "approve")
+    world.tick("bank-b", "bank-c", "bank-d")  # their heads now carry the approval and the pre-signature
+    service = close_follower(world, "bank-a")
+
+    def others_act_meanwhile(seconds: float) -> None:
+        world.clock.advance(seconds)
+        for member_id in ("bank-b", "bank-c", "bank-d"):
+            world.members[member_id].service.tick()
+
+    outcome = service.follow_closely(lambda: True, sleep=others_act_meanwhile)
+    assert outcome["adopted"] == 1, outcome
+    assert 1 < outcome["ticks"] <= 60 / 0.25
+    assert world.members["bank-a"].version == 1
+
+
+def test_a_change_that_stops_moving_falls_back_to_the_timers_pace(world: World) -> None:
+    proposal_id = world.propose_admission("bank-c")
+    for founder in ("bank-a", "bank-b"):
+        world.members[founder].service.decide(proposal_id, "approve")
+    world.tick()
+    world.down = {"bank-b", "bank-c", "bank-d"}  # nobody else answers: the vote cannot complete
+    service = close_follower(world, "bank-a", quiet=2.0)
+    first = service.follow_closely(lambda: True, sleep=world.clock.advance)
+    assert first["in_flight"] and first["adopted"] is None
+    assert first["ticks"] <= 2.0 / 0.25 + 1, "it stops once nothing moved for CONSORTIUM_FAST_FOLLOW_SECONDS"
+    world.clock.advance(10)
+    again = service.follow_closely(lambda: True, sleep=world.clock.advance)
+    assert again["ticks"] == 1, "a change that is stuck costs one read per timer occurrence"
+
+
+def test_following_closely_stops_when_the_deployment_is_no_longer_coordinator(world: World) -> None:
+    proposal_id = world.propose_admission("bank-c")
+    for founder in ("bank-a", "bank-b"):
+        world.members[founder].service.decide(proposal_id, "approve")
+    world.tick()
+    service = close_follower(world, "bank-a")
+    outcome = service.follow_closely(lambda: False, sleep=world.clock.advance)
+    assert outcome["ticks"] == 1
+
+
+def test_fast_following_off_reads_once_per_timer_occurrence_even_with_a_change_in_flight(world: World) -> None:
+    proposal_id = world.propose_admission("bank-c")
+    for founder in ("bank-a", "bank-b"):
+        world.members[founder].service.decide(proposal_id, "approve")
+    world.tick()
+    service = close_follower(world, "bank-a", quiet=0.0)
+    assert service.follow_closely(lambda: True, sleep=world.clock.advance)["ticks"] == 1

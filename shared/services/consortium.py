@@ -751,6 +751,12 @@ class Consortium:
             raise TransientError("the governance key is disabled: this member left or was removed")
         return key.kid
 
+    def publish(self) -> dict[str, Any] | None:
+        """``publish_head`` under the service's lock: what a step that changed this member's own
+        statements (a decision, a proposal) calls on the coordinator, so they need not wait for a tick."""
+        with self.lock:
+            return self.publish_head()
+
     def publish_head(self) -> dict[str, Any] | None:
         own = self.own()
         head = self.head()

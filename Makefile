@@ -36,7 +36,7 @@ local.settings.json: local.settings.sample.json
 
 bootstrap: $(STAMP_PY) $(STAMP_NODE) local.settings.json ## install .venv and Azurite (incremental)
 
-lint: bootstrap $(STAMP_CHECKOV) ## ruff, mypy (strict on shared/), the layer contracts, bandit, pip-audit, checkov on infra/
+lint: bootstrap $(STAMP_CHECKOV) ## ruff, mypy (strict on shared/ and nodeagent/), the layer contracts, bandit, pip-audit, checkov on infra/
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy shared functions function_app.py cli tools bench nodeagent

@@ -19,6 +19,8 @@ from tests.unit.chain_world import Bank, Key
 from tools import azurite, provision
 
 ACCOUNT = "nodeagent"
+#: Another member's account, for the control plane's mirror (tests/nodeagent/test_mirror.py).
+PEER_ACCOUNT = "nodeagentpeer"
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +28,10 @@ def agent_azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[azurite.
     location = tmp_path_factory.mktemp("azurite-nodeagent")
     ports = azurite.free_ports(3)
     az, proc = azurite.start(
-        Path(location), ports=(ports[0], ports[1], ports[2]), log_file=location / "azurite.log", accounts=[ACCOUNT]
+        Path(location),
+        ports=(ports[0], ports[1], ports[2]),
+        log_file=location / "azurite.log",
+        accounts=[ACCOUNT, PEER_ACCOUNT],
     )
     try:
         yield az

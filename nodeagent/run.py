@@ -57,8 +57,19 @@ class Report:
     written: tuple[str, ...] = ()
     removed: tuple[str, ...] = ()
     unchanged: tuple[str, ...] = ()
+    #: Everything not taken this run, with its rule; ``missing`` ones are waited for, not refused.
     refused: list[Refusal] = field(default_factory=list)
     restart: node_infos.RestartDecision | None = None
+
+    @property
+    def waiting(self) -> list[Refusal]:
+        """What a verified document lists (or a member's index) that is not published yet."""
+        return [r for r in self.refused if r.rule == Rule.MISSING.value]
+
+    @property
+    def rejected(self) -> list[Refusal]:
+        """What was read and does not verify: each gets a log line of its own."""
+        return [r for r in self.refused if r.rule != Rule.MISSING.value]
 
     def line(self) -> str:
         if self.version is None:
@@ -70,7 +81,8 @@ class Report:
             head,
             f"admitted {', '.join(self.admitted) or 'none'}",
             f"node infos: {len(self.written)} written, {len(self.removed)} removed, {len(self.unchanged)} unchanged",
-            f"{len(self.refused)} refused",
+            f"{len(self.rejected)} refused, {len(self.waiting)} waiting"
+            + (f" ({', '.join(r.where for r in self.waiting)})" if self.waiting else ""),
             f"restart: {'requested' if restart and restart.restart else 'no'}"
             f" ({restart.reason.value if restart else 'no chain'}: {restart.message if restart else ''})",
         ]
@@ -173,7 +185,7 @@ def flag_day(
 def run_once(
     config: AgentConfig, container: Container, *, now: Callable[[], datetime], log: Callable[[str], None] = print
 ) -> Report:
-    """One run (see the module docstring); ``log`` gets a line per refusal."""
+    """One run (see the module docstring); ``log`` gets a line per document refused (not per one awaited)."""
     state = StateDir(config.state_dir)
     directory = NodeInfosDir(config.node_infos_dir)
     report = Report()
@@ -181,7 +193,7 @@ def run_once(
     follow(trust, container, state, report)
     head = trust.head
     if head is None:
-        for refusal in report.refused:
+        for refusal in report.rejected:
             log(str(refusal))
         return report
     report.version, report.hash = head.version, head.hash
@@ -214,6 +226,6 @@ def run_once(
         state.request_restart(decision.flag_day_id, parameters)
         agent.applied_flag_days.append(decision.flag_day_id)
     state.save(agent)
-    for refusal in report.refused:
+    for refusal in report.rejected:
         log(str(refusal))
     return report

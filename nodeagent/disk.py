@@ -92,7 +92,7 @@ class StateDir:
             body = json.loads(path.read_text(encoding="utf-8"))
             indexes = {str(m): (int(v[0]), str(v[1])) for m, v in body["indexes"].items()}
             applied = [str(f) for f in body["applied_flag_days"]]
-        except (OSError, ValueError, KeyError, TypeError, IndexError) as error:
+        except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError) as error:
             raise StateError(f"{path} is not the agent's state: {error}") from None
         return AgentState(indexes, applied)
 

@@ -4,7 +4,9 @@ A short timer; only this member's coordinator (elected among its own deployments
 acts, so one deployment of a member writes its head at a time. The work is
 ``shared.services.consortium.Consortium.follow_closely``: a tick, and while a change is in flight and
 moving, more ticks a fraction of a second apart (``CONSORTIUM_FAST_FOLLOW_*``) as long as this
-deployment's term lasts; this handler only runs it and logs what it did.
+deployment's term lasts; then (unless it found a fork) copying the other admitted members' verified
+node infos where this member's nodes read them (``shared.services.node_infos.NodeInfoMirror``), once
+per invocation. This handler only runs them and logs what they did.
 
 When a version adopted admits this member or takes it out, the service posts its own ``activate`` or
 ``retire`` step. Those go through this function's queue output bindings, so the host wakes those
@@ -19,7 +21,8 @@ next tick publishes it.
 from __future__ import annotations
 
 import logging
-from typing import List  # the worker's queue output converter takes typing.List[str], not list[str]
+from collections.abc import Callable
+from typing import Any, List  # the worker's queue output converter takes typing.List[str], not list[str]
 
 import azure.functions as func
 
@@ -40,9 +43,7 @@ ACTIVATE, RETIRE = ob.STEP_QUEUES["activate"], ob.STEP_QUEUES["retire"]
 @bp.queue_output(arg_name="retire", queue_name=RETIRE, connection=CONNECTION)
 def consortium_tick(timer: func.TimerRequest, activate: func.Out[List[str]], retire: func.Out[List[str]]) -> None:
     with outbox.collecting() as box:
-        outcome = as_coordinator(
-            "consortium", lambda term: platform().consortium.follow_closely(lambda: term.active() and not box)
-        )
+        outcome = as_coordinator("consortium", lambda term: _follow(lambda: term.active() and not box))
     bound: dict[str, list[str]] = {ACTIVATE: [], RETIRE: []}
     for queue, body in box:
         if queue in bound:
@@ -55,6 +56,17 @@ def consortium_tick(timer: func.TimerRequest, activate: func.Out[List[str]], ret
         retire.set(bound[RETIRE])
     if outcome and isinstance(outcome, dict) and (outcome.get("adopted") is not None or outcome.get("fork")):
         log.info("consortium tick", extra={"fields": outcome})
+
+
+def _follow(active: Callable[[], bool]) -> dict[str, Any]:
+    outcome = platform().consortium.follow_closely(active)
+    head = platform().consortium.head()
+    if head is not None and not outcome.get("fork"):
+        mirrored = platform().node_infos.mirror(head)
+        copied = sorted(m for m, what in mirrored.items() if what == "copied")
+        if copied:
+            outcome["node_infos_copied"] = copied
+    return outcome
 
 
 def publish_now() -> None:

@@ -755,6 +755,8 @@ class NodeTrust:
         self.pinned = pinned_hash
         self.chain: list[Trusted] = []
         self.refused: list[str] = []
+        #: The errors behind ``refused``, in the same order (each names its rule: ``error.rule``).
+        self.errors: list[ChainError] = []
 
     @property
     def head(self) -> Trusted | None:
@@ -768,6 +770,7 @@ class NodeTrust:
                 trusted = verify_genesis(self.pinned, raw, digest=digest)
         except ChainError as error:
             self.refused.append(str(error))
+            self.errors.append(error)
             return False
         self.chain.append(trusted)
         return True
@@ -778,6 +781,7 @@ class NodeTrust:
             document, digest = read_published(raw)
         except ChainError as error:
             self.refused.append(str(error))
+            self.errors.append(error)
             return False
         return self.accept(document, digest=digest)
 

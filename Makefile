@@ -36,12 +36,12 @@ local.settings.json: local.settings.sample.json
 
 bootstrap: $(STAMP_PY) $(STAMP_NODE) local.settings.json ## install .venv and Azurite (incremental)
 
-lint: bootstrap $(STAMP_CHECKOV) ## ruff, mypy (strict on shared/), the layer contracts, bandit, pip-audit, checkov on infra/
+lint: bootstrap $(STAMP_CHECKOV) ## ruff, mypy (strict on shared/ and nodeagent/), the layer contracts, bandit, pip-audit, checkov on infra/
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy shared functions function_app.py cli tools bench
+	$(VENV)/bin/mypy shared functions function_app.py cli tools bench nodeagent
 	$(VENV)/bin/lint-imports --no-cache
-	$(VENV)/bin/bandit -c pyproject.toml -r shared functions function_app.py cli tools bench -q
+	$(VENV)/bin/bandit -c pyproject.toml -r shared functions function_app.py cli tools bench nodeagent -q
 	DEP_AUDIT_OFFLINE=$${DEP_AUDIT_OFFLINE:-warn} $(PY) -m tools.audit_deps
 	$(CHECKOV_VENV)/bin/checkov --directory infra --framework bicep --skip-download --quiet --compact
 

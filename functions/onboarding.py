@@ -8,6 +8,8 @@ so the host makes the message visible again and, after ``maxDequeueCount``, move
 Each step posts the next one through a queue output binding (``next_step``), so the host wakes the
 next queue's listener at once instead of leaving the message for its next poll (see
 ``shared/services/outbox.py``); a delayed re-post, and a message for any other queue, goes by the SDK.
+A decision, a proposal or a leave changes what this member says to the others: on the coordinator,
+its head is published as soon as the step is done (``functions.consortium.publish_now``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import List  # the worker's queue output converter takes typing.List
 
 import azure.functions as func
 
-from functions import telemetry
+from functions import consortium, telemetry
 from shared.bootstrap import platform
 from shared.errors import TransientError
 from shared.messages import readable_ids
@@ -104,6 +106,7 @@ def onboarding_intake(msg: func.QueueMessage, next_step: func.Out[List[str]]) ->
 @bp.queue_trigger(arg_name="msg", queue_name=ob.APPROVALS, connection=CONNECTION)
 def onboarding_decision(msg: func.QueueMessage) -> None:
     _handle(msg, ob.APPROVALS, lambda body: platform().onboarding.decide(body))
+    consortium.publish_now()
 
 
 @bp.function_name("onboarding_keys")
@@ -125,6 +128,7 @@ def onboarding_provision(msg: func.QueueMessage, next_step: func.Out[List[str]])
 @bp.queue_output(arg_name="next_step", queue_name=ACTIVATE, connection=CONNECTION)
 def onboarding_propose(msg: func.QueueMessage, next_step: func.Out[List[str]]) -> None:
     _handle(msg, PROPOSE, lambda body: platform().onboarding.step(body, "propose"), next_step, ACTIVATE)
+    consortium.publish_now()
 
 
 @bp.function_name("onboarding_activate")
@@ -143,6 +147,7 @@ def onboarding_retire(msg: func.QueueMessage) -> None:
 @bp.queue_trigger(arg_name="msg", queue_name=ob.OFFBOARDING, connection=CONNECTION)
 def offboarding(msg: func.QueueMessage) -> None:
     _handle(msg, ob.OFFBOARDING, lambda body: platform().onboarding.offboard(body))
+    consortium.publish_now()
 
 
 @bp.function_name("poison_sweep")

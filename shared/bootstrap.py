@@ -34,6 +34,7 @@ from shared.services.autoscale import Autoscaler
 from shared.services.consortium import Consortium, FastFollow, Identity
 from shared.services.health import HealthMonitor, parse_ports
 from shared.services.leadership import Coordinator, holder_identity
+from shared.services.node_infos import NodeInfoMirror
 from shared.services.onboarding import Onboarding
 from shared.services.records import Events, Rejections
 from shared.services.rotation import KeyRotator
@@ -122,6 +123,12 @@ class Platform:
 
         service.on_membership = on_membership
         return service
+
+    @cached_property
+    def node_infos(self) -> NodeInfoMirror:
+        """The other members' node infos, copied (once verified) where this member's own nodes read them."""
+        consortium = self.consortium
+        return NodeInfoMirror(self.member_id, consortium.public, consortium.peers, consortium.rejections)
 
     @cached_property
     def onboarding(self) -> Onboarding:

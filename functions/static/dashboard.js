@@ -7,6 +7,7 @@
   const TIMEOUT_MS = 4500;
   const STALE_MS = 3 * POLL_MS; // no good poll for this long: stale, even if no request has failed yet
   const WINDOW_MAX_MS = 60 * 60 * 1000;
+  let memberShown = ""; // the member this deployment serves, once a poll has said
   const WINDOW_MIN_MS = 90 * 1000;
   const MAX_POINTS = 2000;
   const KNOWN = [
@@ -195,7 +196,7 @@
     banner.dataset.state = message ? (stale ? "stale" : "warning") : "ok";
     pulse.className = `pulse ${stale ? "stale" : lastOk ? "live" : ""}`;
     document.body.classList.toggle("is-stale", stale);
-    document.title = `${stale ? "STALE · " : ""}Consortium status`;
+    document.title = `${stale ? "STALE · " : ""}${memberShown ? `${memberShown} · ` : ""}Consortium status`;
     if (lastOk) {
       $("updated").textContent = clock(lastOk);
       $("updated").setAttribute("data-at", String(lastOk));
@@ -283,6 +284,7 @@
     const c = model.coordinator || {};
     const expires = parseTime(c.expires_at);
     tile("coordinator", c.holder ? c.holder.split("/")[0] : "NONE", c.holder && expires && expires > now() ? "ok" : "bad", c.holder || "no coordinator holds the lease");
+    memberShown = self.member_id || memberShown;
     tile("member", `${self.member_id || "?"} · ${self.status || "?"}`, STATUS_CLASS[self.status] || "", self.legal_name || "");
     const members = Array.isArray(model.members) ? model.members : [];
     tile("members", String(members.length), "", members.map((m) => m.member_id).join(", "));

@@ -32,7 +32,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -241,14 +243,24 @@ def x500_name(name: str) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(parse_x500(name).items()))
 
 
-def _identity(value: Any) -> str:
-    """A key that two JSON values share exactly when they are equal (same keys, values and types)."""
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+#: Canonical bytes of member entries seen, by ``repr`` of the parsed entry (at most ``ENTRIES_KEPT``).
+_entries: dict[str, bytes] = {}
+ENTRIES_KEPT = 4096
 
 
-@lru_cache(maxsize=4096)
-def _canonical_entry(identity: str) -> bytes:
-    return canonical(json.loads(identity))
+def _canonical_entry(value: dict[str, Any]) -> bytes:
+    """One member entry's RFC 8785 bytes, computed once per process for each distinct entry.
+
+    The cache key is ``repr`` of the parsed value: two parsed JSON values (str, int, float, bool, None,
+    list, dict) with one ``repr`` are equal, types included (``True`` and ``1``, ``1`` and ``1.0`` differ);
+    equal values whose keys came in another order only miss the cache. The bytes are always rfc8785's."""
+    identity = repr(value)
+    found = _entries.get(identity)
+    if found is None:
+        if len(_entries) >= ENTRIES_KEPT:
+            _entries.clear()
+        found = _entries[identity] = canonical(value)
+    return found
 
 
 def _canonical_value(key: str, value: Any) -> bytes:
@@ -256,7 +268,7 @@ def _canonical_value(key: str, value: Any) -> bytes:
     entry once per process: consecutive versions repeat all but one member, and an array's canonical
     form is its elements' canonical forms joined by commas."""
     if key == "members" and isinstance(value, list) and all(isinstance(v, dict) for v in value):
-        return b"[" + b",".join(_canonical_entry(_identity(v)) for v in value) + b"]"
+        return b"[" + b",".join(_canonical_entry(v) for v in value) + b"]"
     return canonical(value)
 
 
@@ -331,9 +343,26 @@ def first_problem(error: ValidationError) -> tuple[str, str]:
     return ".".join(str(p) for p in first["loc"]), str(first["msg"])
 
 
-@lru_cache(maxsize=4096)
-def _member(identity: str) -> Member:
-    return Member.model_validate(json.loads(identity))
+#: Validated member entries, by ``repr`` of the parsed entry (see ``_canonical_entry``).
+_members: dict[str, Member] = {}
+
+
+def forget() -> None:
+    """Empty this process's caches (keys, entries, names): what a new deployment or node starts with."""
+    _public_key.cache_clear()
+    x500_name.cache_clear()
+    _entries.clear()
+    _members.clear()
+
+
+def _member(value: dict[str, Any]) -> Member:
+    identity = repr(value)
+    found = _members.get(identity)
+    if found is None:
+        if len(_members) >= ENTRIES_KEPT:
+            _members.clear()
+        found = _members[identity] = Member.model_validate(value)
+    return found
 
 
 def parse(raw: Mapping[str, Any]) -> Document:
@@ -344,7 +373,7 @@ def parse(raw: Mapping[str, Any]) -> Document:
     members = raw.get("members")
     if isinstance(members, list) and all(isinstance(m, dict) for m in members):
         try:
-            raw = {**raw, "members": [_member(_identity(m)) for m in members]}
+            raw = {**raw, "members": [_member(m) for m in members]}
         except ValidationError:
             pass
     try:
@@ -385,6 +414,32 @@ def verify_signature(jwk: PublicJwk, digest: bytes, sig: str) -> bool:
     except InvalidSignature:
         return False
     return True
+
+
+#: Signatures of one version checked on more than one core from this many on (OpenSSL's verify runs
+#: without the GIL; below it, handing them to threads costs more than it saves).
+PARALLEL_FROM = 8
+_pool: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _executor() -> ThreadPoolExecutor:
+    """One pool per process (a pool inherited through fork has no threads behind it)."""
+    global _pool
+    if _pool is None or _pool[0] != os.getpid():
+        _pool = (os.getpid(), ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="es256"))
+    return _pool[1]
+
+
+def verify_signatures(checks: Sequence[tuple[PublicJwk, str]], digest: bytes) -> list[bool]:
+    """``verify_signature`` of each (key, signature) over one ``digest``, in order; spread over the
+    machine's cores when there are enough of them to be worth it."""
+    workers = os.cpu_count() or 1
+    if workers < 2 or len(checks) < PARALLEL_FROM:
+        return [verify_signature(jwk, digest, sig) for jwk, sig in checks]
+    size = -(-len(checks) // workers)
+    chunks = [checks[i : i + size] for i in range(0, len(checks), size)]
+    results = _executor().map(lambda chunk: [verify_signature(jwk, digest, sig) for jwk, sig in chunk], chunks)
+    return [verdict for chunk in results for verdict in chunk]
 
 
 @dataclass(frozen=True)
@@ -452,19 +507,24 @@ def signature_result(base: Document | None, document: Document, digest: bytes) -
     valid: set[tuple[str, str]] = set()
     invalid: list[tuple[str, str, str]] = []
     seen: set[tuple[str, str]] = set()
+    listed: list[tuple[Signature, Signer | None, bool]] = []  # (signature, its signer, listed before)
     for s in document.signatures:
         key = (s.member_id, s.kid)
-        signer = signers.get(key)
-        if key in seen:
+        listed.append((s, signers.get(key), key in seen))
+        seen.add(key)
+    checks = [(signer.key.jwk, s.sig) for s, signer, twice in listed if signer is not None and not twice]
+    verdicts = iter(verify_signatures(checks, digest))
+    for s, signer, twice in listed:
+        key = (s.member_id, s.kid)
+        if twice:
             invalid.append((s.member_id, s.kid, "listed twice"))
         elif signer is None:
-            listed = "version " + (str(base.version) if base else "0")
-            invalid.append((s.member_id, s.kid, f"not a key {listed} lists for {s.member_id}"))
-        elif not verify_signature(signer.key.jwk, digest, s.sig):
+            version = "version " + (str(base.version) if base else "0")
+            invalid.append((s.member_id, s.kid, f"not a key {version} lists for {s.member_id}"))
+        elif not next(verdicts):
             invalid.append((s.member_id, s.kid, "signature does not verify"))
         else:
             valid.add(key)
-        seen.add(key)
     electorate_size = len(document.members) if base is None else len(base.members)
     threshold = electorate_size if base is None else electorate_size // 2 + 1
     counted = frozenset(signers[k].member_id for k in valid if signers[k].counts)
@@ -695,6 +755,8 @@ class NodeTrust:
         self.pinned = pinned_hash
         self.chain: list[Trusted] = []
         self.refused: list[str] = []
+        #: The errors behind ``refused``, in the same order (each names its rule: ``error.rule``).
+        self.errors: list[ChainError] = []
 
     @property
     def head(self) -> Trusted | None:
@@ -708,6 +770,7 @@ class NodeTrust:
                 trusted = verify_genesis(self.pinned, raw, digest=digest)
         except ChainError as error:
             self.refused.append(str(error))
+            self.errors.append(error)
             return False
         self.chain.append(trusted)
         return True
@@ -718,6 +781,7 @@ class NodeTrust:
             document, digest = read_published(raw)
         except ChainError as error:
             self.refused.append(str(error))
+            self.errors.append(error)
             return False
         return self.accept(document, digest=digest)
 

@@ -1,7 +1,7 @@
 """Keys in Key Vault: created non-exportable, versioned, used to sign without leaving the vault.
 
 Private key material never reaches the control plane: signing and verification go through the
-vault (CryptographyClient), and only public keys are exported (as JWK) for the network map.
+vault (CryptographyClient), and only public keys are exported (as JWK): for the chain, keys.json and heads.
 """
 
 from __future__ import annotations

@@ -81,6 +81,8 @@ class Follow:
     #: When (the service clock's timestamp) a tick last saw the conversation move: another member's head
     #: changed or a version was adopted. Fast following lasts only while that is recent.
     moved_at: float = float("-inf")
+    #: What this member's head says now (its record and final signature), as ``publish_head`` last built it.
+    says: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -553,6 +555,8 @@ class Consortium:
             if after is not None and (before is None or after.version > before.version):
                 outcome["adopted"] = after.version  # assembled here or caught up from the others
             self.publish_head()
+            if base is not None:
+                outcome["in_flight"] = outcome["in_flight"] or self._says_in_flight(self.head() or base)
             # what we publish ourselves does not count: a lone leader retrying its ballot is not a conversation
             outcome["moved"] = moved or "adopted" in outcome
             if outcome["moved"]:
@@ -562,21 +566,11 @@ class Consortium:
     def _in_flight(
         self, base: chain.Trusted, heads: Mapping[str, rules.Head], judged: Mapping[str, rules.Eligibility]
     ) -> bool:
-        """Whether a change on the version after ``base`` is under way: a proposal eligible for it, or a
-        ballot or final signature on it (ours or any member's)."""
+        """Whether a change on the version after ``base`` is under way by what the others say: a proposal
+        eligible for it, or another member's ballot or final signature on it (ours: ``_says_in_flight``)."""
         if any(e.standing == rules.Standing.ELIGIBLE for e in judged.values()):
             return True
         version = base.version + 1
-        own = self.own()
-        record = own.get("record") or {}
-        if (
-            record.get("version") == version
-            and record.get("base") == base.hash
-            and (record.get("accepted") or record.get("leading"))
-        ):
-            return True
-        if (own.get("final") or {}).get("version") == version:
-            return True
         for head in heads.values():
             if head.final is not None and head.final.version == version:
                 return True
@@ -584,6 +578,18 @@ class Consortium:
             if r is not None and r.version == version and r.base == base.hash and (r.accepted or r.leading):
                 return True
         return False
+
+    def _says_in_flight(self, base: chain.Trusted) -> bool:
+        """Whether this member's own head (as last built) has a ballot or a final signature on the
+        version after ``base``: read from memory, so an idle tick costs no extra request."""
+        record = self.memory.says.get("record") or {}
+        if (
+            record.get("version") == base.version + 1
+            and record.get("base") == base.hash
+            and (record.get("accepted") or record.get("leading"))
+        ):
+            return True
+        return (self.memory.says.get("final") or {}).get("version") == base.version + 1
 
     def follow_closely(
         self, active: Callable[[], bool], *, sleep: Callable[[float], None] = time.sleep
@@ -751,6 +757,12 @@ class Consortium:
             raise TransientError("the governance key is disabled: this member left or was removed")
         return key.kid
 
+    def publish(self) -> dict[str, Any] | None:
+        """``publish_head`` under the service's lock: what a step that changed this member's own
+        statements (a decision, a proposal) calls on the coordinator, so they need not wait for a tick."""
+        with self.lock:
+            return self.publish_head()
+
     def publish_head(self) -> dict[str, Any] | None:
         own = self.own()
         head = self.head()
@@ -769,6 +781,7 @@ class Consortium:
             "record": {k: v for k, v in record.items() if k not in ("moved_at", "signed")} if record else None,
             "final": own.get("final"),
         }
+        self.memory.says = {"record": body["record"], "final": body["final"]}
         fingerprint = hashlib.sha256(chain.canonical(body)).hexdigest()
         if own.get("published_fingerprint") == fingerprint:
             return None

@@ -382,7 +382,7 @@ class Onboarding:
                 return None
             r = {**r, "scale_set": scale_set, "activated_at": r.get("activated_at") or iso(self.clock),
                  "steps": {**(r.get("steps") or {}), "activate": iso(self.clock)}}  # fmt: skip
-            return with_history(r, self.clock, Status.ACTIVE.value, f"in version {head.version}")
+            return with_history(r, self.clock, Status.ACTIVE.value, f"admitted by version {head.version}")
 
         self._update(active)
         if first:

@@ -38,7 +38,14 @@ class Key:
         return {"kid": self.kid, "jwk": self.jwk}
 
     def sign(self, document: dict[str, Any]) -> str:
-        digest = hashlib.sha256(chain.signing_bytes(document)).digest()
+        return self._es256(chain.signing_bytes(document))
+
+    def sign_own(self, document: dict[str, Any]) -> str:
+        """A member's signature over one of its own documents (a head, a node-info index, a flag day)."""
+        return self._es256(chain.own_signing_bytes(document))
+
+    def _es256(self, data: bytes) -> str:
+        digest = hashlib.sha256(data).digest()
         r, s = decode_dss_signature(self.private.sign(digest, ec.ECDSA(Prehashed(hashes.SHA256()))))
         return chain.b64u(r.to_bytes(32, "big") + s.to_bytes(32, "big"))
 

@@ -343,3 +343,29 @@ def test_a_node_accepts_the_vector_chain_version_by_version_and_nothing_that_ski
     other = chain.NodeTrust(VALID["chain"]["genesis"])
     assert other.accept(forged[0]) and not other.accept(forged[1])
     assert other.refused[-1].startswith("version 1 (admit bank-c): not signed as the contract requires")
+
+
+def test_signatures_checked_on_several_cores_give_the_verdicts_of_one_core_in_the_same_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    founders = banks(*(f"bank-{i:02d}" for i in range(12)))
+    document = genesis(founders)
+    signatures = [dict(s) for s in document["signatures"]]
+    signatures[3]["sig"] = signatures[4]["sig"]  # bank-03's slot carries bank-04's signature
+    signatures[7]["sig"] = "A" * 86  # well-formed, not a signature
+    signatures.append(dict(signatures[0]))  # bank-00 listed twice
+    forged = {**document, "signatures": signatures}  # as a forger publishes it, unmerged
+    typed = chain.parse(forged)
+    digest = bytes.fromhex(chain.document_hash(forged))
+    results = {}
+    for mode, threshold in (("one core", 10**9), ("several", 2)):
+        monkeypatch.setattr(chain, "PARALLEL_FROM", threshold)
+        monkeypatch.setattr(chain.os, "cpu_count", lambda: 4)
+        results[mode] = chain.signature_result(None, typed, digest)
+    assert results["one core"] == results["several"]
+    assert [(m, why) for m, _kid, why in results["several"].invalid] == [
+        ("bank-03", "signature does not verify"),
+        ("bank-07", "signature does not verify"),
+        ("bank-00", "listed twice"),
+    ]
+    assert not results["several"].sufficient

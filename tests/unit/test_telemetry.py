@@ -20,8 +20,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+import functions.consortium as consortium_handlers
 import functions.onboarding as handlers
-from functions import telemetry
+from functions import coordination, telemetry
 from shared.adapters import telemetry as setup
 from shared.services import onboarding as ob
 from tests.unit.onboarding_world import Consortium, request
@@ -74,9 +75,11 @@ def sdk() -> None:
 @pytest.fixture
 def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     world = World()
-    fake_platform = SimpleNamespace(onboarding=world.service, settings=SimpleNamespace(values={}))
-    monkeypatch.setattr(handlers, "platform", lambda: fake_platform)
-    monkeypatch.setattr(telemetry, "platform", lambda: fake_platform)
+    coordinating = SimpleNamespace(ensure=lambda: SimpleNamespace(active=lambda: True))  # the only deployment
+    fake_platform = SimpleNamespace(onboarding=world.service, consortium=world.service.consortium,
+                                    coordinator=coordinating, settings=SimpleNamespace(values={}))  # fmt: skip
+    for module in (handlers, telemetry, consortium_handlers, coordination):
+        monkeypatch.setattr(module, "platform", lambda: fake_platform)
     SPANS.clear()
     yield world
 

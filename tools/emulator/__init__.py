@@ -1,4 +1,4 @@
-"""A local stand-in for ARM Compute (scale sets), Monitor metrics (batch API) and Key Vault keys.
+"""A local stand-in for ARM Compute (scale sets), Monitor metrics (batch API), Key Vault keys and IMDS tokens.
 
 It speaks their REST APIs over HTTPS with a CA of its own, so the real Azure SDK clients run against
 it unchanged (``connection_verify`` set to ``<state-dir>/ca.pem``). A load model drives CPU and

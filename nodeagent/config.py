@@ -1,0 +1,125 @@
+"""The agent's own configuration: one small TOML file, written by cloud-init (``/etc/nodeagent/config.toml``).
+
+Every key, and what it is for::
+
+    member_id = "bank-a"            # the member whose nodes these are (its flag days, its own entry)
+    genesis = "<64 lowercase hex>"  # the pinned genesis hash: everything is verified from there
+    container_url = "https://<account>.blob.core.windows.net/consortium-public"
+    credential = "managed-identity" # or "sas"
+    managed_identity_client_id = "" # the nodes' user-assigned identity (empty: the VM's only identity)
+    corda_dir = "/opt/corda"        # the node's base directory; the agent writes additional-node-infos/
+    state_dir = "/var/lib/nodeagent"  # what the agent has verified, and its flag-day requests
+
+``credential`` says how the member's own ``consortium-public`` container is read:
+
+- ``managed-identity`` (in Azure): the VM's user-assigned identity through IMDS
+  (``azure.identity.ManagedIdentityCredential``), which holds Storage Blob Data Reader on that one
+  container (infra/modules/publication.bicep). ``container_url`` carries no query string.
+- ``sas`` (locally, against Azurite, which has no Entra roles): ``container_url`` carries a
+  read-only SAS scoped to the container (``tools.provision.public_read_sas``); the file is then a
+  secret and is readable by the agent's user only.
+
+A value cloud-init could not fill in (a ``${...}`` placeholder left as it is) fails here, naming the key.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from shared.naming import MEMBER_ID
+
+DEFAULT_PATH = Path("/etc/nodeagent/config.toml")
+_GENESIS = re.compile(r"^[0-9a-f]{64}$")
+_CLIENT_ID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_CONTAINER = "consortium-public"
+
+
+class Credential(StrEnum):
+    MANAGED_IDENTITY = "managed-identity"  # the VM's identity through IMDS (Azure)
+    SAS = "sas"  # a read-only SAS in the URL (Azurite)
+
+
+class ConfigError(ValueError):
+    """A configuration the agent cannot run with; the message names the key and the rule."""
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    member_id: str
+    genesis: str
+    container_url: str
+    credential: Credential
+    corda_dir: Path
+    state_dir: Path
+    managed_identity_client_id: str | None = None
+
+    @property
+    def node_infos_dir(self) -> Path:
+        """Where Corda reads other nodes' ``NodeInfo`` files (network-map.rst): the agent's to write."""
+        return self.corda_dir / "additional-node-infos"
+
+
+_KEYS = {"member_id", "genesis", "container_url", "credential", "managed_identity_client_id", "corda_dir", "state_dir"}
+
+
+def _text(values: dict[str, Any], key: str, *, required: bool = True) -> str:
+    value = values.get(key, "")
+    if not isinstance(value, str):
+        raise ConfigError(f"{key} must be a string")
+    if "${" in value:
+        raise ConfigError(f"{key} is still the placeholder {value!r}: the VM's cloud-init was not filled in")
+    if required and not value:
+        raise ConfigError(f"{key} is required")
+    return value
+
+
+def parse(values: dict[str, Any]) -> AgentConfig:
+    unknown = sorted(set(values) - _KEYS)
+    if unknown:
+        raise ConfigError(f"unknown key(s) {', '.join(unknown)}: the keys are {', '.join(sorted(_KEYS))}")
+    member_id = _text(values, "member_id")
+    if not MEMBER_ID.fullmatch(member_id):
+        raise ConfigError(f"member_id {member_id!r} must match {MEMBER_ID.pattern}")
+    genesis = _text(values, "genesis")
+    if not _GENESIS.fullmatch(genesis):
+        raise ConfigError("genesis must be the genesis document's hash: 64 lowercase hex digits")
+    try:
+        credential = Credential(_text(values, "credential"))
+    except ValueError:
+        raise ConfigError(f"credential must be one of {', '.join(c.value for c in Credential)}") from None
+    url = _text(values, "container_url")
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.netloc or not parts.path.rstrip("/").endswith(_CONTAINER):
+        raise ConfigError(f"container_url must be the URL of the member's {_CONTAINER} container")
+    if credential is Credential.SAS and "sig=" not in parts.query:
+        raise ConfigError('container_url carries no SAS (sig=...), which credential = "sas" needs')
+    if credential is Credential.MANAGED_IDENTITY:
+        if parts.query:
+            raise ConfigError('container_url must carry no query string with credential = "managed-identity"')
+        if parts.scheme != "https":
+            raise ConfigError('container_url must be https with credential = "managed-identity"')
+    client_id = _text(values, "managed_identity_client_id", required=False) or None
+    if client_id is not None and not _CLIENT_ID.fullmatch(client_id):
+        raise ConfigError("managed_identity_client_id must be a client id (a GUID), or empty")
+    corda_dir = Path(_text(values, "corda_dir"))
+    state_dir = Path(_text(values, "state_dir"))
+    for key, path in (("corda_dir", corda_dir), ("state_dir", state_dir)):
+        if not path.is_absolute():
+            raise ConfigError(f"{key} must be an absolute path")
+    return AgentConfig(member_id, genesis, url, credential, corda_dir, state_dir, client_id)
+
+
+def load(path: Path = DEFAULT_PATH) -> AgentConfig:
+    try:
+        values = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ConfigError(f"cannot read {path}: {error.strerror}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path} is not TOML: {error}") from None
+    return parse(values)

@@ -1,0 +1,144 @@
+"""The Corda VMs' cloud-init carries the node agent as the repository has it, and sets it up with
+least privilege: its own user, write access to ``additional-node-infos`` (and its own state) only,
+a timer, and no way to restart Corda but the flag-day path unit."""
+
+from __future__ import annotations
+
+import base64
+import configparser
+import gzip
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from nodeagent.config import ConfigError, parse
+from tests.nodeagent.conftest import Published, config_for
+from tests.nodeagent.test_agent_azurite import World, on_disk, publish_all
+from tools import node_cloud_init
+
+ROOT = Path(__file__).resolve().parents[2]
+TEXT = node_cloud_init.CLOUD_INIT.read_text(encoding="utf-8")
+DOC: dict[str, Any] = yaml.safe_load(TEXT)
+FILES = {f["path"]: f for f in DOC["write_files"]}
+PLACEHOLDERS = {"MEMBER_ID", "GENESIS_HASH", "PUBLIC_CONTAINER_URL", "NODES_IDENTITY_CLIENT_ID"}
+
+
+def content(path: str) -> bytes:
+    entry = FILES[path]
+    if entry.get("encoding") == "gz+b64":
+        return gzip.decompress(base64.b64decode(entry["content"]))
+    return str(entry["content"]).encode()
+
+
+def unit(path: str) -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser.read_string(content(path).decode())
+    return parser
+
+
+def test_the_agents_code_in_the_cloud_init_is_the_repositorys_as_it_is_now() -> None:
+    assert node_cloud_init.render(TEXT) == TEXT, "out of date: run `python -m tools.node_cloud_init`"
+
+
+def test_it_carries_exactly_the_agent_and_the_modules_it_imports_byte_for_byte() -> None:
+    embedded = {p.removeprefix(node_cloud_init.APP + "/") for p in FILES if p.startswith(node_cloud_init.APP + "/")}
+    modules = {p.relative_to(ROOT).as_posix() for p in node_cloud_init.agent_modules()}
+    assert embedded == modules
+    assert {"shared/decisions/chain.py", "shared/decisions/node_infos.py", "nodeagent/run.py"} <= modules
+    assert not any(m.startswith(("shared/adapters", "shared/services", "tools/", "functions/")) for m in modules)
+    for relative in modules:
+        assert content(f"{node_cloud_init.APP}/{relative}") == (ROOT / relative).read_bytes(), relative
+    assert content("/opt/nodeagent/requirements.txt") == (ROOT / node_cloud_init.REQUIREMENTS).read_bytes()
+
+
+def test_it_fits_in_a_vms_custom_data() -> None:
+    assert len(TEXT.encode()) <= node_cloud_init.MAX_CUSTOM_DATA
+    assert TEXT.startswith("#cloud-config\n")
+    assert "network map" not in TEXT.replace("without a network map", "")  # no signed network map any more
+
+
+def test_the_agents_config_has_the_documented_placeholders_and_refuses_to_run_until_they_are_filled() -> None:
+    text = content("/etc/nodeagent/config.toml").decode()
+    assert set(re.findall(r"\$\{([A-Z_]+)\}", text)) == PLACEHOLDERS
+    assert all(f"${{{p}}}" in TEXT.split("package_update")[0] for p in PLACEHOLDERS)  # the header names each
+    with pytest.raises(ConfigError, match="member_id is still the placeholder"):
+        parse(tomllib.loads(text))
+    filled = (
+        text.replace("${MEMBER_ID}", "bank-a")
+        .replace("${GENESIS_HASH}", "ab" * 32)
+        .replace("${PUBLIC_CONTAINER_URL}", "https://stpubbanka.blob.core.windows.net/consortium-public")
+        .replace("${NODES_IDENTITY_CLIENT_ID}", "00000000-0000-0000-0000-000000000001")
+    )
+    config = parse(tomllib.loads(filled))
+    assert config.credential.value == "managed-identity"
+    assert str(config.node_infos_dir) == "/opt/corda/additional-node-infos"
+    assert str(config.state_dir) == "/var/lib/nodeagent"
+
+
+def test_the_agent_runs_as_its_own_user_writing_only_its_state_and_additional_node_infos() -> None:
+    service = unit("/etc/systemd/system/nodeagent.service")["Service"]
+    assert (service["User"], service["Type"]) == ("nodeagent", "oneshot")
+    assert service["ExecStart"].endswith("-m nodeagent --config /etc/nodeagent/config.toml")
+    assert service["ProtectSystem"] == "strict" and service["NoNewPrivileges"] == "true"
+    assert service["ReadWritePaths"].split() == ["/var/lib/nodeagent", "/opt/corda/additional-node-infos"]
+    assert service["CapabilityBoundingSet"] == ""
+    timer = unit("/etc/systemd/system/nodeagent.timer")["Timer"]
+    assert (timer["OnCalendar"], timer["Persistent"]) == ("minutely", "true")
+    runcmd = [str(c) for c in DOC["runcmd"]]
+    assert "install -d -o nodeagent -g corda -m 2750 /opt/corda/additional-node-infos" in runcmd
+    assert "systemctl enable --now corda-flagday.path nodeagent.timer" in runcmd
+    assert not any("sudo" in c for c in runcmd)
+
+
+def test_only_a_flag_day_request_restarts_corda() -> None:
+    path = unit("/etc/systemd/system/corda-flagday.path")["Path"]
+    assert path["PathChanged"] == "/var/lib/nodeagent/flagday/restart-request.json"
+    restart = [c for c in TEXT.splitlines() if "systemctl restart" in c]
+    assert restart == ["      ExecStart=/usr/bin/systemctl restart corda.service"]
+    assert "User" not in unit("/etc/systemd/system/corda-flagday.service")["Service"]  # root: it installs a file
+
+
+def test_the_corda_service_unit_is_kept() -> None:
+    corda = unit("/etc/systemd/system/corda.service")
+    assert corda["Service"]["ExecStart"] == "/usr/bin/java -jar /opt/corda/corda.jar --config-file /opt/corda/node.conf"
+    assert (corda["Service"]["User"], corda["Service"]["Restart"]) == ("corda", "on-failure")
+    assert "openjdk-17-jre-headless" in DOC["packages"]
+
+
+def test_the_agent_as_cloud_init_installs_it_runs_against_the_members_container(
+    published: Published, tmp_path: Path
+) -> None:
+    """The files are unpacked as cloud-init writes them and run from there, not from the checkout."""
+    app = tmp_path / "app"
+    for path in FILES:
+        if path.startswith(node_cloud_init.APP + "/"):
+            target = app / path.removeprefix(node_cloud_init.APP + "/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content(path))
+    world = World()
+    publish_all(published, world)
+    config = config_for(published, tmp_path, world.genesis)
+    toml = tmp_path / "config.toml"
+    toml.write_text(
+        f'member_id = "bank-a"\ngenesis = "{world.genesis}"\ncontainer_url = "{published.read_url}"\n'
+        f'credential = "sas"\ncorda_dir = "{config.corda_dir}"\nstate_dir = "{config.state_dir}"\n'
+    )
+    probe = "import nodeagent, shared.decisions.chain as c; print(nodeagent.__file__, c.__file__)"
+    env = {"PYTHONPATH": str(app), "PATH": "/usr/bin:/bin"}
+    where = subprocess.run([sys.executable, "-c", probe], cwd=app, env=env, capture_output=True, text=True, timeout=60)
+    assert where.stdout.split() == [str(app / "nodeagent/__init__.py"), str(app / "shared/decisions/chain.py")]
+
+    done = subprocess.run(
+        [sys.executable, "-m", "nodeagent", "--config", str(toml)],
+        cwd=app, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "INFO nodeagent: chain version 1" in done.stderr
+    assert len(on_disk(config)) == 3

@@ -1,6 +1,8 @@
-// One consortium member's deployment: its network, load balancer and Corda scale set, the storage
+// One consortium member's deployment: its network and load balancer, the nodes' identity, the storage
 // and Key Vault the control plane uses, and the Function App (Flex Consumption) with identity-only
-// access to all of them. Parameter files in parameters/ give the reference sizes (2, 7 and 15 VMs).
+// access to all of them. The Corda scale set is not declared here: the control plane is its one owner
+// and creates it whole when the member's onboarding request is processed, from SCALE_SET_TEMPLATE,
+// which this template fills (infra/README.md). Parameter files in parameters/ give the reference VM sizes.
 targetScope = 'resourceGroup'
 
 @description('This member\'s id in the consortium (lower-case letters, digits and dashes).')
@@ -11,13 +13,14 @@ param memberId string
 @description('Region of every resource.')
 param location string = resourceGroup().location
 
-@description('Corda nodes the scale set starts with.')
-@minValue(1)
-@maxValue(100)
-param nodeCount int = 2
-
 @description('VM size of the Corda nodes.')
 param nodeVmSize string = 'Standard_D4s_v5'
+
+@description('Image of the Corda nodes, publisher:offer:sku:version (version latest: automatic OS image upgrades need it).')
+param nodeImage string = 'Canonical:ubuntu-24_04-lts:server:latest'
+
+@description('Availability zones the Corda nodes spread over (empty in a region without zones).')
+param nodeZones array = ['1', '2', '3']
 
 @description('SSH public key of the nodes\' admin user (password login is disabled).')
 param adminSshPublicKey string
@@ -150,22 +153,6 @@ module publication 'modules/publication.bicep' = {
   }
 }
 
-module scaleSet 'modules/scaleset.bicep' = {
-  name: 'scaleset'
-  params: {
-    location: location
-    name: 'vmss-${memberId}'
-    capacity: nodeCount
-    vmSize: nodeVmSize
-    subnetId: network.outputs.nodesSubnetId
-    backendPoolId: loadBalancer.outputs.backendPoolId
-    identityId: nodesIdentity.outputs.id
-    adminSshPublicKey: adminSshPublicKey
-    customData: loadTextContent('corda-node.cloud-init.yaml')
-    tags: tags
-  }
-}
-
 module functionApp 'modules/functionapp.bicep' = {
   name: 'functionapp'
   params: {
@@ -183,13 +170,20 @@ module functionApp 'modules/functionapp.bicep' = {
     identityClientId: appIdentity.outputs.clientId
     publicEndpoint: publication.outputs.containerUrl
     readerClientId: readerClientId
+    // Everything of vmss-{memberId} that differs by deployment; the control plane adds the rest, the same
+    // for every member (shared/adapters/compute.py template_body). The cloud-init is read when the
+    // template is compiled, so each provisioning carries the file as it is in infra/ (which .funcignore
+    // keeps out of the app package): one copy, no second one shipped with the app to drift from it.
     scaleSetTemplate: string({
       vm_size: nodeVmSize
-      image: 'Canonical:ubuntu-24_04-lts:server:latest'
+      image: nodeImage
+      zones: nodeZones
       subnet_id: network.outputs.nodesSubnetId
       backend_pool_id: loadBalancer.outputs.backendPoolId
       identity_id: nodesIdentity.outputs.id
+      admin_ssh_public_key: adminSshPublicKey
       custom_data: base64(loadTextContent('corda-node.cloud-init.yaml'))
+      health_port: cordaP2pPort
     })
     tags: tags
   }
@@ -201,6 +195,7 @@ module roles 'modules/roles.bicep' = {
     principalId: appIdentity.outputs.principalId
     storageAccountName: storage.outputs.name
     keyVaultName: keyVault.outputs.name
+    nodesIdentityName: nodesIdentity.outputs.name
   }
 }
 
@@ -219,4 +214,3 @@ output storageAccountName string = storage.outputs.name
 output PUBLIC_CONTAINER_URL string = publication.outputs.containerUrl
 output APP_IDENTITY_PRINCIPAL_ID string = appIdentity.outputs.principalId
 output APP_IDENTITY_CLIENT_ID string = appIdentity.outputs.clientId
-output scaleSetId string = scaleSet.outputs.id

@@ -25,10 +25,10 @@ param nodeZones array = ['1', '2', '3']
 @description('SSH public key of the nodes\' admin user (password login is disabled).')
 param adminSshPublicKey string
 
-@description('SHA-256 of the consortium genesis document this member verifies everything from (the founders\' ceremony ends with it; empty until then).')
+@description('SHA-256 of the consortium genesis document this member verifies everything from (the founders\' ceremony ends with it; empty until then). App setting CONSORTIUM_GENESIS_HASH.')
 param genesisHash string = ''
 
-@description('JSON object: member id -> consortium-public container URL of each deployment this member was introduced to.')
+@description('JSON object: member id -> consortium-public container URL of each deployment this member was introduced to: a joiner names at least one member to read the genesis from; the members name the joiner, to read its proposal. Empty: none. App setting CONSORTIUM_PEER_READ_URLS.')
 param peerReadUrls string = '{}'
 
 @description('Comma-separated object ids, in this tenant, of the other members\' app registrations\' service principals (az ad sp create --id <their client id>): each gets Storage Blob Data Reader on this member\'s consortium-public container only.')
@@ -37,8 +37,8 @@ param readerPrincipalIds string = ''
 @description('Client id of this member\'s multi-tenant app registration (infra/reader-app.sh prints it; empty until it exists).')
 param readerClientId string = ''
 
-@description('Name of this deployment, shown as the coordinator holder.')
-param deploymentName string = '${memberId}-${location}'
+@description('Name of this deployment, shown as the coordinator holder; distinct for each deployment of this member (empty: {memberId}-{location}).')
+param deploymentName string = ''
 
 @description('Address space of the member network; subnets are carved from it.')
 param addressPrefix string = '10.40.0.0/16'
@@ -59,6 +59,8 @@ param remoteVnetId string = ''
 param cordaP2pPort int = 10002
 
 var suffix = uniqueString(resourceGroup().id, memberId)
+// json() refuses a malformed value at deployment time rather than in the app's first tick
+var peers = string(json(empty(peerReadUrls) ? '{}' : peerReadUrls))
 var tags = {
   consortiumMember: memberId
   workload: 'corda-consortium'
@@ -162,10 +164,10 @@ module functionApp 'modules/functionapp.bicep' = {
     integrationSubnetId: network.outputs.functionsSubnetId
     appInsightsConnectionString: monitoring.outputs.appInsightsConnectionString
     keyVaultUri: keyVault.outputs.uri
-    deploymentName: deploymentName
+    deploymentName: empty(deploymentName) ? '${memberId}-${location}' : deploymentName
     memberId: memberId
     genesisHash: genesisHash
-    peerReadUrls: peerReadUrls
+    peerReadUrls: peers
     identityId: appIdentity.outputs.id
     identityClientId: appIdentity.outputs.clientId
     publicEndpoint: publication.outputs.containerUrl

@@ -444,7 +444,8 @@ def _emit(value: Any) -> None:
     print(json.dumps(value, indent=2, ensure_ascii=False))
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of the ceremony (infra/README.md runs it; tests/infra checks its commands parse)."""
     parser = argparse.ArgumentParser(prog="python -m tools.ceremony", description=__doc__.splitlines()[0])
     parser.add_argument("--member", help="the founder acting (its own vault and storage)")
     parser.add_argument("--settings", help="that founder's settings file (local.settings.json form)")
@@ -463,6 +464,11 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("install", help="verify the genesis against its hash; store and publish it")
     p.add_argument("genesis")
     p.add_argument("--hash", required=True, help="the genesis hash the founders agreed on")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     try:
         if args.step is None:  # the whole local ceremony

@@ -66,3 +66,9 @@ def test_the_app_may_assign_the_nodes_identity_and_no_other() -> None:
     roles = bicep.parse("main.bicep")["modules"]["roles"]["config"]["params"]
     assert accessor(roles["nodesIdentityName"]) == "nodesIdentity.outputs.name"
     assert accessor(roles["principalId"]) == "appIdentity.outputs.principalId"
+
+
+def test_the_cloud_init_fits_azures_custom_data_limit() -> None:
+    """osProfile.customData decodes to at most 65,535 bytes (Compute API reference): a node agent that
+    grows the file past it would make every scale set creation fail."""
+    assert len((bicep.INFRA / "corda-node.cloud-init.yaml").read_bytes()) <= 65535

@@ -1,6 +1,8 @@
-// One consortium member's deployment: its network, load balancer and Corda scale set, the storage
+// One consortium member's deployment: its network and load balancer, the nodes' identity, the storage
 // and Key Vault the control plane uses, and the Function App (Flex Consumption) with identity-only
-// access to all of them. Parameter files in parameters/ give the reference sizes (2, 7 and 15 VMs).
+// access to all of them. The Corda scale set is not declared here: the control plane is its one owner
+// and creates it whole when the member's onboarding request is processed, from SCALE_SET_TEMPLATE,
+// which this template fills (infra/README.md). Parameter files in parameters/ give the reference VM sizes.
 targetScope = 'resourceGroup'
 
 @description('This member\'s id in the consortium (lower-case letters, digits and dashes).')
@@ -11,21 +13,22 @@ param memberId string
 @description('Region of every resource.')
 param location string = resourceGroup().location
 
-@description('Corda nodes the scale set starts with.')
-@minValue(1)
-@maxValue(100)
-param nodeCount int = 2
-
 @description('VM size of the Corda nodes.')
 param nodeVmSize string = 'Standard_D4s_v5'
+
+@description('Image of the Corda nodes, publisher:offer:sku:version (version latest: automatic OS image upgrades need it).')
+param nodeImage string = 'Canonical:ubuntu-24_04-lts:server:latest'
+
+@description('Availability zones the Corda nodes spread over (empty in a region without zones).')
+param nodeZones array = ['1', '2', '3']
 
 @description('SSH public key of the nodes\' admin user (password login is disabled).')
 param adminSshPublicKey string
 
-@description('SHA-256 of the consortium genesis document this member verifies everything from (the founders\' ceremony ends with it; empty until then).')
+@description('SHA-256 of the consortium genesis document this member verifies everything from (the founders\' ceremony ends with it; empty until then). App setting CONSORTIUM_GENESIS_HASH.')
 param genesisHash string = ''
 
-@description('JSON object: member id -> consortium-public container URL of each deployment this member was introduced to.')
+@description('JSON object: member id -> consortium-public container URL of each deployment this member was introduced to: a joiner names at least one member to read the genesis from; the members name the joiner, to read its proposal. Empty: none. App setting CONSORTIUM_PEER_READ_URLS.')
 param peerReadUrls string = '{}'
 
 @description('Comma-separated object ids, in this tenant, of the other members\' app registrations\' service principals (az ad sp create --id <their client id>): each gets Storage Blob Data Reader on this member\'s consortium-public container only.')
@@ -34,8 +37,8 @@ param readerPrincipalIds string = ''
 @description('Client id of this member\'s multi-tenant app registration (infra/reader-app.sh prints it; empty until it exists).')
 param readerClientId string = ''
 
-@description('Name of this deployment, shown as the coordinator holder.')
-param deploymentName string = '${memberId}-${location}'
+@description('Name of this deployment, shown as the coordinator holder; distinct for each deployment of this member (empty: {memberId}-{location}).')
+param deploymentName string = ''
 
 @description('Address space of the member network; subnets are carved from it.')
 param addressPrefix string = '10.40.0.0/16'
@@ -56,6 +59,8 @@ param remoteVnetId string = ''
 param cordaP2pPort int = 10002
 
 var suffix = uniqueString(resourceGroup().id, memberId)
+// json() refuses a malformed value at deployment time rather than in the app's first tick
+var peers = string(json(empty(peerReadUrls) ? '{}' : peerReadUrls))
 var tags = {
   consortiumMember: memberId
   workload: 'corda-consortium'
@@ -150,22 +155,6 @@ module publication 'modules/publication.bicep' = {
   }
 }
 
-module scaleSet 'modules/scaleset.bicep' = {
-  name: 'scaleset'
-  params: {
-    location: location
-    name: 'vmss-${memberId}'
-    capacity: nodeCount
-    vmSize: nodeVmSize
-    subnetId: network.outputs.nodesSubnetId
-    backendPoolId: loadBalancer.outputs.backendPoolId
-    identityId: nodesIdentity.outputs.id
-    adminSshPublicKey: adminSshPublicKey
-    customData: loadTextContent('corda-node.cloud-init.yaml')
-    tags: tags
-  }
-}
-
 module functionApp 'modules/functionapp.bicep' = {
   name: 'functionapp'
   params: {
@@ -175,21 +164,28 @@ module functionApp 'modules/functionapp.bicep' = {
     integrationSubnetId: network.outputs.functionsSubnetId
     appInsightsConnectionString: monitoring.outputs.appInsightsConnectionString
     keyVaultUri: keyVault.outputs.uri
-    deploymentName: deploymentName
+    deploymentName: empty(deploymentName) ? '${memberId}-${location}' : deploymentName
     memberId: memberId
     genesisHash: genesisHash
-    peerReadUrls: peerReadUrls
+    peerReadUrls: peers
     identityId: appIdentity.outputs.id
     identityClientId: appIdentity.outputs.clientId
     publicEndpoint: publication.outputs.containerUrl
     readerClientId: readerClientId
+    // Everything of vmss-{memberId} that differs by deployment; the control plane adds the rest, the same
+    // for every member (shared/adapters/compute.py template_body). The cloud-init is read when the
+    // template is compiled, so each provisioning carries the file as it is in infra/ (which .funcignore
+    // keeps out of the app package): one copy, no second one shipped with the app to drift from it.
     scaleSetTemplate: string({
       vm_size: nodeVmSize
-      image: 'Canonical:ubuntu-24_04-lts:server:latest'
+      image: nodeImage
+      zones: nodeZones
       subnet_id: network.outputs.nodesSubnetId
       backend_pool_id: loadBalancer.outputs.backendPoolId
       identity_id: nodesIdentity.outputs.id
+      admin_ssh_public_key: adminSshPublicKey
       custom_data: base64(loadTextContent('corda-node.cloud-init.yaml'))
+      health_port: cordaP2pPort
     })
     tags: tags
   }
@@ -201,6 +197,7 @@ module roles 'modules/roles.bicep' = {
     principalId: appIdentity.outputs.principalId
     storageAccountName: storage.outputs.name
     keyVaultName: keyVault.outputs.name
+    nodesIdentityName: nodesIdentity.outputs.name
   }
 }
 
@@ -219,4 +216,3 @@ output storageAccountName string = storage.outputs.name
 output PUBLIC_CONTAINER_URL string = publication.outputs.containerUrl
 output APP_IDENTITY_PRINCIPAL_ID string = appIdentity.outputs.principalId
 output APP_IDENTITY_CLIENT_ID string = appIdentity.outputs.clientId
-output scaleSetId string = scaleSet.outputs.id

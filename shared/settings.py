@@ -28,11 +28,13 @@ class Setting:
 
 
 _TEMPLATE_IDS = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-consortium-local/providers"
+#: The local stack's scale set template: the emulator checks no identity, SSH key or cloud-init, so those are
+#: empty; in Azure infra/main.bicep fills every field (shared/ports/scalesets.py TEMPLATE_FIELDS).
 TEMPLATE = (
-    '{"vm_size": "Standard_D2s_v5", "image": "Canonical:ubuntu-24_04-lts:server:latest", '
+    '{"vm_size": "Standard_D2s_v5", "image": "Canonical:ubuntu-24_04-lts:server:latest", "zones": ["1", "2", "3"], '
     f'"subnet_id": "{_TEMPLATE_IDS}/Microsoft.Network/virtualNetworks/vnet-consortium/subnets/nodes", '
     f'"backend_pool_id": "{_TEMPLATE_IDS}/Microsoft.Network/loadBalancers/lb-corda/backendAddressPools/corda-nodes", '
-    '"identity_id": "", "custom_data": ""}'
+    '"identity_id": "", "admin_ssh_public_key": "", "custom_data": "", "health_port": 10002}'
 )
 
 REGISTRY: tuple[Setting, ...] = (
@@ -185,8 +187,12 @@ REGISTRY: tuple[Setting, ...] = (
     Setting(
         "SCALE_SET_TEMPLATE",
         TEMPLATE,
-        "JSON template of a member's Corda scale set: vm_size, image (publisher:offer:sku:version or an image id), "
-        "subnet_id, backend_pool_id, identity_id, custom_data (base64 cloud-init that installs and starts the node).",
+        "JSON template of this member's Corda scale set, which the control plane alone creates (onboarding's "
+        "provision step; the Bicep fills this setting and creates no scale set): vm_size, image "
+        "(publisher:offer:sku:version or an image id), zones (list, empty where the region has none), subnet_id, "
+        "backend_pool_id, identity_id (the nodes' user-assigned identity), admin_ssh_public_key, custom_data "
+        "(base64 cloud-init that installs and starts the node), health_port (the Corda port the health extension "
+        "probes).",
     ),
     Setting("LEASE_SECONDS", "15", "Duration of coordinator and per-member blob leases (15 to 60).", default="15"),
     Setting(

@@ -25,12 +25,15 @@ The steps, each a subcommand a founder's operator can run alone (``--member M`` 
 Every deployment, founders and later members, is then given the hash as ``CONSORTIUM_GENESIS_HASH``.
 
 **In Azure** each founder's operator runs the steps from a shell signed in (``az login``) as an
-identity holding Key Vault Crypto Officer on its own vault and Storage Blob Data Contributor on its
-own account, with its deployment's settings exported (``AZURE_CREDENTIAL=default``,
-``AZURE_KEY_VAULT_URL``, ``AzureWebJobsStorage__blobServiceUri``, ``CONSORTIUM_PUBLIC_ENDPOINT``,
-``CONSORTIUM_MEMBER_ID``) or in a file given with ``--settings``::
+identity holding Key Vault Crypto Officer on its own vault, Storage Blob Data Contributor on its own
+storage account (the private ``consortium`` container) and on its publication account's
+``consortium-public`` container, on a machine that reaches the vault and the storage account through
+their private endpoints (inside the member's network), with its deployment's settings exported
+(``AZURE_CREDENTIAL=default``, ``AZURE_KEY_VAULT_URL``, ``AzureWebJobsStorage__blobServiceUri``,
+``CONSORTIUM_PUBLIC_ENDPOINT``, ``CONSORTIUM_MEMBER_ID``) or in a file given with ``--settings``
+(infra/README.md shows both). Only ``entry`` needs ``--legal-name`` (the local members' are known)::
 
-    python -m tools.ceremony --member bank-a entry > bank-a.entry.json        # each founder
+    python -m tools.ceremony --member bank-a entry --legal-name "O=Bank A, L=London, C=GB" > bank-a.entry.json
     python -m tools.ceremony draft --convener bank-a bank-a.entry.json bank-b.entry.json > draft.json
     python -m tools.ceremony --member bank-a sign draft.json > bank-a.sig.json # each founder
     python -m tools.ceremony assemble draft.json bank-a.sig.json bank-b.sig.json > genesis.json
@@ -70,6 +73,7 @@ from azure.storage.blob import ContainerClient, ContentSettings
 from shared.adapters.blob_state import CONTAINER as STATE_CONTAINER
 from shared.adapters.blob_state import BlobStateStore
 from shared.adapters.keyvault import KeyVaultKeyStore
+from shared.adapters.published_blobs import PublicBlobs
 from shared.adapters.storage import blob_service
 from shared.decisions import chain
 from shared.errors import ConflictError, ControlPlaneError
@@ -127,7 +131,9 @@ class Founder:
 
     @cached_property
     def public(self) -> ContainerClient:
-        return blob_service(self.settings.values).get_container_client(PUBLIC_CONTAINER)
+        """Its own ``consortium-public``, where the app publishes: locally in the state's account, in Azure the
+        container ``CONSORTIUM_PUBLIC_ENDPOINT`` names, in the member's publication account."""
+        return PublicBlobs.from_settings(self.settings.values).container
 
     @property
     def key_name(self) -> str:
@@ -438,7 +444,8 @@ def _emit(value: Any) -> None:
     print(json.dumps(value, indent=2, ensure_ascii=False))
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of the ceremony (infra/README.md runs it; tests/infra checks its commands parse)."""
     parser = argparse.ArgumentParser(prog="python -m tools.ceremony", description=__doc__.splitlines()[0])
     parser.add_argument("--member", help="the founder acting (its own vault and storage)")
     parser.add_argument("--settings", help="that founder's settings file (local.settings.json form)")
@@ -457,6 +464,11 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("install", help="verify the genesis against its hash; store and publish it")
     p.add_argument("genesis")
     p.add_argument("--hash", required=True, help="the genesis hash the founders agreed on")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     try:
         if args.step is None:  # the whole local ceremony
@@ -466,9 +478,9 @@ def main(argv: list[str] | None = None) -> int:
             if not args.member:
                 parser.error(f"{args.step} needs --member: a founder acts only through its own settings")
             legal = getattr(args, "legal_name", None) or LEGAL_NAMES.get(args.member)
-            if legal is None:
+            if legal is None and args.step == "entry":  # only the entry carries it; sign and install check keys
                 parser.error("--legal-name is needed for a member the local stack does not know")
-            founder = Founder(args.member, legal, _settings_for(args.member, args.settings))
+            founder = Founder(args.member, legal or "", _settings_for(args.member, args.settings))
             if args.step == "entry":
                 key, created = governance_key(founder)
                 print(f"{key.name}/{key.version}: {'created' if created else 'found'}", file=sys.stderr)

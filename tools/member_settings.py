@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from tools import azurite, provision
+from tools.local_settings import stale
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "local.settings.sample.json"
@@ -180,7 +181,10 @@ def write(
     if emulator is not None:
         values.update(emulator.values())
     values.update(member_values(member_id, az, sample, members=members, emulator=emulator, now=now))
-    # the member's subscription in the scale set template's resource ids, so they name its own subscription
+    # a template written before the template gained fields is the sample's again (tools/local_settings.py);
+    # the member's subscription in its resource ids, so they name its own subscription
+    if stale(values.get("SCALE_SET_TEMPLATE", ""), sample.get("SCALE_SET_TEMPLATE", "")):
+        values["SCALE_SET_TEMPLATE"] = sample["SCALE_SET_TEMPLATE"]
     template = values.get("SCALE_SET_TEMPLATE", "")
     values["SCALE_SET_TEMPLATE"] = template.replace(_ZERO_SUBSCRIPTION, values["AZURE_SUBSCRIPTION_ID"])
     document = {

@@ -11,5 +11,6 @@ resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' 
 }
 
 output id string = identity.id
+output name string = identity.name
 output principalId string = identity.properties.principalId
 output clientId string = identity.properties.clientId

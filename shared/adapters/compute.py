@@ -245,32 +245,68 @@ class ArmScaleSets:
             raise translate(e, f"reimage instance {instance_id} of {name}") from e
 
 
+#: The nodes' admin user: SSH key only, its home where the key is installed.
+ADMIN_USER = "corda"
+
+
+def computer_name_prefix(name: str) -> str:
+    """Instances' host name prefix: the scale set's name without dashes, at most 9 characters."""
+    return name.replace("-", "")[:9]
+
+
 def template_body(spec: ScaleSetSpec) -> VirtualMachineScaleSet:
-    """The ARM body of a member's scale set, from the template held in settings (SCALE_SET_TEMPLATE)."""
+    """The whole ARM body of a member's scale set: the deployment's values from the template held in settings
+    (SCALE_SET_TEMPLATE), the rest the same for every member.
+
+    A PUT replaces the model, so everything the scale set must keep is here: zones, trusted launch (secure
+    boot, vTPM) with encryption at host, the nodes' user-assigned identity, SSH-key-only login, the Premium
+    ZRS OS disk, accelerated networking in the load balancer's backend pool, the application health
+    extension on the Corda port, Manual upgrades with automatic OS image upgrades, automatic repairs off
+    (the control plane repairs, within a budget) and scale-in of the newest VM first.
+    tests/contract/test_scaleset_body.py reads back what ARM received and checks each of them.
+    """
     image = spec.image.split(":")
     image_reference = ({"publisher": image[0], "offer": image[1], "sku": image[2], "version": image[3]}
                        if len(image) == 4 else {"id": spec.image})  # fmt: skip
+    linux: dict[str, Any] = {"disablePasswordAuthentication": True, "provisionVMAgent": True}
+    if spec.admin_ssh_public_key:  # empty only against the local emulator, which has no VMs to log in to
+        linux["ssh"] = {
+            "publicKeys": [{"path": f"/home/{ADMIN_USER}/.ssh/authorized_keys", "keyData": spec.admin_ssh_public_key}]
+        }
+    ip_configuration: dict[str, Any] = {"subnet": {"id": spec.subnet_id}}
+    if spec.backend_pool_id:
+        ip_configuration["loadBalancerBackendAddressPools"] = [{"id": spec.backend_pool_id}]
     body: dict[str, Any] = {
         "location": spec.location,
         "tags": spec.tags,
         "sku": {"name": spec.vm_size, "tier": "Standard", "capacity": spec.capacity},
-        "identity": {"type": "UserAssigned", "userAssignedIdentities": {spec.identity_id: {}}}
-        if spec.identity_id
-        else None,
         "properties": {
-            "upgradePolicy": {"mode": "Manual"},
-            "scaleInPolicy": {"rules": ["NewestVM"], "forceDeletion": False},
+            "orchestrationMode": "Uniform",
+            "upgradePolicy": {
+                "mode": "Manual",
+                "automaticOSUpgradePolicy": {"enableAutomaticOSUpgrade": True, "disableAutomaticRollback": False},
+            },
             "automaticRepairsPolicy": {"enabled": False},
+            "scaleInPolicy": {"rules": ["NewestVM"], "forceDeletion": False},
             "virtualMachineProfile": {
+                "securityProfile": {
+                    "encryptionAtHost": True,
+                    "securityType": "TrustedLaunch",
+                    "uefiSettings": {"secureBootEnabled": True, "vTpmEnabled": True},
+                },
                 "osProfile": {
-                    "computerNamePrefix": spec.name[:9],
-                    "adminUsername": "corda",
+                    "computerNamePrefix": computer_name_prefix(spec.name),
+                    "adminUsername": ADMIN_USER,
                     "customData": spec.custom_data,
-                    "linuxConfiguration": {"disablePasswordAuthentication": True},
+                    "linuxConfiguration": linux,
                 },
                 "storageProfile": {
                     "imageReference": image_reference,
-                    "osDisk": {"createOption": "FromImage", "managedDisk": {"storageAccountType": "Premium_LRS"}},
+                    "osDisk": {
+                        "createOption": "FromImage",
+                        "caching": "ReadWrite",
+                        "managedDisk": {"storageAccountType": "Premium_ZRS"},
+                    },
                 },
                 "networkProfile": {
                     "networkInterfaceConfigurations": [
@@ -278,17 +314,23 @@ def template_body(spec: ScaleSetSpec) -> VirtualMachineScaleSet:
                             "name": "nic",
                             "properties": {
                                 "primary": True,
-                                "ipConfigurations": [
-                                    {
-                                        "name": "ipconfig",
-                                        "properties": {
-                                            "subnet": {"id": spec.subnet_id},
-                                            "loadBalancerBackendAddressPools": [{"id": spec.backend_pool_id}]
-                                            if spec.backend_pool_id
-                                            else [],
-                                        },
-                                    }
-                                ],
+                                "enableAcceleratedNetworking": True,
+                                "ipConfigurations": [{"name": "ipconfig", "properties": ip_configuration}],
+                            },
+                        }
+                    ]
+                },
+                "extensionProfile": {
+                    "extensions": [
+                        {
+                            "name": "health",
+                            "properties": {
+                                "publisher": "Microsoft.ManagedServices",
+                                "type": "ApplicationHealthLinux",
+                                "typeHandlerVersion": "2.0",
+                                "autoUpgradeMinorVersion": True,
+                                "enableAutomaticUpgrade": True,
+                                "settings": {"protocol": "tcp", "port": spec.health_port},
                             },
                         }
                     ]
@@ -296,6 +338,8 @@ def template_body(spec: ScaleSetSpec) -> VirtualMachineScaleSet:
             },
         },
     }
-    if body["identity"] is None:
-        del body["identity"]
+    if spec.zones:
+        body["zones"] = list(spec.zones)
+    if spec.identity_id:  # empty only against the local emulator, which has no identity resources
+        body["identity"] = {"type": "UserAssigned", "userAssignedIdentities": {spec.identity_id: {}}}
     return VirtualMachineScaleSet(json.loads(json.dumps(body)))

@@ -4,6 +4,11 @@ Writes are absolute ("capacity = N", guarded by the ETag that was read), never i
 redelivered step or a repeated tick converges instead of drifting. Creating a scale set is a
 long-running operation; ``begin_create_or_update`` returns at once with a token that a later step
 polls, so no worker is held while ARM provisions.
+
+The control plane is the one owner of a member's scale set definition: the Bicep creates none (a PUT
+replaces the whole model, so two writers with different bodies would each strip what the other set).
+It passes what differs per deployment as the SCALE_SET_TEMPLATE setting, and the onboarding's
+provision step creates ``vmss-{member}`` in full from it.
 """
 
 from __future__ import annotations
@@ -11,6 +16,22 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from typing import Protocol
+
+#: Fields of the SCALE_SET_TEMPLATE setting, each with the JSON type it must have. What varies by
+#: deployment lives here (infra/main.bicep fills it); what every member's scale set has alike (trusted
+#: launch, encryption at host, the health extension, scale-in and repair policies, the OS disk) is fixed
+#: in the adapter's body (shared/adapters/compute.py ``template_body``).
+TEMPLATE_FIELDS: dict[str, type] = {
+    "vm_size": str,
+    "image": str,
+    "zones": list,
+    "subnet_id": str,
+    "backend_pool_id": str,
+    "identity_id": str,
+    "admin_ssh_public_key": str,
+    "custom_data": str,
+    "health_port": int,
+}
 
 
 @dataclass(frozen=True)
@@ -27,6 +48,12 @@ class ScaleSetSpec:
     identity_id: str
     custom_data: str
     tags: dict[str, str] = field(default_factory=dict)
+    #: Availability zones the instances spread over (empty: a region without zones).
+    zones: tuple[str, ...] = ()
+    #: The nodes' admin (``corda``) SSH public key; password login is always disabled.
+    admin_ssh_public_key: str = ""
+    #: The Corda port the application health extension probes (TCP): the load balancer probes it too.
+    health_port: int = 10002
 
     @classmethod
     def from_template(
@@ -39,13 +66,20 @@ class ScaleSetSpec:
             raise ValueError(f"setting SCALE_SET_TEMPLATE is not valid JSON: {e}") from None
         if not isinstance(fields, dict):
             raise ValueError("setting SCALE_SET_TEMPLATE must be a JSON object")
-        required = ("vm_size", "image", "subnet_id", "backend_pool_id", "identity_id", "custom_data")
-        missing = [k for k in required if not isinstance(fields.get(k), str)]
-        if missing:
-            raise ValueError(f"setting SCALE_SET_TEMPLATE needs string field(s) {', '.join(missing)}")
+        wrong = [
+            f"{k} ({kind.__name__})"
+            for k, kind in TEMPLATE_FIELDS.items()
+            if not isinstance(fields.get(k), kind) or (kind is int and isinstance(fields.get(k), bool))
+        ]
+        if wrong:
+            raise ValueError(f"setting SCALE_SET_TEMPLATE needs field(s) {', '.join(wrong)}")
+        if not all(isinstance(z, str) for z in fields["zones"]):
+            raise ValueError('setting SCALE_SET_TEMPLATE: zones must be a list of strings, e.g. ["1", "2", "3"]')
         if capacity < 0:
             raise ValueError(f"capacity {capacity} must not be negative")
-        return cls(name=name, location=location, capacity=capacity, tags=dict(tags), **{k: fields[k] for k in required})
+        values = {k: fields[k] for k in TEMPLATE_FIELDS}
+        values["zones"] = tuple(values["zones"])
+        return cls(name=name, location=location, capacity=capacity, tags=dict(tags), **values)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ BUILT_IN = {
     "14b46e9e-c2b7-41b4-b07b-48a6ebf60603": "Key Vault Crypto Officer",
     "9980e02c-c2be-4d73-94e8-173b1dc7cf3c": "Virtual Machine Contributor",
     "43d0d8ad-25c7-4714-9337-8ba259a9fe05": "Monitoring Reader",
+    "f1a07417-d97a-45cb-824c-7a7467783830": "Managed Identity Operator",
 }
 #: (file, scope resource or "resourceGroup", principal parameter, role): every assignment there is.
 EXPECTED = {
@@ -27,6 +28,9 @@ EXPECTED = {
     ("modules/roles.bicep", "vault", "principalId", "Key Vault Crypto Officer"),
     ("modules/roles.bicep", "resourceGroup", "principalId", "Virtual Machine Contributor"),
     ("modules/roles.bicep", "resourceGroup", "principalId", "Monitoring Reader"),
+    # assigning the nodes' identity to the scale set the app creates (Virtual Machine Contributor has the
+    # subnet and backend pool join actions, not Microsoft.ManagedIdentity/userAssignedIdentities/*/assign/action)
+    ("modules/roles.bicep", "nodesIdentity", "principalId", "Managed Identity Operator"),
     ("modules/publication.bicep", "container", "appPrincipalId", "Storage Blob Data Contributor"),
     ("modules/publication.bicep", "container", "nodesPrincipalId", "Storage Blob Data Reader"),
     ("modules/publication.bicep", "container", "readerPrincipalIds", "Storage Blob Data Reader"),

@@ -286,3 +286,35 @@ def test_the_steps_an_azure_founder_runs_one_by_one_give_a_genesis_that_verifies
     (tmp_path / "founded.json").write_text(json.dumps(_genesis(stack)))
     code, _, err = step(*as_b, "install", str(tmp_path / "founded.json"), "--hash", digest)
     assert code == 0 and "present in consortium, present in consortium-public" in err
+
+
+def test_a_founder_outside_the_local_stack_signs_and_installs_without_a_legal_name(
+    stack: Stack, founded: tuple[str, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    digest, _ = founded
+    monkeypatch.setattr(ceremony, "LEGAL_NAMES", {})  # no name known for any member: as in Azure
+    settings = str(member_settings.settings_path("bank-a", stack.root))
+    (tmp_path / "founded.json").write_text(json.dumps(_genesis(stack)))
+    as_a = ("--member", "bank-a", "--settings", settings)
+    assert ceremony.main([*as_a, "install", str(tmp_path / "founded.json"), "--hash", digest]) == 0
+    unsigned = {**_genesis(stack), "signatures": []}
+    (tmp_path / "draft.json").write_text(json.dumps(unsigned))
+    capsys.readouterr()
+    assert ceremony.main([*as_a, "sign", str(tmp_path / "draft.json")]) == 0
+    assert json.loads(capsys.readouterr().out)["member_id"] == "bank-a"
+    with pytest.raises(SystemExit) as usage:
+        ceremony.main([*as_a, "entry"])  # the entry alone carries the legal name
+    assert usage.value.code == 2 and "--legal-name" in capsys.readouterr().err
+
+
+def test_in_azure_a_founder_publishes_in_the_container_its_public_endpoint_names() -> None:
+    endpoint = "https://stpubbankx0123456789.blob.core.windows.net/consortium-public"
+    values = {
+        "CONSORTIUM_MEMBER_ID": "bank-x",
+        "AzureWebJobsStorage__blobServiceUri": "https://stbankx0123456789.blob.core.windows.net/",
+        "CONSORTIUM_PUBLIC_ENDPOINT": endpoint,
+    }
+    founder = ceremony.Founder("bank-x", "O=Bank X, L=Oslo, C=NO", Settings(values))
+    assert founder.public.url == endpoint, "the publication account, not the private state account"
+    assert founder.state.container.url.startswith("https://stbankx0123456789.blob.core.windows.net/")

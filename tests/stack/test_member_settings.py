@@ -139,6 +139,40 @@ def test_a_rewrite_keeps_the_developers_values_and_renews_the_members_own(
     assert expiry == (later + provision.MAX_SAS_LIFETIME).strftime("%Y-%m-%dT%H:%M:%SZ")  # a fresh credential
 
 
+def test_a_scale_set_template_from_before_the_template_gained_fields_is_the_samples_again(
+    tmp_path: Path, member_azurite: azurite.Azurite
+) -> None:
+    path = member_settings.write("bank-c", member_azurite, root=tmp_path, now=NOW)
+    document = json.loads(path.read_text())
+    old = {k: v for k, v in json.loads(document["Values"]["SCALE_SET_TEMPLATE"]).items() if k != "zones"}
+    document["Values"]["SCALE_SET_TEMPLATE"] = json.dumps(old)
+    path.write_text(json.dumps(document))
+    member_settings.write("bank-c", member_azurite, root=tmp_path, now=NOW)
+    got, _ = member_settings.read(path)
+    renewed = json.loads(got["SCALE_SET_TEMPLATE"])
+    assert set(renewed) == set(json.loads(SAMPLE["SCALE_SET_TEMPLATE"])), "a template the app would refuse is renewed"
+    assert got["AZURE_SUBSCRIPTION_ID"] in renewed["subnet_id"]
+    # a complete template of the developer's own is kept
+    mine = {**renewed, "vm_size": "Standard_D16s_v5"}
+    document = json.loads(path.read_text())
+    document["Values"]["SCALE_SET_TEMPLATE"] = json.dumps(mine)
+    path.write_text(json.dumps(document))
+    member_settings.write("bank-c", member_azurite, root=tmp_path, now=NOW)
+    assert json.loads(member_settings.read(path)[0]["SCALE_SET_TEMPLATE"])["vm_size"] == "Standard_D16s_v5"
+
+
+def test_local_settings_renew_a_template_missing_fields_and_keep_everything_else(tmp_path: Path) -> None:
+    from tools import local_settings
+
+    sample, target = tmp_path / "sample.json", tmp_path / "local.settings.json"
+    sample.write_text(json.dumps({"Values": {"SCALE_SET_TEMPLATE": '{"a": 1, "b": 2}', "LEASE_SECONDS": "15"}}))
+    target.write_text(json.dumps({"Values": {"SCALE_SET_TEMPLATE": '{"a": 5}', "LEASE_SECONDS": "42"}}))
+    assert local_settings.sync(sample, target) == ["SCALE_SET_TEMPLATE"]
+    assert json.loads(target.read_text())["Values"] == {"SCALE_SET_TEMPLATE": '{"a": 1, "b": 2}', "LEASE_SECONDS": "42"}
+    target.write_text(json.dumps({"Values": {"SCALE_SET_TEMPLATE": '{"a": 7, "b": 8}', "LEASE_SECONDS": "42"}}))
+    assert local_settings.sync(sample, target) == []  # complete: the developer's own
+
+
 def test_todays_local_settings_are_not_written(tmp_path: Path, member_azurite: azurite.Azurite) -> None:
     member_settings.write_all(member_azurite, root=tmp_path, now=NOW)
     assert not (tmp_path / "local.settings.json").exists()

@@ -183,6 +183,7 @@ module functionApp 'modules/functionapp.bicep' = {
       subnet_id: network.outputs.nodesSubnetId
       backend_pool_id: loadBalancer.outputs.backendPoolId
       identity_id: nodesIdentity.outputs.id
+      node_identity_client_id: nodesIdentity.outputs.clientId
       admin_ssh_public_key: adminSshPublicKey
       custom_data: base64(loadTextContent('corda-node.cloud-init.yaml'))
       health_port: cordaP2pPort

@@ -13,8 +13,11 @@ provision step creates ``vmss-{member}`` in full from it.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 #: Fields of the SCALE_SET_TEMPLATE setting, each with the JSON type it must have. What varies by
@@ -32,6 +35,11 @@ TEMPLATE_FIELDS: dict[str, type] = {
     "custom_data": str,
     "health_port": int,
 }
+#: Optional fields of the SCALE_SET_TEMPLATE setting (absent: the default).
+OPTIONAL_FIELDS: dict[str, type] = {"node_identity_client_id": str}
+#: The placeholders of the node agent's config in the cloud-init (infra/corda-node.cloud-init.yaml),
+#: filled when the scale set is created: ``node_config``.
+PLACEHOLDER = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")
 
 
 @dataclass(frozen=True)
@@ -54,6 +62,8 @@ class ScaleSetSpec:
     admin_ssh_public_key: str = ""
     #: The Corda port the application health extension probes (TCP): the load balancer probes it too.
     health_port: int = 10002
+    #: The client id of the nodes' user-assigned identity, for the node agent's config.
+    node_identity_client_id: str = ""
 
     @classmethod
     def from_template(
@@ -79,7 +89,39 @@ class ScaleSetSpec:
             raise ValueError(f"capacity {capacity} must not be negative")
         values = {k: fields[k] for k in TEMPLATE_FIELDS}
         values["zones"] = tuple(values["zones"])
+        for k, kind in OPTIONAL_FIELDS.items():
+            if k in fields:
+                if not isinstance(fields[k], kind):
+                    raise ValueError(f"setting SCALE_SET_TEMPLATE: {k} must be a {kind.__name__}")
+                values[k] = fields[k]
         return cls(name=name, location=location, capacity=capacity, tags=dict(tags), **values)
+
+    def node_config(self, *, member_id: str, genesis_hash: str, public_container_url: str) -> ScaleSetSpec:
+        """This spec with the node agent's placeholders in its cloud-init filled: ``${MEMBER_ID}``,
+        ``${GENESIS_HASH}``, ``${PUBLIC_CONTAINER_URL}`` (without a query string: the nodes read it with
+        their identity) and ``${NODES_IDENTITY_CLIENT_ID}``. A placeholder it cannot fill, or one it does
+        not know, is a ValueError naming it: a node must never start with an unfilled config."""
+        if not self.custom_data:
+            return self
+        try:
+            text = base64.b64decode(self.custom_data, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError) as e:
+            raise ValueError(f"setting SCALE_SET_TEMPLATE: custom_data is not base64 of UTF-8 text: {e}") from None
+        values = {
+            "MEMBER_ID": member_id, "GENESIS_HASH": genesis_hash,
+            "PUBLIC_CONTAINER_URL": public_container_url.split("?", 1)[0],
+            "NODES_IDENTITY_CLIENT_ID": self.node_identity_client_id,
+        }  # fmt: skip
+        needs = {"MEMBER_ID": "CONSORTIUM_MEMBER_ID", "GENESIS_HASH": "CONSORTIUM_GENESIS_HASH",
+                 "PUBLIC_CONTAINER_URL": "CONSORTIUM_PUBLIC_ENDPOINT",
+                 "NODES_IDENTITY_CLIENT_ID": "SCALE_SET_TEMPLATE's node_identity_client_id"}  # fmt: skip
+        for name in dict.fromkeys(PLACEHOLDER.findall(text)):
+            if name not in values:
+                raise ValueError(f"the cloud-init names ${{{name}}}, which the control plane does not fill")
+            if not values[name]:
+                raise ValueError(f"the cloud-init needs ${{{name}}}: set {needs[name]}")
+        filled = PLACEHOLDER.sub(lambda m: values[m.group(1)], text)
+        return replace(self, custom_data=base64.b64encode(filled.encode("utf-8")).decode("ascii"))
 
 
 @dataclass(frozen=True)

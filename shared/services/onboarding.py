@@ -310,7 +310,8 @@ class Onboarding:
                     spec = ScaleSetSpec.from_template(
                         self.template, name=name, location=record["region"], capacity=0,
                         tags={"member_id": mid, "request_id": rid, "consortium": "corda"},
-                    )  # fmt: skip
+                    ).node_config(member_id=mid, genesis_hash=self.consortium.genesis,
+                                  public_container_url=self.consortium.identity.endpoint)  # fmt: skip
                 except ValueError as e:
                     raise PermanentError(str(e), reason="template") from None
                 operation = self.scalesets.begin_create_or_update(spec)

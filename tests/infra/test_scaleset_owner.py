@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.ports.scalesets import TEMPLATE_FIELDS
+from shared.ports.scalesets import OPTIONAL_FIELDS, TEMPLATE_FIELDS
 from tests.infra import bicep
 
 
@@ -36,7 +36,7 @@ def test_no_bicep_file_declares_a_scale_set() -> None:
 
 
 def test_the_bicep_fills_every_template_field_the_app_reads() -> None:
-    assert set(template()) == set(TEMPLATE_FIELDS)
+    assert set(template()) == set(TEMPLATE_FIELDS) | set(OPTIONAL_FIELDS)
 
 
 def test_each_template_field_comes_from_the_resource_it_names() -> None:
@@ -44,6 +44,7 @@ def test_each_template_field_comes_from_the_resource_it_names() -> None:
     assert t["subnet_id"] == "network.outputs.nodesSubnetId"
     assert t["backend_pool_id"] == "loadBalancer.outputs.backendPoolId"
     assert t["identity_id"] == "nodesIdentity.outputs.id", "the nodes' identity, never the app's"
+    assert t["node_identity_client_id"] == "nodesIdentity.outputs.clientId", "the node agent's identity"
     assert t["admin_ssh_public_key"] == "adminSshPublicKey"
     assert (t["vm_size"], t["image"], t["zones"]) == ("nodeVmSize", "nodeImage", "nodeZones")
     assert t["health_port"] == "cordaP2pPort", "the health extension probes the port the load balancer probes"

@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from nodeagent.config import ConfigError, parse
+from shared.ports.scalesets import ScaleSetSpec
 from tests.nodeagent.conftest import Published, config_for
 from tests.nodeagent.test_agent_azurite import World, on_disk, publish_all
 from tools import node_cloud_init
@@ -142,3 +143,57 @@ def test_the_agent_as_cloud_init_installs_it_runs_against_the_members_container(
     assert done.returncode == 0, done.stderr
     assert "INFO nodeagent: chain version 1" in done.stderr
     assert len(on_disk(config)) == 3
+
+
+def _spec(custom_data: str, client_id: str = "00000000-0000-0000-0000-000000000001") -> ScaleSetSpec:
+    return ScaleSetSpec(
+        name="vmss-bank-a", location="westeurope", capacity=0, vm_size="Standard_D2s_v5", image="a:b:c:latest",
+        subnet_id="/subnets/nodes", backend_pool_id="/pools/corda", identity_id="/identities/id-corda-bank-a",
+        custom_data=custom_data, node_identity_client_id=client_id,
+    )  # fmt: skip
+
+
+def test_the_control_plane_fills_the_agents_placeholders_when_it_creates_the_scale_set() -> None:
+    spec = _spec(base64.b64encode(TEXT.encode()).decode()).node_config(
+        member_id="bank-a", genesis_hash="ab" * 32,
+        public_container_url="https://stpubbanka.blob.core.windows.net/consortium-public?sv=x&sig=y",
+    )  # fmt: skip
+    filled = base64.b64decode(spec.custom_data).decode()
+    assert not re.search(r"\$\{[A-Z_]+\}", filled)
+    files = {f["path"]: f for f in yaml.safe_load(filled)["write_files"]}
+    config = parse(tomllib.loads(str(files["/etc/nodeagent/config.toml"]["content"])))
+    assert (config.member_id, config.genesis) == ("bank-a", "ab" * 32)
+    assert config.container_url == "https://stpubbanka.blob.core.windows.net/consortium-public", "no SAS on a VM"
+    assert config.managed_identity_client_id == "00000000-0000-0000-0000-000000000001"
+
+
+@pytest.mark.parametrize(
+    ("text", "client_id", "genesis", "error"),
+    [
+        (
+            "member = ${MEMBER_ID}\ngenesis = ${GENESIS_HASH}\n",
+            "c",
+            "",
+            r"\$\{GENESIS_HASH\}: set CONSORTIUM_GENESIS_HASH",
+        ),
+        ("client = ${NODES_IDENTITY_CLIENT_ID}\n", "", "ab" * 32, "node_identity_client_id"),
+        (
+            "secret = ${SOMETHING_ELSE}\n",
+            "c",
+            "ab" * 32,
+            r"\$\{SOMETHING_ELSE\}, which the control plane does not fill",
+        ),
+    ],
+)
+def test_a_placeholder_the_control_plane_cannot_fill_stops_the_scale_set_with_its_name(
+    text: str, client_id: str, genesis: str, error: str
+) -> None:
+    with pytest.raises(ValueError, match=error):
+        _spec(base64.b64encode(text.encode()).decode(), client_id).node_config(
+            member_id="bank-a", genesis_hash=genesis, public_container_url="https://x/consortium-public"
+        )
+
+
+def test_a_template_without_custom_data_is_left_as_it_is() -> None:
+    spec = _spec("")
+    assert spec.node_config(member_id="bank-a", genesis_hash="", public_container_url="") is spec

@@ -36,6 +36,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+#: Transactions per minute per node below which a minute teaches nothing about what a node carries.
+MIN_TPM_PER_NODE = 1.0
 BIN_MINUTES = 15
 BINS_PER_DAY = 24 * 60 // BIN_MINUTES
 DAYS_KEPT = 3
@@ -140,7 +142,9 @@ class Profile:
         return highest
 
     def nodes(self, tpm: float, fallback: float) -> float:
-        return tpm / (self.tpm_per_node or fallback)
+        """Nodes ``tpm`` asks for at the transactions per node this set has carried (``fallback`` before
+        any); never below ``MIN_TPM_PER_NODE`` per node, so a forecast stays a finite number of nodes."""
+        return tpm / max(self.tpm_per_node or fallback, MIN_TPM_PER_NODE)
 
     def relative_error(self) -> float | None:
         if self.error is None or self.load is None:
@@ -168,7 +172,8 @@ def observe(
     if policy.mode is Mode.OFF or (profile.last_at is not None and at <= profile.last_at):
         return profile
     profile = _judge(profile, policy, at, tpm, fallback)
-    if nodes is not None and nodes > 0 and tpm > 0:
+    if nodes is not None and nodes > 0 and tpm / nodes >= MIN_TPM_PER_NODE:
+        # a minute whose ask the CPU drove while almost nothing was carried says nothing of what a node carries
         profile = replace(profile, tpm_per_node=_blend(profile.tpm_per_node, tpm / nodes, 0.1))
     start = bin_start(at)
     profile = replace(profile, since=profile.since or at, last_at=at)

@@ -305,3 +305,14 @@ def test_ticks_every_ten_seconds_never_write_more_than_compute_allows(
             capacity = decision.target
     for w in writes:
         assert sum(1 for x in writes if timedelta(0) <= x - w < timedelta(seconds=60)) <= policy.max_updates_per_minute
+
+
+def test_idle_minutes_teach_nothing_about_what_a_node_carries_and_a_forecast_stays_a_finite_number_of_nodes() -> None:
+    """Minutes where the CPU asked for nodes while almost no transactions ran once taught the profile a
+    per-node rate near zero, and a forecast divided by it overflowed the decision (hypothesis found it)."""
+    learned = replace(profile(), tpm_per_node=600.0)
+    after = fc.observe(learned, ON, AT, 1e-300, 3.0, NODE)
+    assert after.tpm_per_node == 600.0, "a minute carrying ~0 transactions on 3 asked nodes changes nothing"
+    broken = replace(profile(lambda h: 12.0), tpm_per_node=5e-324)  # as a state written before could hold
+    decision, _ = decide(loaded(4, 4), POLICY, History(profile=broken), AT)
+    assert POLICY.floor <= decision.target <= POLICY.max_nodes

@@ -103,6 +103,16 @@ class FastFollow:
     budget: float = 60.0
 
 
+@dataclass
+class Snapshot:
+    """What one tick reads once: its own state document and the listing of its stored chain. Writes
+    through ``_update_own`` and ``_adopt`` keep it current, so the tick never reads its own writes
+    stale; another instance's writes are seen by the next tick."""
+
+    own: dict[str, Any] | None = None
+    chain_listed: bool = False
+
+
 class Forked(PermanentError):
     def __init__(self, message: str) -> None:
         super().__init__(message, reason="fork")
@@ -127,6 +137,7 @@ class Consortium:
     memory: Follow = field(default_factory=Follow)
     fast: FastFollow = field(default_factory=FastFollow)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    snapshot: Snapshot | None = field(default=None, repr=False)
 
     # --- own state ---------------------------------------------------------------------------
 
@@ -135,8 +146,15 @@ class Consortium:
         return self.identity.member_id
 
     def own(self) -> dict[str, Any]:
+        """This member's consortium state (read once per tick: see ``Snapshot``); never mutate it."""
+        snapshot = self.snapshot
+        if snapshot is not None and snapshot.own is not None:
+            return snapshot.own
         doc = self.state.read(SELF)
-        return doc.body if doc else {}
+        body = doc.body if doc else {}
+        if snapshot is not None:
+            snapshot.own = body
+        return body
 
     def _update_own(self, change: Callable[[dict[str, Any]], dict[str, Any] | None]) -> dict[str, Any]:
         for _ in range(10):
@@ -149,6 +167,8 @@ class Consortium:
                     self.state.create(SELF, body)
                 else:
                     self.state.replace(SELF, body, doc.etag)
+                if self.snapshot is not None:
+                    self.snapshot.own = body
                 return body
             except ConflictError:
                 continue
@@ -158,7 +178,12 @@ class Consortium:
 
     def verified(self) -> list[chain.Trusted]:
         """This member's verified chain (empty before it has the genesis it was given)."""
+        snapshot = self.snapshot
+        if snapshot is not None and snapshot.chain_listed and self.memory.trusted:
+            return self.memory.trusted  # listed once this tick; _adopt keeps memory current
         paths = self.state.list_paths("chain/")
+        if snapshot is not None:
+            snapshot.chain_listed = True
         known = self.memory.trusted
         if len(known) == len(paths) and known:
             return known
@@ -528,40 +553,48 @@ class Consortium:
         a version was adopted) and ``in_flight`` (a change on the next version is under way: see
         ``FastFollow``)."""
         with self.lock:
-            if self.own().get("fork"):
-                self.publish_head()
-                return {"fork": True}
-            seen = {m: h.seq for m, h in self.memory.heads.items()}
-            before = self.head()
-            heads = self.read_heads(before)
-            moved = {m: h.seq for m, h in heads.items()} != seen
+            self.snapshot = Snapshot()
             try:
-                self.catch_up(heads)
-            except Forked as error:
-                log.error("fork: %s", error)
-                return {"fork": True}
-            if self.own().get("fork"):
-                self.publish_head()
-                return {"fork": True}
-            base = self.head()
-            outcome: dict[str, Any] = {"version": base.version if base else None, "in_flight": False}
-            if base is not None:
-                judged = self.judge(heads)
-                self._presign(base)
-                outcome["agreement"] = self._agree(base, heads, judged)
-                assembled = self._assemble(base, heads, judged)
-                outcome["in_flight"] = assembled is not None or self._in_flight(self.head() or base, heads, judged)
-            after = self.head()
-            if after is not None and (before is None or after.version > before.version):
-                outcome["adopted"] = after.version  # assembled here or caught up from the others
+                return self._tick()
+            finally:
+                self.snapshot = None
+
+    def _tick(self) -> dict[str, Any]:
+        """The body of ``tick``, under its lock and with its ``Snapshot``."""
+        if self.own().get("fork"):
             self.publish_head()
-            if base is not None:
-                outcome["in_flight"] = outcome["in_flight"] or self._says_in_flight(self.head() or base)
-            # what we publish ourselves does not count: a lone leader retrying its ballot is not a conversation
-            outcome["moved"] = moved or "adopted" in outcome
-            if outcome["moved"]:
-                self.memory.moved_at = self.clock.now().timestamp()
-            return outcome
+            return {"fork": True}
+        seen = {m: h.seq for m, h in self.memory.heads.items()}
+        before = self.head()
+        heads = self.read_heads(before)
+        moved = {m: h.seq for m, h in heads.items()} != seen
+        try:
+            self.catch_up(heads)
+        except Forked as error:
+            log.error("fork: %s", error)
+            return {"fork": True}
+        if self.own().get("fork"):
+            self.publish_head()
+            return {"fork": True}
+        base = self.head()
+        outcome: dict[str, Any] = {"version": base.version if base else None, "in_flight": False}
+        if base is not None:
+            judged = self.judge(heads)
+            self._presign(base)
+            outcome["agreement"] = self._agree(base, heads, judged)
+            assembled = self._assemble(base, heads, judged)
+            outcome["in_flight"] = assembled is not None or self._in_flight(self.head() or base, heads, judged)
+        after = self.head()
+        if after is not None and (before is None or after.version > before.version):
+            outcome["adopted"] = after.version  # assembled here or caught up from the others
+        self.publish_head()
+        if base is not None:
+            outcome["in_flight"] = outcome["in_flight"] or self._says_in_flight(self.head() or base)
+        # what we publish ourselves does not count: a lone leader retrying its ballot is not a conversation
+        outcome["moved"] = moved or "adopted" in outcome
+        if outcome["moved"]:
+            self.memory.moved_at = self.clock.now().timestamp()
+        return outcome
 
     def _in_flight(
         self, base: chain.Trusted, heads: Mapping[str, rules.Head], judged: Mapping[str, rules.Eligibility]

@@ -294,6 +294,28 @@ def test_an_idle_tick_lists_its_own_chain_a_fixed_number_of_times_whatever_the_n
     assert many == few, f"{few} lists of chain/ with 3 members, {many} with 12"
 
 
+def test_a_tick_reads_its_own_state_and_lists_its_chain_once_however_many_proposals_are_open(world: World) -> None:
+    """Each open proposal once cost a read of this member's own state per tick (and each head() a
+    listing of its chain): with a dozen proposals in the heads, a tick took a second on Azurite and
+    admissions slowed as proposals piled up (make bench, onboarding)."""
+    for i in range(12):
+        member = world.members["bank-c"]
+        member.service.propose(rules.Proposal(
+            proposal_id=f"prop-admit-bank-c-{i}", kind=chain.Kind.ADMIT, member_id="bank-c",
+            entry=chain.Member.model_validate(member.entry()), proposer="bank-c", proposed_at=chain_time(world.clock),
+        ))  # fmt: skip
+    world.run(3)
+    me = world.members["bank-a"]
+    assert len(me.service.view()["proposals"]) >= 12
+    reads: list[str] = []
+    read, listing = me.state.read, me.state.list_paths
+    me.state.read = lambda path: (reads.append(path), read(path))[1]  # type: ignore[method-assign]
+    me.state.list_paths = lambda prefix: (reads.append("list " + prefix), listing(prefix))[1]  # type: ignore[method-assign]
+    me.service.tick()
+    assert reads.count("consortium/self.json") == 1, reads
+    assert reads.count("list chain/") == 1, reads
+
+
 # --- following closely while a change is in flight (CONSORTIUM_FAST_FOLLOW_*) --------------------
 
 

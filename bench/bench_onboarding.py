@@ -19,11 +19,14 @@ deployment (bank-a..bank-e) holds the new version in its own storage, verified (
 that change nothing: in an Azurite, 49 published containers each hold a valid genesis (50 members,
 each signature a real ES256 over RFC 8785 bytes) and a head signed with its member's key; the
 deployment (its own state and published container in its own account, the real adapters, keys in
-memory) runs the consortium tick (``Consortium.tick``, what the timer runs on its coordinator) with
-the requests its storage clients send counted by the metering hook (``shared/adapters/metering.py``).
-After warm-up ticks (the heads downloaded once), ``IDLE_TICKS`` ticks one second apart are counted
-(``idle_requests_per_tick_50_members``); the figure is requests per tick times the ticks a minute of
-``CONSORTIUM_POLL_SCHEDULE`` as ``infra/`` sets it for Azure (``*/10 * * * * *``: 6), and
+memory) runs what the consortium timer runs on its coordinator (``Consortium.follow_closely``, then
+``NodeInfoMirror.after_tick``) with the requests its storage clients send counted by the metering
+hook (``shared/adapters/metering.py``). After warm-up ticks (the heads downloaded once), ``IDLE_TICKS``
+timer runs one second apart are counted (``idle_requests_per_tick_50_members``), then one run of the
+node-info mirror alone (``idle_mirror_requests_per_run_50_members``: the timer mirrors at most once a
+``MIRROR_SECONDS``); the figure is requests per tick times the ticks a minute of
+``CONSORTIUM_POLL_SCHEDULE`` as ``infra/`` sets it for Azure (``*/10 * * * * *``: 6), plus the
+mirror's runs a minute times its requests, and
 ``idle_requests_per_minute_50_members_local_schedule`` the same at the local stack's schedule (every
 second: 60). Not counted: the host's queue polling and the coordinator's lease renewals,
 which do not depend on the number of members. ``idle_cost_usd_per_month_50_members`` is that rate for
@@ -66,6 +69,7 @@ from shared.fakes.state import FakeStateStore
 from shared.ports.clock import SystemClock
 from shared.services import onboarding as ob
 from shared.services.consortium import Consortium, Identity, chain_path
+from shared.services.node_infos import MIRROR_SECONDS, NodeInfoMirror
 from shared.services.records import Events, Rejections, member_path
 from shared.settings import Settings
 from tools import azurite, member_settings, provision, stack
@@ -321,8 +325,14 @@ def _idle(root: Path) -> tuple[float, dict[str, float]]:
                 rejections=Rejections(state, events, clock),
             )  # fmt: skip
             follower.pin_genesis(genesis)
+            mirror = NodeInfoMirror(me, follower.public, follower.peers, follower.rejections)
+
+            def timer() -> None:  # what functions/consortium.py runs on each occurrence
+                outcome = follower.follow_closely(lambda: True)
+                mirror.after_tick(outcome, follower.head())
+
             for _ in range(3):  # warm-up: every head downloaded and stored once, our own head published
-                follower.tick()
+                timer()
                 time.sleep(1)
             if len(follower.stored_heads()) != PEERS:
                 raise RuntimeError(f"the follower believed {len(follower.stored_heads())} heads, not {PEERS}")
@@ -331,15 +341,22 @@ def _idle(root: Path) -> tuple[float, dict[str, float]]:
                 metering.DETAIL.clear()
             for _ in range(IDLE_TICKS):
                 started = time.monotonic()
-                follower.tick()
+                timer()
                 time.sleep(max(0.0, 1 - (time.monotonic() - started)))
             with metering._lock:
                 total = sum(metering.COUNTS.values())
                 detail = {k: v / IDLE_TICKS for k, v in metering.DETAIL.most_common()}
+                metering.COUNTS.clear()
+                metering.DETAIL.clear()
+            mirror.last_at = None  # one run of the node-info mirror, as the timer makes once a minute
+            if len(mirror.after_tick({"adopted": None}, follower.head())) != PEERS:
+                raise RuntimeError("the mirror did not read every member")
+            with metering._lock:
+                mirrored = sum(metering.COUNTS.values())
         finally:
             metering.stop()
             os.environ.pop(metering.ENV, None)
-        return total / IDLE_TICKS, detail
+        return total / IDLE_TICKS, mirrored, detail
     finally:
         azurite.stop_pid(proc.pid)
         with contextlib.suppress(Exception):
@@ -348,9 +365,13 @@ def _idle(root: Path) -> tuple[float, dict[str, float]]:
 
 def run() -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
-        per_tick, detail = _idle(Path(tmp) / "idle")
+        per_tick, per_mirror, detail = _idle(Path(tmp) / "idle")
     when = schedules()
-    per_minute = {where: per_tick * ticks_per_minute(schedule) for where, schedule in when.items()}
+    mirrors_per_minute = 60 / MIRROR_SECONDS
+    per_minute = {
+        where: per_tick * ticks_per_minute(schedule) + per_mirror * mirrors_per_minute
+        for where, schedule in when.items()
+    }
     cost = {where: n * MINUTES_PER_MONTH / 10_000 * READ_PRICE_USD_PER_10K for where, n in per_minute.items()}
     print(f"following {PEERS} members that change nothing: one deployment's consortium tick")
     print(f"{'figure':40} {'value':>10}")
@@ -358,6 +379,7 @@ def run() -> dict[str, float]:
     for what, n in list(detail.items())[:3]:
         print(f"{'  ' + what:40} {n:10.1f}")
     print(f"{'  ... and one conditional GET per member':40}")
+    print(f"{'node-info mirror, requests per run':40} {per_mirror:10.1f}  (at most every {MIRROR_SECONDS:.0f} s)")
     for where, schedule in when.items():
         print(f"{'requests per minute, ' + where:40} {per_minute[where]:10.0f}  (CONSORTIUM_POLL_SCHEDULE {schedule})")
         print(f"{'USD per month (30 days), ' + where:40} {cost[where]:10.2f}")
@@ -378,6 +400,7 @@ def run() -> dict[str, float]:
         "admission_p50_seconds": round(p50, 3),
         "admission_p99_seconds": round(p99, 3),
         "idle_requests_per_tick_50_members": round(per_tick, 1),
+        "idle_mirror_requests_per_run_50_members": round(per_mirror, 1),
         "idle_requests_per_minute_50_members": round(per_minute["azure"], 1),
         "idle_cost_usd_per_month_50_members": round(cost["azure"], 2),
         "idle_requests_per_minute_50_members_local_schedule": round(per_minute["local"], 1),

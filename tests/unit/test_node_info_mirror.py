@@ -120,3 +120,21 @@ def test_its_own_index_and_a_member_not_admitted_are_never_copied(m: Mirror) -> 
     assert set(m.mirror.mirror(HEAD)) == {"bank-b", "bank-c"}
     assert not any(p.startswith(("nodes/bank-z", "nodes/bank-a")) for p in m.own())
     assert outsider.member_id not in HEAD.document.member_ids
+
+
+def test_the_timer_mirrors_after_an_adoption_or_once_a_minute_and_never_on_a_fork(m: Mirror) -> None:
+    """Node infos change far less often than heads: one conditional read per member per tick would
+    double what following costs when idle."""
+    now = [1000.0]
+    m.mirror.monotonic = lambda: now[0]
+    publish(m.world, BANKS["bank-b"], [b"node-b1"], seq=1)
+    assert m.mirror.after_tick({"adopted": None}, HEAD) == {"bank-b": Mirrored.COPIED, "bank-c": Mirrored.NONE}
+    publish(m.world, BANKS["bank-b"], [b"node-b1", b"node-b2"], seq=2)
+    now[0] += 30
+    assert m.mirror.after_tick({"adopted": None}, HEAD) == {}, "within a minute of the last: not read"
+    assert m.mirror.after_tick({"adopted": None, "fork": True}, HEAD) == {}
+    assert m.mirror.after_tick({"adopted": 4}, HEAD)["bank-b"] is Mirrored.COPIED, "an adoption mirrors at once"
+    publish(m.world, BANKS["bank-c"], [b"node-c1"], seq=1)
+    now[0] += 61
+    assert m.mirror.after_tick({"adopted": None}, HEAD)["bank-c"] is Mirrored.COPIED
+    assert m.mirror.after_tick({"adopted": None}, None) == {}, "before the genesis there is nothing to mirror"

@@ -271,7 +271,7 @@ def _peer(
         raise RuntimeError(f"{member_id}: no head published")
 
 
-def _idle(root: Path) -> tuple[float, dict[str, float]]:
+def _idle(root: Path) -> tuple[float, int, dict[str, float]]:
     ports = azurite.free_ports(3)
     az, proc = azurite.start(root / "azurite", ports=(ports[0], ports[1], ports[2]))
     try:

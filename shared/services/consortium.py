@@ -92,7 +92,7 @@ class FastFollow:
     Agreeing on a version takes a few exchanges of heads (a decision, the leader's ballot, the accepts,
     the final signatures); at the timer's pace each costs up to one schedule period (10 s in Azure). So
     one timer invocation goes on ticking every ``interval`` seconds while a change is in flight (an
-    eligible proposal, a ballot or a final signature on the next version) and the conversation moved
+    open proposal, a ballot or a final signature on the next version) and the conversation moved
     within the last ``quiet`` seconds; when nothing moves (a member down, a stuck vote) it falls back to
     the timer's pace, so a change that cannot progress costs no more than an idle consortium. ``budget``
     bounds one invocation (the next timer occurrence waits for it: invocations never overlap).
@@ -111,6 +111,10 @@ class Snapshot:
 
     own: dict[str, Any] | None = None
     chain_listed: bool = False
+
+
+#: Standings of a proposal that is still going somewhere (not rejected, expired, inapplicable or done).
+OPEN = frozenset({rules.Standing.ELIGIBLE, rules.Standing.AWAITING_APPROVALS, rules.Standing.AWAITING_SIGNATURE})
 
 
 class Forked(PermanentError):
@@ -599,9 +603,11 @@ class Consortium:
     def _in_flight(
         self, base: chain.Trusted, heads: Mapping[str, rules.Head], judged: Mapping[str, rules.Eligibility]
     ) -> bool:
-        """Whether a change on the version after ``base`` is under way by what the others say: a proposal
-        eligible for it, or another member's ballot or final signature on it (ours: ``_says_in_flight``)."""
-        if any(e.standing == rules.Standing.ELIGIBLE for e in judged.values()):
+        """Whether a change on the version after ``base`` is under way by what the others say: an open
+        proposal (eligible, or still gathering approvals or its subject's signature: the decisions that
+        complete it come while the others are moving), or another member's ballot or final signature on
+        it (ours: ``_says_in_flight``). Following closely also needs the conversation to be moving."""
+        if any(e.standing in OPEN for e in judged.values()):
             return True
         version = base.version + 1
         for head in heads.values():

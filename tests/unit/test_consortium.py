@@ -349,6 +349,29 @@ def test_an_admission_under_way_is_followed_to_its_version_within_one_timer_occu
     assert world.members["bank-a"].version == 1
 
 
+def test_the_approval_that_completes_the_majority_is_followed_without_waiting_for_the_next_timer(
+    world: World,
+) -> None:
+    """While a proposal gathers approvals and the members are moving, a tick goes on reading: the
+    approval that completes the majority is picked up within the same timer occurrence."""
+    proposal_id = world.propose_admission("bank-c")
+    world.members["bank-a"].service.decide(proposal_id, "approve")
+    world.tick("bank-c", "bank-d")  # the proposal and its subject's pre-signature are out
+    service = close_follower(world, "bank-a")
+    slept: list[float] = []
+
+    def bank_b_decides_meanwhile(seconds: float) -> None:
+        slept.append(seconds)
+        world.clock.advance(seconds)
+        if len(slept) == 2:
+            world.members["bank-b"].service.decide(proposal_id, "approve")
+        for member_id in ("bank-b", "bank-c", "bank-d"):
+            world.members[member_id].service.tick()
+
+    outcome = service.follow_closely(lambda: True, sleep=bank_b_decides_meanwhile)
+    assert outcome["adopted"] == 1, outcome
+
+
 def test_a_change_that_stops_moving_falls_back_to_the_timers_pace(world: World) -> None:
     proposal_id = world.propose_admission("bank-c")
     for founder in ("bank-a", "bank-b"):

@@ -22,7 +22,7 @@ from shared.adapters.metrics import MonitorMetrics
 from shared.adapters.published_blobs import PeerBlobs, PublicBlobs
 from shared.adapters.storage import blob_service, queue_service
 from shared.adapters.storage_queues import StorageQueues
-from shared.decisions import chain
+from shared.decisions import chain, node_infos
 from shared.decisions.agreement import Timing
 from shared.decisions.autoscale import ScalePolicy
 from shared.decisions.forecast import ForecastPolicy, Mode
@@ -131,6 +131,13 @@ class Platform:
         return NodeInfoMirror(self.member_id, consortium.public, consortium.peers, consortium.rejections)
 
     @cached_property
+    def inbox_url(self) -> str:
+        """The nodes' ``node-infos-inbox`` container: in the app's own storage account, so derived from the
+        ``AzureWebJobsStorage`` setting the app already reads (no second setting to keep in step)."""
+        service = blob_service(self.settings.values)
+        return f"{service.primary_endpoint.rstrip('/')}/{node_infos.INBOX_CONTAINER}"
+
+    @cached_property
     def onboarding(self) -> Onboarding:
         return Onboarding(
             member_id=self.member_id,
@@ -145,6 +152,7 @@ class Platform:
             holder=self.holder,
             lease_seconds=self.lease_seconds,
             poll_seconds=self.settings.integer("ONBOARDING_POLL_SECONDS", minimum=1, maximum=300),
+            inbox_url=self.inbox_url,
         )
 
     def status(self) -> dict[str, Any]:

@@ -46,6 +46,17 @@ MAX_NETWORK_PARAMETERS_BYTES = 1024 * 1024
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 FLAG_DAY_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 FLAG_DAY = "flag-day.json"
+#: The private container (in the member's own storage account) where its nodes' agents offer the
+#: ``NodeInfo`` file Corda wrote, each blob named by the SHA-256 of its bytes; the control plane signs
+#: and publishes what is current there (``shared.services.node_infos.NodeInfoPublisher``).
+INBOX_CONTAINER = "node-infos-inbox"
+#: An agent refreshes its file's blob (its Last-Modified, set by the storage service) this often...
+INBOX_REFRESH_SECONDS = 600
+#: ... and a file whose blob was not refreshed for this long is no longer current: its node is gone
+#: (deleted, deallocated, or it wrote a new file). Three refreshes missed, so one slow run drops nothing.
+INBOX_CURRENT_SECONDS = 1800
+#: Corda's serialization header: ``corda`` then two version bytes (``amqpMagic``; the version varies).
+CORDA_MAGIC = b"corda"
 #: On disk, a member's node-info file is ``nodeInfo-{member_id}-{sha256}`` (see ``disk_name``).
 _DISK_NAME = re.compile(r"^nodeInfo-(" + MEMBER_ID.pattern.strip("^$") + r")-([0-9a-f]{64})$")
 

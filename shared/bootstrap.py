@@ -17,6 +17,7 @@ from shared.adapters import metering
 from shared.adapters.blob_leases import BlobLeaseStore
 from shared.adapters.blob_state import CONTAINER, BlobStateStore
 from shared.adapters.compute import ArmScaleSets
+from shared.adapters.inbox_blobs import BlobInbox
 from shared.adapters.keyvault import KeyVaultKeyStore
 from shared.adapters.metrics import MonitorMetrics
 from shared.adapters.published_blobs import PeerBlobs, PublicBlobs
@@ -34,7 +35,7 @@ from shared.services.autoscale import Autoscaler
 from shared.services.consortium import Consortium, FastFollow, Identity
 from shared.services.health import HealthMonitor, parse_ports
 from shared.services.leadership import Coordinator, holder_identity
-from shared.services.node_infos import NodeInfoMirror
+from shared.services.node_infos import NodeInfoMirror, NodeInfoPublisher
 from shared.services.onboarding import Onboarding
 from shared.services.records import Events, Rejections
 from shared.services.rotation import KeyRotator
@@ -129,6 +130,15 @@ class Platform:
         """The other members' node infos, copied (once verified) where this member's own nodes read them."""
         consortium = self.consortium
         return NodeInfoMirror(self.member_id, consortium.public, consortium.peers, consortium.rejections)
+
+    @cached_property
+    def node_info_publisher(self) -> NodeInfoPublisher:
+        """This member's own nodes' node infos, from its private inbox to its container, signed."""
+        consortium = self.consortium
+        return NodeInfoPublisher(
+            self.member_id, BlobInbox.from_settings(self.settings.values), consortium.public, self.keys,
+            self.state, consortium.rejections, SystemClock(),
+        )  # fmt: skip
 
     @cached_property
     def inbox_url(self) -> str:

@@ -5,14 +5,10 @@ node-info file is refused and recorded; a member the chain does not list signs n
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import cast
 
 import pytest
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, decode_dss_signature
 
 from shared.decisions import chain, node_infos
 from shared.decisions.node_infos import InboxBlob
@@ -24,7 +20,7 @@ from shared.fakes.state import FakeStateStore
 from shared.ports.keys import KeyStore
 from shared.services.node_infos import PUBLISH_SECONDS, NodeInfoPublisher, Publication
 from shared.services.records import Events, Rejections
-from tests.unit.chain_world import Bank, banks, genesis
+from tests.unit.chain_world import GovernanceKey, banks, genesis
 
 BANKS = banks("bank-a", "bank-b")
 V0 = genesis(BANKS)
@@ -43,21 +39,6 @@ def node(n: int) -> bytes:
 
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-@dataclass
-class GovernanceKey:
-    """The member's key in its vault: the KeyStore's ``sign`` over the key the chain lists for it."""
-
-    bank: Bank
-    signed: list[str] = field(default_factory=list)
-
-    def sign(self, kid: str, digest: bytes) -> bytes:
-        assert kid == self.bank.key.kid, "signs only with the kid the verified chain lists"
-        self.signed.append(kid)
-        der = self.bank.key.private.sign(digest, ec.ECDSA(Prehashed(hashes.SHA256())))
-        r, s = decode_dss_signature(der)
-        return r.to_bytes(32, "big") + s.to_bytes(32, "big")
 
 
 class World:

@@ -19,9 +19,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from nodeagent.config import DEFAULT_PATH, ConfigError, load
-from nodeagent.container import BlobContainer, Unavailable
+from nodeagent.container import BlobContainer, BlobInbox, Unavailable
 from nodeagent.disk import StateError
-from nodeagent.inbox import BlobInbox, offer
+from nodeagent.inbox import offer
 from nodeagent.run import run_once
 
 log = logging.getLogger("nodeagent")

@@ -14,22 +14,21 @@ when it last refreshed it. A refresh that finds the blob gone (the control plane
 uploads it again. The credential is the one the agent reads with (``nodeagent.config``): the VM's
 managed identity, which holds Storage Blob Data Contributor on that container only; locally a SAS
 with create and write on that container only. Nothing the agent offers is trusted for it: the
-control plane checks it, and the agents verify what it signs.
+control plane checks it, and the agents verify what it signs. The adapter over the storage SDK is
+``nodeagent.container.BlobInbox`` (the agent's one module that imports Azure SDKs).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import socket
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
-from nodeagent.config import AgentConfig, Credential
-from nodeagent.container import CLIENT_OPTIONS, Unavailable, _status
+from nodeagent.config import AgentConfig
 from nodeagent.disk import write_atomically
 from shared.decisions import node_infos
 
@@ -101,54 +100,3 @@ def _read(path: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}  # a memo only: without it the next run refreshes once more
     return body if isinstance(body, dict) else {}
-
-
-class BlobInbox:
-    def __init__(self, client: Any):
-        self.client = client
-
-    @classmethod
-    def from_config(cls, config: AgentConfig, **options: Any) -> BlobInbox:
-        from azure.storage.blob import ContainerClient, LinearRetry
-
-        options = {
-            **CLIENT_OPTIONS,
-            "retry_policy": LinearRetry(backoff=2, random_jitter_range=1, retry_total=1),
-            **options,
-        }
-        if config.credential is Credential.SAS:
-            return cls(ContainerClient.from_container_url(config.inbox_url, **options))
-        from azure.identity import ManagedIdentityCredential
-
-        identity = ManagedIdentityCredential(client_id=config.managed_identity_client_id)
-        return cls(ContainerClient.from_container_url(config.inbox_url, credential=identity, **options))
-
-    def refresh(self, name: str) -> bool:
-        from azure.core.exceptions import AzureError, ResourceNotFoundError
-
-        try:
-            self.client.get_blob_client(name).set_blob_metadata({"host": socket.gethostname()[:64]})
-        except ResourceNotFoundError:
-            return False
-        except AzureError as error:
-            raise _unavailable("refresh", name, error) from None
-        return True
-
-    def create(self, name: str, data: bytes) -> None:
-        from azure.core.exceptions import AzureError, ResourceExistsError
-
-        try:
-            self.client.upload_blob(name, data, overwrite=False, metadata={"host": socket.gethostname()[:64]})
-        except ResourceExistsError:
-            return  # content-addressed: the same bytes are there
-        except AzureError as error:
-            raise _unavailable("upload", name, error) from None
-
-
-def _unavailable(what: str, name: str, error: Exception) -> Unavailable:
-    from azure.core.exceptions import ClientAuthenticationError
-
-    where = f"{what} {node_infos.INBOX_CONTAINER}/{name}"
-    if isinstance(error, ClientAuthenticationError):
-        return Unavailable(f"{where}: not authorized ({_status(error)}): check the identity's role")
-    return Unavailable(f"{where}: {type(error).__name__} {_status(error)}".rstrip())

@@ -14,7 +14,8 @@ from azure.core.exceptions import HttpResponseError
 from azure.storage.blob import BlobServiceClient
 
 from nodeagent.config import AgentConfig
-from nodeagent.inbox import BlobInbox, Offered, offer, own_node_info
+from nodeagent.container import BlobInbox
+from nodeagent.inbox import Offered, offer, own_node_info
 from shared.decisions import node_infos
 from tests.nodeagent.conftest import ACCOUNT, Published
 from tools import azurite, provision

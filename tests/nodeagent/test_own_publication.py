@@ -18,7 +18,7 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 
 from nodeagent.container import BlobContainer
-from nodeagent.inbox import BlobInbox as AgentInbox
+from nodeagent.container import BlobInbox as AgentInbox
 from nodeagent.inbox import Offered, offer
 from nodeagent.run import run_once
 from shared.adapters.inbox_blobs import BlobInbox

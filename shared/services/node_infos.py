@@ -173,6 +173,7 @@ class Publication(StrEnum):
     NOTHING = "nothing"  # no current file and no index published yet: nothing to say
     NOT_A_MEMBER = "not_a_member"  # the verified chain does not list this member: it signs nothing
     UNREACHABLE = "unreachable"  # the inbox or the container could not be read or written now
+    FAILED = "failed"  # refused by storage or the vault, or the index signed would not verify: logged
 
 
 @dataclass
@@ -207,6 +208,10 @@ class NodeInfoPublisher:
         except TransientError as error:
             log.info("own node infos not published: %s", error)
             return Publication.UNREACHABLE
+        except (PermanentError, NodeInfoError) as error:
+            # a role missing, a key the vault will not use: the operator's to fix; the tick's work stands
+            log.error("own node infos not published: %s", error)
+            return Publication.FAILED
 
     def publish(self, head: chain.Trusted) -> Publication:
         entry = head.document.member(self.me)

@@ -12,6 +12,7 @@ import pytest
 
 from shared.decisions import chain, node_infos
 from shared.decisions.node_infos import InboxBlob
+from shared.errors import PermanentError
 from shared.fakes.clock import FakeClock
 from shared.fakes.inbox import FakeInbox
 from shared.fakes.published import FakePublicStore, PublishedWorld
@@ -214,3 +215,14 @@ def test_the_current_rule_one_row_per_boundary() -> None:
     many = [InboxBlob(hashlib.sha256(str(i).encode()).hexdigest(), 10, T0 - timedelta(seconds=i)) for i in range(120)]
     view = node_infos.sort_inbox(many, now=T0, may_drop=True, published=[])
     assert len(view.current) == node_infos.MAX_NODE_INFOS and view.current[0].modified == T0, "the newest ones"
+
+
+def test_a_failure_the_operator_must_fix_is_logged_and_the_timer_goes_on(w: World) -> None:
+    w.inbox.offer(sha(node(1)), node(1), T0)
+
+    def refuse(kid: str, digest: bytes) -> bytes:
+        raise PermanentError("the vault refused: key disabled", reason="keyvault")
+
+    w.key.sign = refuse  # type: ignore[method-assign]
+    assert w.publisher.after_tick({}, HEAD) is Publication.FAILED
+    assert node_infos.index_path("bank-a") not in w.own()

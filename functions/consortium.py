@@ -6,7 +6,9 @@ acts, so one deployment of a member writes its head at a time. The work is
 moving, more ticks a fraction of a second apart (``CONSORTIUM_FAST_FOLLOW_*``) as long as this
 deployment's term lasts; then (unless it found a fork) copying the other admitted members' verified
 node infos where this member's nodes read them (``shared.services.node_infos.NodeInfoMirror.after_tick``:
-after an adoption, else at most once a minute). This handler only runs them and logs what they did.
+after an adoption, else at most once a minute), and publishing its own nodes' node infos from its
+private inbox, signed (``NodeInfoPublisher.after_tick``: the same pace, and never on a fork either).
+This handler only runs them and logs what they did.
 
 When a version adopted admits this member or takes it out, the service posts its own ``activate`` or
 ``retire`` step. Those go through this function's queue output bindings, so the host wakes those
@@ -60,10 +62,13 @@ def consortium_tick(timer: func.TimerRequest, activate: func.Out[List[str]], ret
 
 def _follow(active: Callable[[], bool]) -> dict[str, Any]:
     outcome = platform().consortium.follow_closely(active)
-    mirrored = platform().node_infos.after_tick(outcome, platform().consortium.head())
+    head = platform().consortium.head()
+    mirrored = platform().node_infos.after_tick(outcome, head)
     copied = sorted(m for m, what in mirrored.items() if what == "copied")
     if copied:
         outcome["node_infos_copied"] = copied
+    if platform().node_info_publisher.after_tick(outcome, head) == "published":
+        outcome["node_infos_published"] = True
     return outcome
 
 

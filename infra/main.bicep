@@ -109,6 +109,7 @@ module storage 'modules/storage.bicep' = {
     vnetId: network.outputs.vnetId
     logAnalyticsId: monitoring.outputs.logAnalyticsId
     tags: tags
+    nodesPrincipalId: nodesIdentity.outputs.principalId
   }
 }
 

@@ -4,8 +4,10 @@ Runs on every node VM as ``python -m nodeagent``, started by a systemd timer (ev
 user of its own that can write only ``additional-node-infos`` (and its own state folder). Each run
 (``nodeagent.run``):
 
-1. reads the member's own ``consortium-public`` container, the only storage the nodes' identity has
-   a role on (Storage Blob Data Reader on that container, infra/modules/publication.bicep);
+1. reads the member's own ``consortium-public`` container, the only storage the nodes' identity may
+   read (Storage Blob Data Reader on that container, infra/modules/publication.bicep); the other role
+   it holds is on the member's private ``node-infos-inbox``, where the agent offers its own node's
+   ``NodeInfo`` file before each run (``nodeagent.inbox``) for the control plane to sign and publish;
 2. verifies the chain itself from the pinned genesis hash with ``chain.NodeTrust``, the control
    plane's own verification code, shipped to the VM byte for byte (infra/corda-node.cloud-init.yaml,
    checked by tests/nodeagent/test_cloud_init.py). The control plane's ``membership.json`` is not

@@ -9,6 +9,7 @@ Every key, and what it is for::
     managed_identity_client_id = "" # the nodes' user-assigned identity (empty: the VM's only identity)
     corda_dir = "/opt/corda"        # the node's base directory; the agent writes additional-node-infos/
     state_dir = "/var/lib/nodeagent"  # what the agent has verified, and its flag-day requests
+    inbox_url = "https://<account>.blob.core.windows.net/node-infos-inbox"  # optional (empty: off)
 
 ``credential`` says how the member's own ``consortium-public`` container is read:
 
@@ -18,6 +19,12 @@ Every key, and what it is for::
 - ``sas`` (locally, against Azurite, which has no Entra roles): ``container_url`` carries a
   read-only SAS scoped to the container (``tools.provision.public_read_sas``); the file is then a
   secret and is readable by the agent's user only.
+
+``inbox_url`` is the member's private ``node-infos-inbox`` container (in its own storage account,
+not the publication one), where the agent offers the ``NodeInfo`` file Corda wrote
+(``nodeagent.inbox``), with the same credential: the VM's identity holds Storage Blob Data
+Contributor on that container only; with ``sas`` the URL carries a SAS with create and write on
+that container only (``tools.provision.inbox_write_sas``). Empty: the node offers nothing.
 
 A value cloud-init could not fill in (a ``${...}`` placeholder left as it is) fails here, naming the key.
 """
@@ -38,6 +45,7 @@ DEFAULT_PATH = Path("/etc/nodeagent/config.toml")
 _GENESIS = re.compile(r"^[0-9a-f]{64}$")
 _CLIENT_ID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _CONTAINER = "consortium-public"
+_INBOX = "node-infos-inbox"  # shared.decisions.node_infos.INBOX_CONTAINER
 
 
 class Credential(StrEnum):
@@ -58,6 +66,8 @@ class AgentConfig:
     corda_dir: Path
     state_dir: Path
     managed_identity_client_id: str | None = None
+    #: The member's private inbox container (empty: this node offers nothing).
+    inbox_url: str = ""
 
     @property
     def node_infos_dir(self) -> Path:
@@ -65,7 +75,10 @@ class AgentConfig:
         return self.corda_dir / "additional-node-infos"
 
 
-_KEYS = {"member_id", "genesis", "container_url", "credential", "managed_identity_client_id", "corda_dir", "state_dir"}
+_KEYS = {
+    "member_id", "genesis", "container_url", "credential", "managed_identity_client_id", "corda_dir", "state_dir",
+    "inbox_url",
+}  # fmt: skip
 
 
 def _text(values: dict[str, Any], key: str, *, required: bool = True) -> str:
@@ -93,17 +106,8 @@ def parse(values: dict[str, Any]) -> AgentConfig:
         credential = Credential(_text(values, "credential"))
     except ValueError:
         raise ConfigError(f"credential must be one of {', '.join(c.value for c in Credential)}") from None
-    url = _text(values, "container_url")
-    parts = urlsplit(url)
-    if parts.scheme not in ("https", "http") or not parts.netloc or not parts.path.rstrip("/").endswith(_CONTAINER):
-        raise ConfigError(f"container_url must be the URL of the member's {_CONTAINER} container")
-    if credential is Credential.SAS and "sig=" not in parts.query:
-        raise ConfigError('container_url carries no SAS (sig=...), which credential = "sas" needs')
-    if credential is Credential.MANAGED_IDENTITY:
-        if parts.query:
-            raise ConfigError('container_url must carry no query string with credential = "managed-identity"')
-        if parts.scheme != "https":
-            raise ConfigError('container_url must be https with credential = "managed-identity"')
+    url = _container_url(values, "container_url", _CONTAINER, credential)
+    inbox_url = _container_url(values, "inbox_url", _INBOX, credential, required=False)
     client_id = _text(values, "managed_identity_client_id", required=False) or None
     if client_id is not None and not _CLIENT_ID.fullmatch(client_id):
         raise ConfigError("managed_identity_client_id must be a client id (a GUID), or empty")
@@ -112,7 +116,26 @@ def parse(values: dict[str, Any]) -> AgentConfig:
     for key, path in (("corda_dir", corda_dir), ("state_dir", state_dir)):
         if not path.is_absolute():
             raise ConfigError(f"{key} must be an absolute path")
-    return AgentConfig(member_id, genesis, url, credential, corda_dir, state_dir, client_id)
+    return AgentConfig(member_id, genesis, url, credential, corda_dir, state_dir, client_id, inbox_url)
+
+
+def _container_url(
+    values: dict[str, Any], key: str, container: str, credential: Credential, *, required: bool = True
+) -> str:
+    url = _text(values, key, required=required)
+    if not url:
+        return url
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.netloc or not parts.path.rstrip("/").endswith(container):
+        raise ConfigError(f"{key} must be the URL of the member's {container} container")
+    if credential is Credential.SAS and "sig=" not in parts.query:
+        raise ConfigError(f'{key} carries no SAS (sig=...), which credential = "sas" needs')
+    if credential is Credential.MANAGED_IDENTITY:
+        if parts.query:
+            raise ConfigError(f'{key} must carry no query string with credential = "managed-identity"')
+        if parts.scheme != "https":
+            raise ConfigError(f'{key} must be https with credential = "managed-identity"')
+    return url
 
 
 def load(path: Path = DEFAULT_PATH) -> AgentConfig:

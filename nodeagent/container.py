@@ -1,4 +1,5 @@
-"""Reading the member's own ``consortium-public`` container: the one thing the agent reads.
+"""Reading the member's own ``consortium-public`` container: the one thing the agent reads; and the
+agent's one write, its node's ``NodeInfo`` file offered in the member's inbox (``BlobInbox``).
 
 ``Container`` is the port (bytes in, nothing believed yet); ``BlobContainer`` its adapter over
 ``azure-storage-blob``, built from the agent's config: with the VM's managed identity in Azure, with a
@@ -9,9 +10,11 @@ throttling, 5xx, a role not granted yet) raises ``Unavailable``, and the run cha
 
 from __future__ import annotations
 
+import socket
 from typing import Any, Protocol
 
 from nodeagent.config import AgentConfig, Credential
+from shared.decisions.node_infos import INBOX_CONTAINER
 
 
 class Unavailable(RuntimeError):
@@ -74,3 +77,56 @@ class BlobContainer:
 def _status(error: Exception) -> str:
     code = getattr(error, "status_code", None)
     return f"HTTP {code}" if code else ""
+
+
+class BlobInbox:
+    """``nodeagent.inbox.Inbox`` over the member's ``node-infos-inbox`` container (same credential)."""
+
+    def __init__(self, client: Any):
+        self.client = client
+
+    @classmethod
+    def from_config(cls, config: AgentConfig, **options: Any) -> BlobInbox:
+        from azure.storage.blob import ContainerClient, LinearRetry
+
+        options = {
+            **CLIENT_OPTIONS,
+            "retry_policy": LinearRetry(backoff=2, random_jitter_range=1, retry_total=1),
+            **options,
+        }
+        if config.credential is Credential.SAS:
+            return cls(ContainerClient.from_container_url(config.inbox_url, **options))
+        from azure.identity import ManagedIdentityCredential
+
+        identity = ManagedIdentityCredential(client_id=config.managed_identity_client_id)
+        return cls(ContainerClient.from_container_url(config.inbox_url, credential=identity, **options))
+
+    def refresh(self, name: str) -> bool:
+        from azure.core.exceptions import AzureError, ResourceNotFoundError
+
+        try:
+            self.client.get_blob_client(name).set_blob_metadata({"host": socket.gethostname()[:64]})
+        except ResourceNotFoundError:
+            return False
+        except AzureError as error:
+            raise _unavailable("refresh", name, error) from None
+        return True
+
+    def create(self, name: str, data: bytes) -> None:
+        from azure.core.exceptions import AzureError, ResourceExistsError
+
+        try:
+            self.client.upload_blob(name, data, overwrite=False, metadata={"host": socket.gethostname()[:64]})
+        except ResourceExistsError:
+            return  # content-addressed: the same bytes are there
+        except AzureError as error:
+            raise _unavailable("upload", name, error) from None
+
+
+def _unavailable(what: str, name: str, error: Exception) -> Unavailable:
+    from azure.core.exceptions import ClientAuthenticationError
+
+    where = f"{what} {INBOX_CONTAINER}/{name}"
+    if isinstance(error, ClientAuthenticationError):
+        return Unavailable(f"{where}: not authorized ({_status(error)}): check the identity's role")
+    return Unavailable(f"{where}: {type(error).__name__} {_status(error)}".rstrip())

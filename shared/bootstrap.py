@@ -17,12 +17,13 @@ from shared.adapters import metering
 from shared.adapters.blob_leases import BlobLeaseStore
 from shared.adapters.blob_state import CONTAINER, BlobStateStore
 from shared.adapters.compute import ArmScaleSets
+from shared.adapters.inbox_blobs import BlobInbox
 from shared.adapters.keyvault import KeyVaultKeyStore
 from shared.adapters.metrics import MonitorMetrics
 from shared.adapters.published_blobs import PeerBlobs, PublicBlobs
 from shared.adapters.storage import blob_service, queue_service
 from shared.adapters.storage_queues import StorageQueues
-from shared.decisions import chain
+from shared.decisions import chain, node_infos
 from shared.decisions.agreement import Timing
 from shared.decisions.autoscale import ScalePolicy
 from shared.decisions.forecast import ForecastPolicy, Mode
@@ -34,7 +35,7 @@ from shared.services.autoscale import Autoscaler
 from shared.services.consortium import Consortium, FastFollow, Identity
 from shared.services.health import HealthMonitor, parse_ports
 from shared.services.leadership import Coordinator, holder_identity
-from shared.services.node_infos import NodeInfoMirror
+from shared.services.node_infos import NodeInfoMirror, NodeInfoPublisher
 from shared.services.onboarding import Onboarding
 from shared.services.records import Events, Rejections
 from shared.services.rotation import KeyRotator
@@ -131,6 +132,22 @@ class Platform:
         return NodeInfoMirror(self.member_id, consortium.public, consortium.peers, consortium.rejections)
 
     @cached_property
+    def node_info_publisher(self) -> NodeInfoPublisher:
+        """This member's own nodes' node infos, from its private inbox to its container, signed."""
+        consortium = self.consortium
+        return NodeInfoPublisher(
+            self.member_id, BlobInbox.from_settings(self.settings.values), consortium.public, self.keys,
+            self.state, consortium.rejections, SystemClock(),
+        )  # fmt: skip
+
+    @cached_property
+    def inbox_url(self) -> str:
+        """The nodes' ``node-infos-inbox`` container: in the app's own storage account, so derived from the
+        ``AzureWebJobsStorage`` setting the app already reads (no second setting to keep in step)."""
+        service = blob_service(self.settings.values)
+        return f"{service.primary_endpoint.rstrip('/')}/{node_infos.INBOX_CONTAINER}"
+
+    @cached_property
     def onboarding(self) -> Onboarding:
         return Onboarding(
             member_id=self.member_id,
@@ -145,6 +162,7 @@ class Platform:
             holder=self.holder,
             lease_seconds=self.lease_seconds,
             poll_seconds=self.settings.integer("ONBOARDING_POLL_SECONDS", minimum=1, maximum=300),
+            inbox_url=self.inbox_url,
         )
 
     def status(self) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from azure.storage.blob import ContainerSasPermissions, generate_container_sas
 
 from shared.adapters.blob_state import CONTAINER as STATE_CONTAINER
 from shared.adapters.storage import blob_service, queue_service
+from shared.decisions import node_infos
 from shared.services import onboarding, rotation
 from shared.services.records import EVENTS_QUEUE
 
@@ -38,7 +39,7 @@ HOSTS_CONTAINER = "azure-webjobs-hosts"
 #: The queues functions are triggered by; each has a ``-poison`` twin.
 TRIGGER_QUEUES: tuple[str, ...] = (*onboarding.QUEUES, rotation.REQUESTS)
 QUEUES: tuple[str, ...] = (*TRIGGER_QUEUES, *(f"{q}-poison" for q in TRIGGER_QUEUES), EVENTS_QUEUE)
-CONTAINERS: tuple[str, ...] = (STATE_CONTAINER, PUBLIC_CONTAINER, HOSTS_CONTAINER)
+CONTAINERS: tuple[str, ...] = (STATE_CONTAINER, PUBLIC_CONTAINER, HOSTS_CONTAINER, node_infos.INBOX_CONTAINER)
 #: The longest a read credential may live: a user delegation SAS, its Azure counterpart, lives at most 7 days.
 MAX_SAS_LIFETIME = timedelta(days=7)
 #: A SAS starts this long before it is made, so a clock a little behind the storage's still accepts it.
@@ -93,6 +94,29 @@ def public_read_sas(
         container_name=PUBLIC_CONTAINER,
         account_key=account_key,
         permission=ContainerSasPermissions(read=True, list=True),
+        start=now - CLOCK_SKEW,
+        expiry=now + lifetime,
+    )
+
+
+def inbox_write_sas(
+    account: str,
+    account_key: str,
+    *,
+    lifetime: timedelta = MAX_SAS_LIFETIME,
+    now: datetime | None = None,
+) -> str:
+    """A service SAS token (no leading ``?``) that creates and writes blobs in ``account``'s
+    ``node-infos-inbox`` only (``sr=c``, ``sp=cw``: no read, no list, no delete): what a local node
+    agent offers its ``NodeInfo`` file with (``nodeagent.inbox``)."""
+    if not timedelta(0) < lifetime <= MAX_SAS_LIFETIME:
+        raise ValueError(f"a write credential lives more than 0 and at most {MAX_SAS_LIFETIME}, not {lifetime}")
+    now = now or datetime.now(UTC)
+    return generate_container_sas(
+        account_name=account,
+        container_name=node_infos.INBOX_CONTAINER,
+        account_key=account_key,
+        permission=ContainerSasPermissions(create=True, write=True),
         start=now - CLOCK_SKEW,
         expiry=now + lifetime,
     )

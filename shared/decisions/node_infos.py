@@ -46,6 +46,17 @@ MAX_NETWORK_PARAMETERS_BYTES = 1024 * 1024
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 FLAG_DAY_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 FLAG_DAY = "flag-day.json"
+#: The private container (in the member's own storage account) where its nodes' agents offer the
+#: ``NodeInfo`` file Corda wrote, each blob named by the SHA-256 of its bytes; the control plane signs
+#: and publishes what is current there (``shared.services.node_infos.NodeInfoPublisher``).
+INBOX_CONTAINER = "node-infos-inbox"
+#: An agent refreshes its file's blob (its Last-Modified, set by the storage service) this often...
+INBOX_REFRESH_SECONDS = 600
+#: ... and a file whose blob was not refreshed for this long is no longer current: its node is gone
+#: (deleted, deallocated, or it wrote a new file). Three refreshes missed, so one slow run drops nothing.
+INBOX_CURRENT_SECONDS = 1800
+#: Corda's serialization header: ``corda`` then two version bytes (``amqpMagic``; the version varies).
+CORDA_MAGIC = b"corda"
 #: On disk, a member's node-info file is ``nodeInfo-{member_id}-{sha256}`` (see ``disk_name``).
 _DISK_NAME = re.compile(r"^nodeInfo-(" + MEMBER_ID.pattern.strip("^$") + r")-([0-9a-f]{64})$")
 
@@ -298,6 +309,11 @@ def not_ready(decision: RestartDecision, problem: NodeInfoError) -> RestartDecis
 def unsigned_index(member_id: str, files: Iterable[bytes], *, seq: int, issued_at: str, kid: str) -> dict[str, Any]:
     """The index of ``files`` before the member signs it (``sig`` over ``chain.own_signing_bytes``)."""
     entries = {hashlib.sha256(f).hexdigest(): len(f) for f in files}
+    return index_document(member_id, entries, seq=seq, issued_at=issued_at, kid=kid)
+
+
+def index_document(member_id: str, entries: Mapping[str, int], *, seq: int, issued_at: str, kid: str) -> dict[str, Any]:
+    """The index listing ``entries`` (SHA-256 -> size), before the member signs it."""
     return {
         "member_id": member_id,
         "seq": seq,
@@ -310,3 +326,76 @@ def unsigned_index(member_id: str, files: Iterable[bytes], *, seq: int, issued_a
 def signed_bytes(document: Mapping[str, Any], sig: str) -> bytes:
     """How an index or a flag day is published: RFC 8785 of the document with its signature."""
     return chain.canonical({**document, "sig": sig})
+
+
+# --- the member's own nodes: what its inbox offers ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InboxBlob:
+    """A file a node's agent offered in the member's private inbox, as listed (nothing read yet):
+    its name (the SHA-256 its agent says its bytes have), size, and Last-Modified, which the storage
+    service sets when the agent uploads or refreshes it (``nodeagent.inbox``)."""
+
+    name: str
+    size: int
+    modified: datetime
+
+
+@dataclass(frozen=True)
+class InboxView:
+    """What the member publishes from its inbox, by the one rule of ``sort_inbox``."""
+
+    #: Current: listed in the next index (each still checked by ``check_offered`` once read).
+    current: tuple[InboxBlob, ...]
+    #: No longer current: left out of the index, then removed from the inbox.
+    stale: tuple[InboxBlob, ...]
+    #: Not a node-info file whatever its bytes (named otherwise, empty or too large): refused unread.
+    refused: tuple[tuple[InboxBlob, NodeInfoError], ...]
+
+
+_SHA256 = re.compile(SHA256_PATTERN)
+
+
+def sort_inbox(blobs: Iterable[InboxBlob], *, now: datetime, may_drop: bool, published: Iterable[str]) -> InboxView:
+    """The rule: a file is current while its node refreshes it, that is while its blob was modified less
+    than ``INBOX_CURRENT_SECONDS`` before ``now`` (the newest ``MAX_NODE_INFOS`` of them). A node that is
+    deleted or stopped, or that wrote a new file, stops refreshing the old one, which drops out.
+
+    ``may_drop`` is false while the control plane cannot tell that the nodes had the chance to refresh
+    (it has not watched the inbox without a gap for a refresh interval: a cold start, or after the
+    inbox could not be read): then a file already ``published`` stays current, however old, and only
+    new files are added. An outage of the account never empties the member's index."""
+    keep = set(published)
+    current: list[InboxBlob] = []
+    stale: list[InboxBlob] = []
+    refused: list[tuple[InboxBlob, NodeInfoError]] = []
+    for blob in blobs:
+        where = f"{INBOX_CONTAINER}/{blob.name}"
+        if not _SHA256.fullmatch(blob.name):
+            refused.append((blob, NodeInfoError(Rule.SHAPE, where, "not named by the SHA-256 of its bytes")))
+        elif not 1 <= blob.size <= MAX_NODE_INFO_BYTES:
+            refused.append((blob, NodeInfoError(Rule.SHAPE, where, f"{blob.size} bytes: not a NodeInfo file")))
+        elif (now - blob.modified).total_seconds() < INBOX_CURRENT_SECONDS or (not may_drop and blob.name in keep):
+            current.append(blob)
+        else:
+            stale.append(blob)
+    current.sort(key=lambda b: (b.modified, b.name), reverse=True)
+    return InboxView(tuple(current[:MAX_NODE_INFOS]), tuple(stale), tuple(refused))
+
+
+def check_offered(name: str, data: bytes) -> bytes:
+    """An offered file's bytes, if they are well-formed enough to publish: at most
+    ``MAX_NODE_INFO_BYTES``, hashing to the name they were offered under, and starting with Corda's
+    serialization header (``corda`` and two version bytes). Nothing more can be checked here: a
+    ``NodeInfo`` file is a ``SignedNodeInfo`` in Corda's AMQP serialization, which this code does not
+    parse (nor verify its node's signature over it); Corda does, on every node that reads it."""
+    where = f"{INBOX_CONTAINER}/{name}"
+    if not 1 <= len(data) <= MAX_NODE_INFO_BYTES:
+        raise NodeInfoError(Rule.SHAPE, where, f"{len(data)} bytes: not a NodeInfo file")
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != name:
+        raise NodeInfoError(Rule.HASH, where, f"its bytes hash to {actual[:12]}, not to its name")
+    if not data.startswith(CORDA_MAGIC) or len(data) <= len(CORDA_MAGIC) + 2:
+        raise NodeInfoError(Rule.SHAPE, where, "does not start with Corda's serialization header")
+    return data

@@ -96,10 +96,14 @@ class ScaleSetSpec:
                 values[k] = fields[k]
         return cls(name=name, location=location, capacity=capacity, tags=dict(tags), **values)
 
-    def node_config(self, *, member_id: str, genesis_hash: str, public_container_url: str) -> ScaleSetSpec:
+    def node_config(
+        self, *, member_id: str, genesis_hash: str, public_container_url: str, inbox_container_url: str = ""
+    ) -> ScaleSetSpec:
         """This spec with the node agent's placeholders in its cloud-init filled: ``${MEMBER_ID}``,
         ``${GENESIS_HASH}``, ``${PUBLIC_CONTAINER_URL}`` (without a query string: the nodes read it with
-        their identity) and ``${NODES_IDENTITY_CLIENT_ID}``. A placeholder it cannot fill, or one it does
+        their identity), ``${NODES_IDENTITY_CLIENT_ID}`` and ``${INBOX_CONTAINER_URL}`` (the private
+        ``node-infos-inbox`` container of the app's own storage account, where the nodes offer their
+        ``NodeInfo`` files; also without a query string). A placeholder it cannot fill, or one it does
         not know, is a ValueError naming it: a node must never start with an unfilled config."""
         if not self.custom_data:
             return self
@@ -111,10 +115,12 @@ class ScaleSetSpec:
             "MEMBER_ID": member_id, "GENESIS_HASH": genesis_hash,
             "PUBLIC_CONTAINER_URL": public_container_url.split("?", 1)[0],
             "NODES_IDENTITY_CLIENT_ID": self.node_identity_client_id,
+            "INBOX_CONTAINER_URL": inbox_container_url.split("?", 1)[0],
         }  # fmt: skip
         needs = {"MEMBER_ID": "CONSORTIUM_MEMBER_ID", "GENESIS_HASH": "CONSORTIUM_GENESIS_HASH",
                  "PUBLIC_CONTAINER_URL": "CONSORTIUM_PUBLIC_ENDPOINT",
-                 "NODES_IDENTITY_CLIENT_ID": "SCALE_SET_TEMPLATE's node_identity_client_id"}  # fmt: skip
+                 "NODES_IDENTITY_CLIENT_ID": "SCALE_SET_TEMPLATE's node_identity_client_id",
+                 "INBOX_CONTAINER_URL": "AzureWebJobsStorage (the app's own storage account)"}  # fmt: skip
         for name in dict.fromkeys(PLACEHOLDER.findall(text)):
             if name not in values:
                 raise ValueError(f"the cloud-init names ${{{name}}}, which the control plane does not fill")

@@ -105,6 +105,8 @@ class Onboarding:
     holder: str
     lease_seconds: int = 15
     poll_seconds: int = 10
+    #: The private ``node-infos-inbox`` container's URL, for the node agents' config (``node_config``).
+    inbox_url: str = ""
     events: Events = field(init=False)
     rejections: Rejections = field(init=False)
 
@@ -311,7 +313,8 @@ class Onboarding:
                         self.template, name=name, location=record["region"], capacity=0,
                         tags={"member_id": mid, "request_id": rid, "consortium": "corda"},
                     ).node_config(member_id=mid, genesis_hash=self.consortium.genesis,
-                                  public_container_url=self.consortium.identity.endpoint)  # fmt: skip
+                                  public_container_url=self.consortium.identity.endpoint,
+                                  inbox_container_url=self.inbox_url)  # fmt: skip
                 except ValueError as e:
                     raise PermanentError(str(e), reason="template") from None
                 operation = self.scalesets.begin_create_or_update(spec)

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TEXT = node_cloud_init.CLOUD_INIT.read_text(encoding="utf-8")
 DOC: dict[str, Any] = yaml.safe_load(TEXT)
 FILES = {f["path"]: f for f in DOC["write_files"]}
-PLACEHOLDERS = {"MEMBER_ID", "GENESIS_HASH", "PUBLIC_CONTAINER_URL", "NODES_IDENTITY_CLIENT_ID"}
+PLACEHOLDERS = {"MEMBER_ID", "GENESIS_HASH", "PUBLIC_CONTAINER_URL", "NODES_IDENTITY_CLIENT_ID", "INBOX_CONTAINER_URL"}
 
 
 def content(path: str) -> bytes:
@@ -76,9 +76,11 @@ def test_the_agents_config_has_the_documented_placeholders_and_refuses_to_run_un
         .replace("${GENESIS_HASH}", "ab" * 32)
         .replace("${PUBLIC_CONTAINER_URL}", "https://stpubbanka.blob.core.windows.net/consortium-public")
         .replace("${NODES_IDENTITY_CLIENT_ID}", "00000000-0000-0000-0000-000000000001")
+        .replace("${INBOX_CONTAINER_URL}", "https://stbanka.blob.core.windows.net/node-infos-inbox")
     )
     config = parse(tomllib.loads(filled))
     assert config.credential.value == "managed-identity"
+    assert config.inbox_url == "https://stbanka.blob.core.windows.net/node-infos-inbox"
     assert str(config.node_infos_dir) == "/opt/corda/additional-node-infos"
     assert str(config.state_dir) == "/var/lib/nodeagent"
 
@@ -157,6 +159,7 @@ def test_the_control_plane_fills_the_agents_placeholders_when_it_creates_the_sca
     spec = _spec(base64.b64encode(TEXT.encode()).decode()).node_config(
         member_id="bank-a", genesis_hash="ab" * 32,
         public_container_url="https://stpubbanka.blob.core.windows.net/consortium-public?sv=x&sig=y",
+        inbox_container_url="https://stbanka.blob.core.windows.net/node-infos-inbox",
     )  # fmt: skip
     filled = base64.b64decode(spec.custom_data).decode()
     assert not re.search(r"\$\{[A-Z_]+\}", filled)
@@ -165,6 +168,7 @@ def test_the_control_plane_fills_the_agents_placeholders_when_it_creates_the_sca
     assert (config.member_id, config.genesis) == ("bank-a", "ab" * 32)
     assert config.container_url == "https://stpubbanka.blob.core.windows.net/consortium-public", "no SAS on a VM"
     assert config.managed_identity_client_id == "00000000-0000-0000-0000-000000000001"
+    assert config.inbox_url == "https://stbanka.blob.core.windows.net/node-infos-inbox", "private account, no SAS"
 
 
 @pytest.mark.parametrize(
@@ -177,6 +181,7 @@ def test_the_control_plane_fills_the_agents_placeholders_when_it_creates_the_sca
             r"\$\{GENESIS_HASH\}: set CONSORTIUM_GENESIS_HASH",
         ),
         ("client = ${NODES_IDENTITY_CLIENT_ID}\n", "", "ab" * 32, "node_identity_client_id"),
+        ("inbox = ${INBOX_CONTAINER_URL}\n", "c", "ab" * 32, r"\$\{INBOX_CONTAINER_URL\}: set AzureWebJobsStorage"),
         (
             "secret = ${SOMETHING_ELSE}\n",
             "c",

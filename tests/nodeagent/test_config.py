@@ -12,6 +12,8 @@ from nodeagent.config import ConfigError, Credential, load, parse
 
 SAS_URL = "http://127.0.0.1:10000/banka/consortium-public?sv=2024-01-01&sr=c&sp=rl&sig=abc"
 AZURE_URL = "https://stpubbanka.blob.core.windows.net/consortium-public"
+INBOX_URL = "https://stbanka.blob.core.windows.net/node-infos-inbox"
+INBOX_SAS_URL = "http://127.0.0.1:10000/banka/node-infos-inbox?sv=2024-01-01&sr=c&sp=cw&sig=abc"
 GOOD: dict[str, Any] = {
     "member_id": "bank-a",
     "genesis": "ab" * 32,
@@ -52,6 +54,17 @@ ROWS = [
     Row("a relative corda_dir is refused", {"corda_dir": "corda"}, "corda_dir must be an absolute path"),
     Row("a member id outside the pattern is refused", {"member_id": "Bank A"}, "member_id 'Bank A' must match"),
     Row("a value of the wrong type is refused", {"state_dir": 7}, "state_dir must be a string"),
+    Row("the inbox's plain URL with the managed identity is accepted", {"inbox_url": INBOX_URL}, None),
+    Row("an inbox SAS URL with credential sas is accepted", {"credential": "sas", "container_url": SAS_URL,
+                                                            "inbox_url": INBOX_SAS_URL}, None),
+    Row("an inbox placeholder cloud-init left is refused by name", {"inbox_url": "${INBOX_CONTAINER_URL}"},
+        "inbox_url is still the placeholder"),
+    Row("an inbox URL of another container is refused", {"inbox_url": AZURE_URL},
+        "inbox_url must be the URL of the member's node-infos-inbox"),
+    Row("sas without a SAS in the inbox URL is refused", {"credential": "sas", "container_url": SAS_URL,
+                                                         "inbox_url": INBOX_URL}, "inbox_url carries no SAS"),
+    Row("a SAS in the inbox URL with the managed identity is refused",
+        {"inbox_url": INBOX_SAS_URL.replace("http://", "https://")}, "inbox_url must carry no query string"),
 ]  # fmt: skip
 
 
@@ -61,6 +74,7 @@ def test_config_rules(row: Row) -> None:
     if row.error is None:
         config = parse(values)
         assert config.node_infos_dir == Path(values["corda_dir"]) / "additional-node-infos"
+        assert config.inbox_url == values.get("inbox_url", ""), "no inbox_url: the node offers nothing"
     else:
         with pytest.raises(ConfigError) as caught:
             parse(values)

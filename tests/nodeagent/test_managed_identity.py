@@ -9,6 +9,7 @@ audience, issuer and lifetime, not the signature). Which container the identity 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -21,6 +22,7 @@ import pytest
 from azure.core.exceptions import AzureError, ClientAuthenticationError, HttpResponseError
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
+from shared.decisions import node_infos
 from tests.conftest import admin
 from tests.nodeagent.conftest import ACCOUNT, Published
 from tests.nodeagent.test_agent_azurite import World, publish_all
@@ -78,6 +80,7 @@ def oauth_azurite(
                     raise RuntimeError(f"Azurite over HTTPS did not start: see {folder / 'azurite.log'}") from None
                 time.sleep(0.2)
         service.create_container("consortium-public")
+        service.create_container(node_infos.INBOX_CONTAINER)
         admin(emulator_instance, "PUT", f"/_admin/principals/{NODES}", {})
         yield served
     finally:
@@ -98,12 +101,14 @@ def mi_published(oauth_azurite: OAuthAzurite) -> Published:
     return Published(writer, f"{oauth_azurite.blob_url}/{ACCOUNT}/consortium-public")
 
 
-def run_agent(tmp_path: Path, handle: EmulatorHandle, bundle: Path, url: str, genesis: str, client_id: str) -> str:
+def run_agent(
+    tmp_path: Path, handle: EmulatorHandle, bundle: Path, url: str, genesis: str, client_id: str, inbox_url: str = ""
+) -> str:
     config = tmp_path / "config.toml"
     config.write_text(
         f'member_id = "bank-a"\ngenesis = "{genesis}"\ncontainer_url = "{url}"\ncredential = "managed-identity"\n'
         f'managed_identity_client_id = "{client_id}"\ncorda_dir = "{tmp_path / "corda"}"\n'
-        f'state_dir = "{tmp_path / "state"}"\n'
+        f'state_dir = "{tmp_path / "state"}"\ninbox_url = "{inbox_url}"\n'
     )
     env = {**os.environ, "AZURE_POD_IDENTITY_AUTHORITY_HOST": handle.url, "REQUESTS_CA_BUNDLE": str(bundle)}
     done = subprocess.run([sys.executable, "-m", "nodeagent", "--config", str(config)], cwd=ROOT, env=env,
@@ -123,6 +128,28 @@ def test_the_agent_reads_with_the_vms_managed_identity_through_imds(
     assert out.startswith("0\n"), out
     assert "INFO nodeagent: chain version 1" in out and "3 written" in out
     assert len(list((tmp_path / "corda" / "additional-node-infos").glob("nodeInfo-*"))) == 3
+
+
+def test_the_agent_offers_its_nodes_file_to_the_inbox_with_the_same_identity(
+    emulator_instance: EmulatorHandle, oauth_azurite: OAuthAzurite, mi_published: Published, tmp_path: Path
+) -> None:
+    world = World()
+    publish_all(mi_published, world)
+    node = b"corda\x01\x00 bank-a's own node"
+    (tmp_path / "corda").mkdir()
+    (tmp_path / "corda" / "nodeInfo-ABC123").write_bytes(node)
+    inbox_url = f"{oauth_azurite.blob_url}/{ACCOUNT}/{node_infos.INBOX_CONTAINER}"
+
+    out = run_agent(tmp_path, emulator_instance, oauth_azurite.ca_bundle, mi_published.read_url, world.genesis,
+                    imds.client_id_for(NODES), inbox_url)  # fmt: skip
+
+    assert out.startswith("0\n"), out
+    assert "own node info uploaded" in out and "3 written" in out
+    inbox = ContainerClient.from_container_url(
+        inbox_url, credential={"account_name": ACCOUNT, "account_key": azurite.ACCOUNT_KEY},
+        connection_verify=str(oauth_azurite.ca_bundle),
+    )  # fmt: skip
+    assert inbox.download_blob(hashlib.sha256(node).hexdigest()).readall() == node
 
 
 def test_an_identity_imds_does_not_know_changes_nothing(

@@ -86,6 +86,21 @@ class Bank:
         self.key = new_key(self.member_id)
 
 
+@dataclass
+class GovernanceKey:
+    """The member's key in its vault: the KeyStore's ``sign`` over the key the chain lists for it."""
+
+    bank: Bank
+    signed: list[str] = field(default_factory=list)
+
+    def sign(self, kid: str, digest: bytes) -> bytes:
+        assert kid == self.bank.key.kid, "signs only with the kid the verified chain lists"
+        self.signed.append(kid)
+        der = self.bank.key.private.sign(digest, ec.ECDSA(Prehashed(hashes.SHA256())))
+        r, s = decode_dss_signature(der)
+        return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+
+
 def banks(*ids: str) -> dict[str, Bank]:
     return {i: Bank(i, new_key(i)) for i in ids}
 

@@ -92,12 +92,13 @@ class Report:
 def trust_from_disk(config: AgentConfig, state: StateDir) -> chain.NodeTrust:
     """The versions this agent verified before, verified again from the pinned genesis (no download)."""
     trust = chain.NodeTrust(config.genesis)
-    for version, raw in enumerate(state.versions()):
-        if not trust.accept_published(raw):
-            raise StateError(
-                f"{state.chain_dir / chain_file(version)} does not verify from the pinned genesis "
-                f"({trust.errors[-1].rule.value}): {trust.refused[-1]}"
-            )
+    stored = list(state.versions())
+    accepted = trust.accept_all(stored)  # the next one read while the ones before are checked
+    if accepted != len(stored):
+        raise StateError(
+            f"{state.chain_dir / chain_file(accepted)} does not verify from the pinned genesis "
+            f"({trust.errors[-1].rule.value}): {trust.refused[-1]}"
+        )
     return trust
 
 

@@ -32,9 +32,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
+import multiprocessing
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -50,6 +53,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from shared.messages import parse_x500
 from shared.naming import MEMBER_ID
+
+log = logging.getLogger(__name__)
 
 #: A published version is at most this large (50 members take about 25 KiB).
 MAX_DOCUMENT_BYTES = 1024 * 1024
@@ -348,7 +353,13 @@ _members: dict[str, Member] = {}
 
 
 def forget() -> None:
-    """Empty this process's caches (keys, entries, names): what a new deployment or node starts with."""
+    """Empty this process's caches (keys, entries, names) and stop its worker pools: what a new
+    deployment or node starts with."""
+    global _pool, _processes
+    for pool in (_pool, _processes):
+        if pool is not None and pool[0] == os.getpid():
+            pool[1].shutdown(wait=True)
+    _pool = _processes = None
     _public_key.cache_clear()
     x500_name.cache_clear()
     _entries.clear()
@@ -430,11 +441,45 @@ def _executor() -> ThreadPoolExecutor:
     return _pool[1]
 
 
-def verify_signatures(checks: Sequence[tuple[PublicJwk, str]], digest: bytes) -> list[bool]:
+#: A long read (``verify_published`` of at least this many versions) checks signatures in worker
+#: processes: threads would wait for the GIL the reading thread holds between two OpenSSL calls.
+PROCESSES_FROM = 64
+#: Versions whose signatures go to a worker process in one task (one round trip for several).
+BATCH = 16
+_processes: tuple[int, ProcessPoolExecutor] | None = None
+
+
+def _process_executor() -> ProcessPoolExecutor | None:
+    """Worker processes for signature checks (spawned: this process may have threads), one pool per
+    process; None on a machine with one core."""
+    global _processes
+    workers = (os.cpu_count() or 1) - 1
+    if workers < 1:
+        return None
+    if _processes is None or _processes[0] != os.getpid():
+        context = multiprocessing.get_context("spawn")
+        _processes = (os.getpid(), ProcessPoolExecutor(max_workers=workers, mp_context=context))
+    return _processes[1]
+
+
+#: Versions' signature checks as a worker process takes them: per version, its (x, y, signature) and digest.
+Batch = list[tuple[list[tuple[str, str, str]], bytes]]
+
+
+def _verify_batch(batch: Batch) -> list[list[bool]]:
+    """In a worker process: each version's (x, y, signature) checks over its digest."""
+    return [
+        [verify_signature(PublicJwk(kty="EC", crv="P-256", x=x, y=y), digest, sig) for x, y, sig in checks]
+        for checks, digest in batch
+    ]
+
+
+def verify_signatures(checks: Sequence[tuple[PublicJwk, str]], digest: bytes, *, spread: bool = True) -> list[bool]:
     """``verify_signature`` of each (key, signature) over one ``digest``, in order; spread over the
-    machine's cores when there are enough of them to be worth it."""
+    machine's cores when there are enough of them to be worth it (``spread``: not when the caller
+    already runs it on a worker, as ``verify_published`` does)."""
     workers = os.cpu_count() or 1
-    if workers < 2 or len(checks) < PARALLEL_FROM:
+    if not spread or workers < 2 or len(checks) < PARALLEL_FROM:
         return [verify_signature(jwk, digest, sig) for jwk, sig in checks]
     size = -(-len(checks) // workers)
     chunks = [checks[i : i + size] for i in range(0, len(checks), size)]
@@ -500,20 +545,36 @@ class SignatureResult:
         return "; ".join(parts)
 
 
-def signature_result(base: Document | None, document: Document, digest: bytes) -> SignatureResult:
-    """Count ``document``'s signatures against the version before it (``None`` for genesis);
-    ``digest`` is the SHA-256 of its signing bytes (``bytes.fromhex(document_hash(raw))``)."""
+#: A version's signatures as listed: (signature, the signer it claims to be, whether listed before).
+Listed = list[tuple["Signature", "Signer | None", bool]]
+
+
+def _signature_plan(
+    base: Document | None, document: Document
+) -> tuple[dict[tuple[str, str], Signer], Listed, list[tuple[PublicJwk, str]]]:
+    """Who may sign ``document``, its signatures as listed, and the (key, signature) pairs to check."""
     signers = electorate(base, document)
-    valid: set[tuple[str, str]] = set()
-    invalid: list[tuple[str, str, str]] = []
+    listed: Listed = []
     seen: set[tuple[str, str]] = set()
-    listed: list[tuple[Signature, Signer | None, bool]] = []  # (signature, its signer, listed before)
     for s in document.signatures:
         key = (s.member_id, s.kid)
         listed.append((s, signers.get(key), key in seen))
         seen.add(key)
     checks = [(signer.key.jwk, s.sig) for s, signer, twice in listed if signer is not None and not twice]
-    verdicts = iter(verify_signatures(checks, digest))
+    return signers, listed, checks
+
+
+def _signature_count(
+    base: Document | None,
+    document: Document,
+    signers: dict[tuple[str, str], Signer],
+    listed: Listed,
+    verdicts: Sequence[bool],
+) -> SignatureResult:
+    """The ``SignatureResult`` of ``listed`` given the verdicts of its checks, in order."""
+    valid: set[tuple[str, str]] = set()
+    invalid: list[tuple[str, str, str]] = []
+    remaining = iter(verdicts)
     for s, signer, twice in listed:
         key = (s.member_id, s.kid)
         if twice:
@@ -521,7 +582,7 @@ def signature_result(base: Document | None, document: Document, digest: bytes) -
         elif signer is None:
             version = "version " + (str(base.version) if base else "0")
             invalid.append((s.member_id, s.kid, f"not a key {version} lists for {s.member_id}"))
-        elif not next(verdicts):
+        elif not next(remaining):
             invalid.append((s.member_id, s.kid, "signature does not verify"))
         else:
             valid.add(key)
@@ -530,6 +591,13 @@ def signature_result(base: Document | None, document: Document, digest: bytes) -
     counted = frozenset(signers[k].member_id for k in valid if signers[k].counts)
     missing = frozenset(k for k, s in signers.items() if s.required and k not in valid)
     return SignatureResult(counted, threshold, missing, tuple(invalid), frozenset(valid))
+
+
+def signature_result(base: Document | None, document: Document, digest: bytes) -> SignatureResult:
+    """Count ``document``'s signatures against the version before it (``None`` for genesis);
+    ``digest`` is the SHA-256 of its signing bytes (``bytes.fromhex(document_hash(raw))``)."""
+    signers, listed, checks = _signature_plan(base, document)
+    return _signature_count(base, document, signers, listed, verify_signatures(checks, digest))
 
 
 def own_signing_bytes(document: Mapping[str, Any]) -> bytes:
@@ -615,28 +683,19 @@ def _changed_fields(before: Member | None, after: Member | None) -> str:
     return ", ".join(sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k)))
 
 
-def verify_genesis(pinned_hash: str, raw: Mapping[str, Any], *, digest: str | None = None) -> Trusted:
-    """Version 0, if it is the genesis this deployment was given and every founder signed it.
-
-    ``digest`` is the hash ``read_published`` computed from the same bytes, when it did."""
+def _genesis_shape(pinned_hash: str, raw: Mapping[str, Any], digest: str | None) -> Trusted:
+    """Version 0 checked for everything but its signatures (a ``Trusted`` only once they count)."""
     document = parse(raw)
     digest = digest or document_hash(raw)
     if document.version != 0:
         raise VersionError(f"version {document.version} where version 0 was expected", version=document.version)
     if digest != pinned_hash:
         raise GenesisHashError("genesis hash does not match", version=0, detail=f"{digest} is not {pinned_hash}")
-    result = signature_result(None, document, bytes.fromhex(digest))
-    if not result.sufficient:
-        raise SignatureError(
-            f"{document.label}: not signed as the contract requires", version=0, detail=result.explain()
-        )
     return Trusted(document, digest, raw)
 
 
-def verify_next(trusted: Trusted, raw: Mapping[str, Any], *, digest: str | None = None) -> Trusted:
-    """Version N+1 if it verifies against the trusted version N; else the ``ChainError`` of the rule.
-
-    ``digest`` is the hash ``read_published`` computed from the same bytes, when it did."""
+def _next_shape(trusted: Trusted, raw: Mapping[str, Any], digest: str | None) -> Trusted:
+    """Version N+1 checked against version N for everything but its signatures."""
     base = trusted.document
     document = parse(raw)
     v = document.version
@@ -661,13 +720,114 @@ def verify_next(trusted: Trusted, raw: Mapping[str, Any], *, digest: str | None 
             version=v,
             detail="; ".join(diff),
         )
-    digest = digest or document_hash(raw)
-    result = signature_result(base, document, bytes.fromhex(digest))
+    return Trusted(document, digest or document_hash(raw), raw)
+
+
+def _signed(candidate: Trusted, result: SignatureResult) -> Trusted:
     if not result.sufficient:
         raise SignatureError(
-            f"{document.label}: not signed as the contract requires", version=v, detail=result.explain()
+            f"{candidate.document.label}: not signed as the contract requires",
+            version=candidate.version,
+            detail=result.explain(),
         )
-    return Trusted(document, digest, raw)
+    return candidate
+
+
+def verify_genesis(pinned_hash: str, raw: Mapping[str, Any], *, digest: str | None = None) -> Trusted:
+    """Version 0, if it is the genesis this deployment was given and every founder signed it.
+
+    ``digest`` is the hash ``read_published`` computed from the same bytes, when it did."""
+    candidate = _genesis_shape(pinned_hash, raw, digest)
+    result = signature_result(None, candidate.document, bytes.fromhex(candidate.hash))
+    return _signed(candidate, result)
+
+
+def verify_next(trusted: Trusted, raw: Mapping[str, Any], *, digest: str | None = None) -> Trusted:
+    """Version N+1 if it verifies against the trusted version N; else the ``ChainError`` of the rule.
+
+    ``digest`` is the hash ``read_published`` computed from the same bytes, when it did."""
+    candidate = _next_shape(trusted, raw, digest)
+    result = signature_result(trusted.document, candidate.document, bytes.fromhex(candidate.hash))
+    return _signed(candidate, result)
+
+
+#: Versions whose signatures may be in flight at once in ``verify_published`` (bounds its memory).
+IN_FLIGHT = 64
+
+
+def verify_published(
+    pinned_hash: str, published: Sequence[bytes], *, after: Trusted | None = None
+) -> tuple[list[Trusted], ChainError | None]:
+    """Versions as their bytes were read, each against the one before (from the genesis, or after
+    ``after``): what ``verify_genesis`` and ``verify_next`` check, with the same errors, but while this
+    thread reads and checks version N+1, the signatures of the versions before are checked on the other
+    cores (in worker processes for a long read, ``PROCESSES_FROM``; else in threads). Returns the
+    versions that verified, in order, and the error of the first that did not (None when all did);
+    nothing after a version that failed is returned."""
+    processes = _process_executor() if len(published) >= PROCESSES_FROM else None
+    threads = _executor()
+    #: read, shape-checked versions whose signatures are being checked, oldest first
+    pending: list[tuple[Trusted, Document | None, Any, Any]] = []
+    verdicts: list[tuple[Future[list[list[bool]]], Batch]] = []  # one per batch of pending, in order
+    batch: Batch = []
+    verified: list[Trusted] = []
+    shape_error: ChainError | None = None
+    tentative = after
+
+    def send() -> None:
+        nonlocal processes
+        if not batch:
+            return
+        task = list(batch)
+        batch.clear()
+        if processes is not None:
+            try:
+                verdicts.append((processes.submit(_verify_batch, task), task))
+                return
+            except (BrokenProcessPool, OSError, RuntimeError) as error:  # no worker process: threads it is
+                log.warning("signature checks in threads: worker processes unavailable (%s)", error)
+                processes = None
+        verdicts.append((threads.submit(_verify_batch, task), task))
+
+    def settle() -> ChainError | None:
+        """Count the signatures of the oldest batch's versions (checked here if its worker died)."""
+        future, task = verdicts.pop(0)
+        try:
+            results = future.result()
+        except BrokenProcessPool as error:
+            log.warning("signature checks in this thread: a worker process died (%s)", error)
+            results = _verify_batch(task)
+        for found in results:
+            candidate, base, signers, listed = pending.pop(0)
+            try:
+                verified.append(_signed(candidate, _signature_count(base, candidate.document, signers, listed, found)))
+            except SignatureError as error:
+                return error
+        return None
+
+    for raw in published:
+        try:
+            document, digest = read_published(raw)
+            if tentative is None:
+                candidate, base = _genesis_shape(pinned_hash, document, digest), None
+            else:
+                candidate, base = _next_shape(tentative, document, digest), tentative.document
+        except ChainError as refused:
+            shape_error = refused
+            break
+        signers, listed, checks = _signature_plan(base, candidate.document)
+        batch.append(([(jwk.x, jwk.y, sig) for jwk, sig in checks], bytes.fromhex(candidate.hash)))
+        pending.append((candidate, base, signers, listed))
+        tentative = candidate
+        if len(batch) >= BATCH:
+            send()
+        if len(verdicts) * BATCH >= IN_FLIGHT and (unsigned := settle()) is not None:
+            return verified, unsigned
+    send()
+    while verdicts:
+        if (unsigned := settle()) is not None:
+            return verified, unsigned
+    return verified, shape_error
 
 
 def verify_chain(pinned_hash: str, versions: Sequence[Mapping[str, Any]]) -> list[Trusted]:
@@ -784,6 +944,17 @@ class NodeTrust:
             self.errors.append(error)
             return False
         return self.accept(document, digest=digest)
+
+    def accept_all(self, published: Sequence[bytes]) -> int:
+        """Versions N+1, N+2... as their bytes were read, in order (``verify_published``: the next one
+        is read while the signatures of the ones before are checked); stops at the first refused.
+        Returns how many were accepted."""
+        verified, error = verify_published(self.pinned, published, after=self.head)
+        self.chain.extend(verified)
+        if error is not None:
+            self.refused.append(str(error))
+            self.errors.append(error)
+        return len(verified)
 
     def members(self) -> tuple[Member, ...]:
         """The members the node may transact with: those the verified head lists."""

@@ -46,6 +46,79 @@ def test_each_invalid_vector_is_refused_naming_the_rule_it_breaks(case: dict[str
     assert str(refused.value).startswith(case["why"]), str(refused.value)
 
 
+def published(versions: list[dict[str, Any]]) -> list[bytes]:
+    return [chain.published_bytes(v) for v in versions]
+
+
+def test_a_chain_read_at_once_verifies_as_one_version_at_a_time_does() -> None:
+    """``verify_published`` checks version N's signatures while it reads N+1: same versions, same hashes."""
+    trusted, error = chain.verify_published(VALID["chain"]["genesis"], published(VALID["chain"]["versions"]))
+    assert error is None and [t.hash for t in trusted] == VALID["hashes"]
+    node = chain.NodeTrust(VALID["chain"]["genesis"])
+    assert node.accept_published(published(VALID["chain"]["versions"])[0])
+    assert node.accept_all(published(VALID["chain"]["versions"])[1:]) == len(VALID["hashes"]) - 1
+    assert [t.hash for t in node.chain] == VALID["hashes"] and not node.refused
+
+
+@pytest.mark.parametrize("case", VECTORS["invalid"], ids=[c["case"] for c in VECTORS["invalid"]])
+def test_a_chain_read_at_once_refuses_each_invalid_vector_where_one_at_a_time_does(case: dict[str, Any]) -> None:
+    node = chain.NodeTrust(case["chain"]["genesis"])
+    one_by_one = [v for v in published(case["chain"]["versions"]) if node.accept_published(v)]
+    trusted, error = chain.verify_published(case["chain"]["genesis"], published(case["chain"]["versions"]))
+    assert error is not None and str(error).startswith(case["why"]), str(error)
+    assert [t.hash for t in trusted] == [t.hash for t in node.chain[: len(one_by_one)]]
+    assert type(error) is type(node.errors[0])
+
+
+def test_a_bad_signature_stops_a_chain_read_at_once_there_even_when_a_later_version_breaks_another_rule() -> None:
+    versions = copy.deepcopy(VALID["chain"]["versions"])
+    versions[2]["signatures"][0]["sig"] = "A" * 86  # version 2: a signature that does not verify
+    versions[4]["previous"] = "0" * 64  # version 4: not chained
+    trusted, error = chain.verify_published(VALID["chain"]["genesis"], published(versions))
+    assert [t.version for t in trusted] == [0, 1]
+    assert isinstance(error, chain.SignatureError) and error.version == 2
+
+
+def long_chain(length: int) -> tuple[str, list[bytes]]:
+    """A genesis of three banks, then ``length`` rotate versions (each a new endpoint), as published."""
+    founders = banks("bank-a", "bank-b", "bank-c")
+    versions = [genesis(founders)]
+    trusted = chain.verify_genesis(chain.document_hash(versions[0]), versions[0])
+    for n in range(length):
+        bank = founders[("bank-a", "bank-b", "bank-c")[n % 3]]
+        entry = {**bank.entry, "endpoint": f"https://st{n}.blob.core.windows.net/consortium-public"}
+        document = sign(next_version(trusted, "rotate", bank.member_id, entry), *founders.values())
+        trusted = chain.verify_next(trusted, document)
+        versions.append(document)
+    return chain.document_hash(versions[0]), published(versions)
+
+
+def test_a_long_chain_is_checked_in_worker_processes_with_the_verdicts_of_this_one() -> None:
+    pinned, raws = long_chain(chain.PROCESSES_FROM + 5)
+    raws[40] = chain.published_bytes(
+        {**chain.parse_published(raws[40]), "signatures": [
+            {**s, "sig": "A" * 86} for s in chain.parse_published(raws[40])["signatures"]
+        ]}
+    )  # fmt: skip
+    chain.forget()
+    trusted, error = chain.verify_published(pinned, raws)
+    assert [t.version for t in trusted] == list(range(40))
+    assert isinstance(error, chain.SignatureError) and error.version == 40
+
+
+def test_without_worker_processes_a_long_chain_is_checked_in_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    from concurrent.futures.process import BrokenProcessPool
+
+    class Broken:
+        def submit(self, *_args: Any) -> None:
+            raise BrokenProcessPool("no processes here")
+
+    monkeypatch.setattr(chain, "_process_executor", lambda: Broken())
+    pinned, raws = long_chain(chain.PROCESSES_FROM)
+    trusted, error = chain.verify_published(pinned, raws)
+    assert error is None and len(trusted) == len(raws)
+
+
 def test_published_bytes_of_a_valid_version_read_back_as_the_same_document() -> None:
     for version in VALID["chain"]["versions"]:
         raw = chain.published_bytes(version)
@@ -360,7 +433,7 @@ def test_signatures_checked_on_several_cores_give_the_verdicts_of_one_core_in_th
     results = {}
     for mode, threshold in (("one core", 10**9), ("several", 2)):
         monkeypatch.setattr(chain, "PARALLEL_FROM", threshold)
-        monkeypatch.setattr(chain.os, "cpu_count", lambda: 4)
+        monkeypatch.setattr("os.cpu_count", lambda: 4)
         results[mode] = chain.signature_result(None, typed, digest)
     assert results["one core"] == results["several"]
     assert [(m, why) for m, _kid, why in results["several"].invalid] == [

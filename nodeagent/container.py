@@ -36,26 +36,31 @@ class Container(Protocol):
 CLIENT_OPTIONS: dict[str, Any] = {"connection_timeout": 10, "read_timeout": 30}
 
 
+def _client(config: AgentConfig, url: str, options: dict[str, Any]) -> Any:
+    """A container client for ``url`` with the agent's credential (a SAS in the URL, or the VM's
+    managed identity) and its short timeouts and one retry."""
+    from azure.storage.blob import ContainerClient, LinearRetry
+
+    options = {
+        **CLIENT_OPTIONS,
+        "retry_policy": LinearRetry(backoff=2, random_jitter_range=1, retry_total=1),
+        **options,
+    }
+    if config.credential is Credential.SAS:
+        return ContainerClient.from_container_url(url, **options)
+    from azure.identity import ManagedIdentityCredential
+
+    identity = ManagedIdentityCredential(client_id=config.managed_identity_client_id)
+    return ContainerClient.from_container_url(url, credential=identity, **options)
+
+
 class BlobContainer:
     def __init__(self, client: Any):
         self.client = client
 
     @classmethod
     def from_config(cls, config: AgentConfig, **options: Any) -> BlobContainer:
-        from azure.storage.blob import ContainerClient, LinearRetry
-
-        options = {
-            **CLIENT_OPTIONS,
-            "retry_policy": LinearRetry(backoff=2, random_jitter_range=1, retry_total=1),
-            **options,
-        }
-
-        if config.credential is Credential.SAS:
-            return cls(ContainerClient.from_container_url(config.container_url, **options))
-        from azure.identity import ManagedIdentityCredential
-
-        identity = ManagedIdentityCredential(client_id=config.managed_identity_client_id)
-        return cls(ContainerClient.from_container_url(config.container_url, credential=identity, **options))
+        return cls(_client(config, config.container_url, options))
 
     def get(self, path: str, *, limit: int) -> bytes | None:
         from azure.core.exceptions import AzureError, ClientAuthenticationError, ResourceNotFoundError
@@ -87,19 +92,7 @@ class BlobInbox:
 
     @classmethod
     def from_config(cls, config: AgentConfig, **options: Any) -> BlobInbox:
-        from azure.storage.blob import ContainerClient, LinearRetry
-
-        options = {
-            **CLIENT_OPTIONS,
-            "retry_policy": LinearRetry(backoff=2, random_jitter_range=1, retry_total=1),
-            **options,
-        }
-        if config.credential is Credential.SAS:
-            return cls(ContainerClient.from_container_url(config.inbox_url, **options))
-        from azure.identity import ManagedIdentityCredential
-
-        identity = ManagedIdentityCredential(client_id=config.managed_identity_client_id)
-        return cls(ContainerClient.from_container_url(config.inbox_url, credential=identity, **options))
+        return cls(_client(config, config.inbox_url, options))
 
     def refresh(self, name: str) -> bool:
         from azure.core.exceptions import AzureError, ResourceNotFoundError

@@ -891,6 +891,12 @@ def violation_history(
     ]  # fmt: skip
 
 
+def proposals_seen(stack: MemberStack, member: str) -> str:
+    """The proposals ``member``'s deployment lists, with their status, for a history."""
+    listed = retrying(lambda: stack.status(member))["proposals"]
+    return ", ".join(f"{p['proposal_id']} ({p['status']})" for p in listed) or "none"
+
+
 def run_trial(
     stack: MemberStack,
     number: int,
@@ -957,6 +963,14 @@ def run_trial(
         wait_until("work queues drained", drained, 60)
     drained_after = time.monotonic() - calm
     observer.stop()
+    if len(trial.done) < len(STEPS):  # a story that stalls after the faults stopped is a liveness failure
+        stalled = next(step for step in STEPS if step not in trial.done)
+        violation = f"the story stalled: {stalled} never became possible ({settle_seconds:.0f} s after the faults)"
+        violations.append(violation)
+        histories[violation] = [*waiting, *(line for m in MEMBERS for line in [
+            f"member {m}: status {trial.status(m)}; proposals it lists: {proposals_seen(stack, m)}",
+            *violation_history(stack, observer, monkey, m, None, started_wall),
+        ])]  # fmt: skip
     violations += observer.violations()
     violations += retrying(lambda: invariants(stack), timeout=60)
     for violation in violations:

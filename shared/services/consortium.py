@@ -171,8 +171,9 @@ class Consortium:
                     self.state.create(SELF, body)
                 else:
                     self.state.replace(SELF, body, doc.etag)
-                if self.snapshot is not None:
-                    self.snapshot.own = body
+                snapshot = self.snapshot  # once: a tick on another thread may end it meanwhile
+                if snapshot is not None:
+                    snapshot.own = body
                 return body
             except ConflictError:
                 continue

@@ -122,17 +122,23 @@ def follow(trust: chain.NodeTrust, container: Container, state: StateDir, report
         report.adopted += 1
 
 
+def _published(container: Container, path: str, limit: int, too_large: Rule, missing: str) -> bytes:
+    """``path`` from the member's container; a ``NodeInfoError`` (``too_large`` or MISSING) otherwise."""
+    try:
+        data = container.get(path, limit=limit)
+    except TooLarge as error:
+        raise NodeInfoError(too_large, path, str(error)) from None
+    if data is None:
+        raise NodeInfoError(Rule.MISSING, path, missing)
+    return data
+
+
 def _member_files(
     member: chain.Member, container: Container, agent: AgentState, present: set[str]
 ) -> tuple[dict[str, bytes | None], node_infos.Accepted]:
     """The files a member's verified index lists (``None``: already on disk, named by its hash)."""
     where = node_infos.index_path(member.member_id)
-    try:
-        raw = container.get(where, limit=node_infos.MAX_INDEX_BYTES)
-    except TooLarge as error:
-        raise NodeInfoError(Rule.SHAPE, where, str(error)) from None
-    if raw is None:
-        raise NodeInfoError(Rule.MISSING, where, "no index published (yet)")
+    raw = _published(container, where, node_infos.MAX_INDEX_BYTES, Rule.SHAPE, "no index published (yet)")
     accepted = node_infos.verify_index(raw, member=member, last=agent.indexes.get(member.member_id))
     files: dict[str, bytes | None] = {}
     for entry in accepted.index.node_infos:
@@ -141,12 +147,8 @@ def _member_files(
             files[name] = None  # content-addressed: the bytes on disk are the ones this hash names
             continue
         path = node_infos.node_info_path(member.member_id, entry.sha256)
-        try:
-            data = container.get(path, limit=node_infos.MAX_NODE_INFO_BYTES)
-        except TooLarge as error:
-            raise NodeInfoError(Rule.HASH, path, str(error)) from None
-        if data is None:
-            raise NodeInfoError(Rule.MISSING, path, "listed by the verified index, not published (yet)")
+        missing = "listed by the verified index, not published (yet)"
+        data = _published(container, path, node_infos.MAX_NODE_INFO_BYTES, Rule.HASH, missing)
         files[name] = node_infos.verify_file(data, member_id=member.member_id, entry=entry)
     return files, accepted
 

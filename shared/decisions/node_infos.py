@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -145,11 +145,31 @@ def _time(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
 
 
+#: The member-signed documents (``NodeInfoIndex``, ``FlagDay``): each has member_id, kid and sig.
+_Signed = TypeVar("_Signed", "NodeInfoIndex", "FlagDay")
+
+
 def _read(raw: bytes, where: str, limit: int) -> dict[str, Any]:
     try:
         return chain.parse_published(raw, limit=limit)
     except chain.ChainError as error:
         raise NodeInfoError(Rule.SHAPE, where, str(error)) from None
+
+
+def _member_signed(
+    raw: bytes, where: str, limit: int, model: type[_Signed], member: chain.Member
+) -> tuple[dict[str, Any], _Signed]:
+    """A document ``member`` signed: canonical JSON of ``model``, naming ``member``, signed with the
+    governance key ``member`` (an entry of a verified chain version) lists; else ``NodeInfoError``."""
+    document = _read(raw, where, limit)
+    try:
+        parsed = model.model_validate(document)
+    except ValidationError as error:
+        raise NodeInfoError(Rule.SHAPE, where, ": ".join(chain.first_problem(error))) from None
+    if parsed.member_id != member.member_id:
+        raise NodeInfoError(Rule.MEMBER, where, f"names {parsed.member_id}, not {member.member_id}")
+    _signed_by(document, parsed.kid, parsed.sig, member, where)
+    return document, parsed
 
 
 def _signed_by(document: Mapping[str, Any], kid: str, sig: str, member: chain.Member, where: str) -> None:
@@ -172,14 +192,7 @@ def verify_index(raw: bytes, *, member: chain.Member, last: tuple[int, str] | No
     its ``seq`` is not below ``last`` (the ``(seq, fingerprint)`` accepted before; the same ``seq``
     only for the same content). Otherwise ``NodeInfoError`` with the rule."""
     where = index_path(member.member_id)
-    document = _read(raw, where, MAX_INDEX_BYTES)
-    try:
-        index = NodeInfoIndex.model_validate(document)
-    except ValidationError as error:
-        raise NodeInfoError(Rule.SHAPE, where, ": ".join(chain.first_problem(error))) from None
-    if index.member_id != member.member_id:
-        raise NodeInfoError(Rule.MEMBER, where, f"names {index.member_id}")
-    _signed_by(document, index.kid, index.sig, member, where)
+    document, index = _member_signed(raw, where, MAX_INDEX_BYTES, NodeInfoIndex, member)
     fingerprint = hashlib.sha256(chain.own_signing_bytes(document)).hexdigest()
     if last is not None:
         seq, seen = last
@@ -204,15 +217,7 @@ def verify_file(data: bytes, *, member_id: str, entry: NodeInfoEntry) -> bytes:
 def verify_flag_day(raw: bytes, *, member: chain.Member) -> FlagDay:
     """The member's own flag day, if canonical, of the model, naming ``member`` and signed with the
     governance key ``member`` (an entry of a verified chain version) lists."""
-    document = _read(raw, FLAG_DAY, MAX_FLAG_DAY_BYTES)
-    try:
-        flag_day = FlagDay.model_validate(document)
-    except ValidationError as error:
-        raise NodeInfoError(Rule.SHAPE, FLAG_DAY, ": ".join(chain.first_problem(error))) from None
-    if flag_day.member_id != member.member_id:
-        raise NodeInfoError(Rule.MEMBER, FLAG_DAY, f"names {flag_day.member_id}, not {member.member_id}")
-    _signed_by(document, flag_day.kid, flag_day.sig, member, FLAG_DAY)
-    return flag_day
+    return _member_signed(raw, FLAG_DAY, MAX_FLAG_DAY_BYTES, FlagDay, member)[1]
 
 
 def verify_network_parameters(data: bytes, *, flag_day: FlagDay) -> bytes:

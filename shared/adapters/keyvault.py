@@ -15,10 +15,13 @@ from azure.keyvault.keys import (
 )
 from azure.keyvault.keys.crypto import CryptographyClient, SignatureAlgorithm
 
+from shared.adapters import sdk_models
 from shared.adapters.azure_common import client_options, credential, is_emulator, translate
 from shared.errors import NotFoundError
 from shared.ports.keys import KeyKind, KeyVersion, RotationPolicy
 from shared.settings import Settings
+
+sdk_models.prepare(*sdk_models.KEYS)  # before threads build its models
 
 
 def _b64u(data: bytes | None) -> str | None:

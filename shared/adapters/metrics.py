@@ -6,9 +6,12 @@ from datetime import UTC, datetime, timedelta
 
 from azure.monitor.querymetrics import MetricsClient
 
+from shared.adapters import sdk_models
 from shared.adapters.azure_common import client_options, credential, translate
 from shared.ports.metrics import MAX_RESOURCES_PER_BATCH, MetricPoint, MetricsBatch, MetricSeries
 from shared.settings import Settings
+
+sdk_models.prepare(*sdk_models.METRICS)  # before threads build its models
 
 NAMESPACE = "microsoft.compute/virtualmachinescalesets"
 

@@ -16,6 +16,10 @@ from azure.core.credentials import TokenCredential
 from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
 
+from shared.adapters import sdk_models
+
+sdk_models.prepare(*sdk_models.QUEUE)  # before any thread receives a message
+
 #: Azurite's well-known development account (public, documented; not a secret).
 DEV_ACCOUNT = "devstoreaccount1"
 DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="

@@ -5,9 +5,10 @@ majority of 26 with the member's own key among them) is built once with real P-2
 its published bytes, then verified from genesis as a new deployment or a node does
 (``NodeTrust.accept_all``, ``chain.verify_published``): each version read from its canonical bytes
 and checked against the one before as ``chain.verify_next`` does, with every cache of the chain
-module empty (``chain.forget``: keys, member entries, names); while one thread reads and checks the
-next version, the signatures of the ones before are checked on the other cores (OpenSSL verifies
-without the GIL). Beside it, the ``cryptography``
+module empty (``chain.forget``: keys, member entries, names, worker processes); while one thread
+reads and checks the next version, the signatures of the ones before are checked by a worker process
+on the other core, and the reading thread checks the newest batches no worker has started whenever
+it would otherwise wait, so both cores check signatures to the end. Beside it, the ``cryptography``
 library's own ES256 verification rate on one core in the same run: ``chain_verify_share_of_library_rate``
 above 1 means the cores more than pay for the rest (parsing, canonical form, hashing);
 ``chain_verify_cores`` says how many there were.

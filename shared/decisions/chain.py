@@ -29,7 +29,6 @@ The rules, in the order they are checked (the first broken one is reported):
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import logging
@@ -45,12 +44,9 @@ from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 import rfc8785
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, encode_dss_signature
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from shared.decisions import es256
 from shared.messages import parse_x500
 from shared.naming import MEMBER_ID
 
@@ -283,7 +279,13 @@ def _members_of(document: Mapping[str, Any]) -> dict[str, bytes]:
     An object's canonical form is its members in key order (UTF-16 code units), joined by commas;
     so the form with and without ``signatures`` are assembled from one serialization of each member.
     """
-    return {key: canonical(key) + b":" + _canonical_value(key, value) for key, value in document.items()}
+    return {key: _canonical_key(key) + b":" + _canonical_value(key, value) for key, value in document.items()}
+
+
+@lru_cache(maxsize=64)
+def _canonical_key(key: str) -> bytes:
+    """A top-level key's RFC 8785 bytes (every version has the same few keys)."""
+    return canonical(key)
 
 
 def _assemble(members: Mapping[str, bytes], *, without: str | None = None) -> bytes:
@@ -362,6 +364,7 @@ def forget() -> None:
     _pool = _processes = None
     _public_key.cache_clear()
     x500_name.cache_clear()
+    _canonical_key.cache_clear()
     _entries.clear()
     _members.clear()
 
@@ -398,33 +401,15 @@ def parse(raw: Mapping[str, Any]) -> Document:
 # --- signatures --------------------------------------------------------------------------------
 
 
-def _b64u_decode(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def b64u(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-@lru_cache(maxsize=4096)
-def _public_key(x: str, y: str) -> ec.EllipticCurvePublicKey:
-    numbers = ec.EllipticCurvePublicNumbers(
-        int.from_bytes(_b64u_decode(x), "big"), int.from_bytes(_b64u_decode(y), "big"), ec.SECP256R1()
-    )
-    return numbers.public_key()
+#: base64url without padding, as JWS writes it (re-exported: signers and tests use ``chain.b64u``).
+b64u = es256.b64u
+_b64u_decode = es256.b64u_decode
+_public_key = es256.public_key
 
 
 def verify_signature(jwk: PublicJwk, digest: bytes, sig: str) -> bool:
     """ES256: the raw r||s ``sig`` over the SHA-256 ``digest`` with the key ``jwk``."""
-    raw = _b64u_decode(sig)
-    if len(raw) != 64:
-        return False
-    der = encode_dss_signature(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"))
-    try:
-        _public_key(jwk.x, jwk.y).verify(der, digest, ec.ECDSA(Prehashed(hashes.SHA256())))
-    except InvalidSignature:
-        return False
-    return True
+    return es256.verify(jwk.x, jwk.y, digest, sig)
 
 
 #: Signatures of one version checked on more than one core from this many on (OpenSSL's verify runs
@@ -445,7 +430,7 @@ def _executor() -> ThreadPoolExecutor:
 #: processes: threads would wait for the GIL the reading thread holds between two OpenSSL calls.
 PROCESSES_FROM = 64
 #: Versions whose signatures go to a worker process in one task (one round trip for several).
-BATCH = 16
+BATCH = 8
 _processes: tuple[int, ProcessPoolExecutor] | None = None
 
 
@@ -462,16 +447,9 @@ def _process_executor() -> ProcessPoolExecutor | None:
     return _processes[1]
 
 
-#: Versions' signature checks as a worker process takes them: per version, its (x, y, signature) and digest.
-Batch = list[tuple[list[tuple[str, str, str]], bytes]]
-
-
-def _verify_batch(batch: Batch) -> list[list[bool]]:
-    """In a worker process: each version's (x, y, signature) checks over its digest."""
-    return [
-        [verify_signature(PublicJwk(kty="EC", crv="P-256", x=x, y=y), digest, sig) for x, y, sig in checks]
-        for checks, digest in batch
-    ]
+#: Versions' signature checks as a worker takes them: per version, its (x, y, signature) and digest.
+Batch = list[es256.Checks]
+_verify_batch = es256.verify_batch
 
 
 def verify_signatures(checks: Sequence[tuple[PublicJwk, str]], digest: bytes, *, spread: bool = True) -> list[bool]:
@@ -751,8 +729,38 @@ def verify_next(trusted: Trusted, raw: Mapping[str, Any], *, digest: str | None 
     return _signed(candidate, result)
 
 
-#: Versions whose signatures may be in flight at once in ``verify_published`` (bounds its memory).
-IN_FLIGHT = 64
+#: Versions whose signatures may wait unchecked at once in ``verify_published`` (bounds how far the
+#: reading runs ahead of the checks).
+IN_FLIGHT = 256
+
+
+@dataclass
+class _Checking:
+    """A batch of versions' signature checks handed to a worker, and their verdicts once known."""
+
+    future: Future[list[list[bool]]] | None
+    task: Batch
+    verdicts: list[list[bool]] | None = None
+
+    def take_back(self) -> bool:
+        """Check the batch in this thread if no worker has started it; whether it did."""
+        if self.verdicts is None and self.future is not None and self.future.cancel():
+            self.verdicts = _verify_batch(self.task)
+            return True
+        return False
+
+    def done(self) -> bool:
+        return self.verdicts is not None or (self.future is not None and self.future.done())
+
+    def result(self) -> list[list[bool]]:
+        if self.verdicts is None:
+            assert self.future is not None
+            try:
+                self.verdicts = self.future.result()
+            except BrokenProcessPool as error:
+                log.warning("signature checks in this thread: a worker process died (%s)", error)
+                self.verdicts = _verify_batch(self.task)
+        return self.verdicts
 
 
 def verify_published(
@@ -761,14 +769,16 @@ def verify_published(
     """Versions as their bytes were read, each against the one before (from the genesis, or after
     ``after``): what ``verify_genesis`` and ``verify_next`` check, with the same errors, but while this
     thread reads and checks version N+1, the signatures of the versions before are checked on the other
-    cores (in worker processes for a long read, ``PROCESSES_FROM``; else in threads). Returns the
+    cores (in worker processes for a long read, ``PROCESSES_FROM``; else in threads). When this thread
+    has read all it can (or is ``IN_FLIGHT`` ahead), it takes back the newest batches no worker has
+    started and checks them itself, so every core checks signatures until the last. Returns the
     versions that verified, in order, and the error of the first that did not (None when all did);
     nothing after a version that failed is returned."""
     processes = _process_executor() if len(published) >= PROCESSES_FROM else None
     threads = _executor()
     #: read, shape-checked versions whose signatures are being checked, oldest first
     pending: list[tuple[Trusted, Document | None, Any, Any]] = []
-    verdicts: list[tuple[Future[list[list[bool]]], Batch]] = []  # one per batch of pending, in order
+    checking: list[_Checking] = []  # one per batch of pending, in order
     batch: Batch = []
     verified: list[Trusted] = []
     shape_error: ChainError | None = None
@@ -782,22 +792,21 @@ def verify_published(
         batch.clear()
         if processes is not None:
             try:
-                verdicts.append((processes.submit(_verify_batch, task), task))
+                checking.append(_Checking(processes.submit(_verify_batch, task), task))
                 return
             except (BrokenProcessPool, OSError, RuntimeError) as error:  # no worker process: threads it is
                 log.warning("signature checks in threads: worker processes unavailable (%s)", error)
                 processes = None
-        verdicts.append((threads.submit(_verify_batch, task), task))
+        checking.append(_Checking(threads.submit(_verify_batch, task), task))
 
     def settle() -> ChainError | None:
-        """Count the signatures of the oldest batch's versions (checked here if its worker died)."""
-        future, task = verdicts.pop(0)
-        try:
-            results = future.result()
-        except BrokenProcessPool as error:
-            log.warning("signature checks in this thread: a worker process died (%s)", error)
-            results = _verify_batch(task)
-        for found in results:
+        """Count the signatures of the oldest batch's versions; until a worker has checked them, this
+        thread checks the newest batch no worker has started, one at a time."""
+        oldest = checking[0]
+        while not oldest.done() and any(later.take_back() for later in reversed(checking[1:])):
+            pass
+        oldest.take_back()
+        for found in checking.pop(0).result():
             candidate, base, signers, listed = pending.pop(0)
             try:
                 verified.append(_signed(candidate, _signature_count(base, candidate.document, signers, listed, found)))
@@ -821,10 +830,11 @@ def verify_published(
         tentative = candidate
         if len(batch) >= BATCH:
             send()
-        if len(verdicts) * BATCH >= IN_FLIGHT and (unsigned := settle()) is not None:
-            return verified, unsigned
+        while checking and (checking[0].done() or len(checking) * BATCH >= IN_FLIGHT):
+            if (unsigned := settle()) is not None:
+                return verified, unsigned
     send()
-    while verdicts:
+    while checking:
         if (unsigned := settle()) is not None:
             return verified, unsigned
     return verified, shape_error

@@ -119,6 +119,31 @@ def test_without_worker_processes_a_long_chain_is_checked_in_threads(monkeypatch
     assert error is None and len(trusted) == len(raws)
 
 
+def test_batches_no_worker_has_started_are_checked_by_the_reading_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Workers that never get to the batches: the reading thread takes every one back and checks it
+    itself, with the same verdicts (a bad signature still stops the chain where it is)."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    busy, release = ThreadPoolExecutor(max_workers=1), threading.Event()
+    busy.submit(release.wait)  # the only worker is busy until the test ends
+    monkeypatch.setattr(chain, "_executor", lambda: busy)
+    pinned, raws = long_chain(3 * chain.BATCH + 2)
+    bad = chain.parse_published(raws[2 * chain.BATCH])
+    bad["signatures"] = [{**s, "sig": "A" * 86} for s in bad["signatures"]]
+    try:
+        trusted, error = chain.verify_published(pinned, raws[:-1])
+        node = chain.NodeTrust(pinned)
+        assert all(node.accept_published(raw) for raw in raws[:-1])
+        assert error is None and [t.hash for t in trusted] == [t.hash for t in node.chain]
+        trusted, error = chain.verify_published(pinned, [*raws[: 2 * chain.BATCH], chain.published_bytes(bad)])
+        assert [t.version for t in trusted] == list(range(2 * chain.BATCH))
+        assert isinstance(error, chain.SignatureError) and error.version == 2 * chain.BATCH
+    finally:
+        release.set()
+        busy.shutdown()
+
+
 def test_published_bytes_of_a_valid_version_read_back_as_the_same_document() -> None:
     for version in VALID["chain"]["versions"]:
         raw = chain.published_bytes(version)

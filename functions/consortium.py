@@ -13,7 +13,8 @@ This handler only runs them and logs what they did.
 When a version adopted admits this member or takes it out, the service posts its own ``activate`` or
 ``retire`` step. Those go through this function's queue output bindings, so the host wakes those
 queues' listeners as soon as the invocation returns (``shared/services/outbox.py``); the invocation
-therefore stops following closely once it holds such a message, and the next occurrence goes on.
+therefore stops following closely once it holds such a message and returns without the node-info
+work, which the next occurrence does first (an admitted member's nodes start only once it is active).
 
 ``publish_now`` is for the steps that change what this member says (a decision, a proposal): on the
 coordinator it publishes the head at once instead of at the next tick; elsewhere the coordinator's
@@ -45,7 +46,9 @@ ACTIVATE, RETIRE = ob.STEP_QUEUES["activate"], ob.STEP_QUEUES["retire"]
 @bp.queue_output(arg_name="retire", queue_name=RETIRE, connection=CONNECTION)
 def consortium_tick(timer: func.TimerRequest, activate: func.Out[List[str]], retire: func.Out[List[str]]) -> None:
     with outbox.collecting() as box:
-        outcome = as_coordinator("consortium", lambda term: _follow(lambda: term.active() and not box))
+        outcome = as_coordinator(
+            "consortium", lambda term: _follow(lambda: term.active() and not box, handing_on=lambda: bool(box))
+        )
     bound: dict[str, list[str]] = {ACTIVATE: [], RETIRE: []}
     for queue, body in box:
         if queue in bound:
@@ -60,9 +63,13 @@ def consortium_tick(timer: func.TimerRequest, activate: func.Out[List[str]], ret
         log.info("consortium tick", extra={"fields": outcome})
 
 
-def _follow(active: Callable[[], bool]) -> dict[str, Any]:
+def _follow(active: Callable[[], bool], handing_on: Callable[[], bool]) -> dict[str, Any]:
     outcome = platform().consortium.follow_closely(active)
     head = platform().consortium.head()
+    if handing_on():  # an activation or retirement waits for this function to return: node infos next tick
+        platform().node_infos.due()
+        platform().node_info_publisher.due()
+        return outcome
     mirrored = platform().node_infos.after_tick(outcome, head)
     copied = sorted(m for m, what in mirrored.items() if what == "copied")
     if copied:

@@ -89,6 +89,10 @@ class Record:
     moved_at: float = 0.0
     #: The hash of the one document this member signed for ``version``, if any.
     signed: str | None = None
+    #: Whether this member has had something to agree on for ``version`` (a value it holds eligible,
+    #: or one accepted anywhere): the stall clock (``moved_at``) starts then, not when the record was
+    #: made, so a change that becomes eligible after a quiet spell leaves ballot 0 to its leader.
+    engaged: bool = False
 
 
 @dataclass(frozen=True)
@@ -195,6 +199,8 @@ def _lead(
     seen_accepted = [r.accepted for r in everyone if r.accepted is not None]
     if not candidates and not seen_accepted:
         return record, Reason.IDLE
+    if not record.engaged:  # something to agree on, for the first time: no ballot has stalled yet
+        record = replace(record, engaged=True, moved_at=now)
     if record.leading is not None and record.phase == Phase.PREPARE:
         promises = [r for r in everyone if r.promised == record.leading]
         if len(promises) >= majority(electorate):

@@ -46,6 +46,9 @@ from shared.ports.state import StateStore
 from shared.services.records import Events, Rejections, iso, iso_time
 
 log = logging.getLogger(__name__)
+#: What this member keeps of its agreement record and never publishes: its stall clock, whether it
+#: has had anything to agree on, and the hash it signed (``agreement.Record``).
+PRIVATE_RECORD_FIELDS = ("moved_at", "signed", "engaged")
 
 SELF = "consortium/self.json"
 HEAD = "head.json"
@@ -648,6 +651,8 @@ class Consortium:
                 0 <= now - started <= self.fast.budget - self.fast.interval
             ):
                 break
+            if not active():  # before the wait too: an outcome to hand on goes at once
+                break
             sleep(self.fast.interval)
             if not active():
                 break
@@ -691,9 +696,14 @@ class Consortium:
     def _record(self, base: chain.Trusted) -> agreement.Record:
         stored = self.own().get("record")
         if stored and stored.get("version") == base.version + 1 and stored.get("base") == base.hash:
-            published = {k: v for k, v in stored.items() if k not in ("moved_at", "signed")}
+            published = {k: v for k, v in stored.items() if k not in PRIVATE_RECORD_FIELDS}
             record = rules.record_of(self.me, rules.RecordModel.model_validate(published))
-            return replace(record, moved_at=float(stored.get("moved_at", 0.0)), signed=stored.get("signed"))
+            return replace(
+                record,
+                moved_at=float(stored.get("moved_at", 0.0)),
+                signed=stored.get("signed"),
+                engaged=bool(stored.get("engaged", False)),
+            )
         return agreement.Record(self.me, base.version + 1, base.hash, moved_at=self.clock.now().timestamp())
 
     def _agree(self, base: chain.Trusted, heads: Mapping[str, rules.Head], judged: Mapping[str, Any]) -> str:
@@ -718,7 +728,12 @@ class Consortium:
             self._sign_final(base, record.signed, judged)
         stored = self.own().get("record") or {}
         if record != mine or (stored.get("version"), stored.get("base")) != (record.version, record.base):
-            body = {**rules.record_json(record), "moved_at": record.moved_at, "signed": record.signed}
+            body = {
+                **rules.record_json(record),
+                "moved_at": record.moved_at,
+                "signed": record.signed,
+                "engaged": record.engaged,
+            }
             self._update_own(lambda own: {**own, "record": body})
         return result.reason.value
 
@@ -818,7 +833,7 @@ class Consortium:
             "proposals": own.get("proposals", [])[-20:],
             "approvals": own.get("approvals", {}),
             "presigned": own.get("presigned", [])[-20:],
-            "record": {k: v for k, v in record.items() if k not in ("moved_at", "signed")} if record else None,
+            "record": {k: v for k, v in record.items() if k not in PRIVATE_RECORD_FIELDS} if record else None,
             "final": own.get("final"),
         }
         self.memory.says = {"record": body["record"], "final": body["final"]}

@@ -80,6 +80,10 @@ class NodeInfoMirror:
     monotonic: Callable[[], float] = time.monotonic
     last_at: float | None = None
 
+    def due(self) -> None:
+        """Mirror on the next ``after_tick`` whatever it brings (this tick's turn was given up)."""
+        self.last_at = None
+
     def after_tick(self, outcome: Mapping[str, Any], head: chain.Trusted | None) -> dict[str, Mirrored]:
         """What the consortium timer runs after its ticks: ``mirror`` when a version was adopted, or when
         ``MIRROR_SECONDS`` have passed since the last; nothing on a fork or before the genesis."""
@@ -192,6 +196,10 @@ class NodeInfoPublisher:
     #: Since when (monotonic) the inbox has been listed at every run without a failure: ``sort_inbox``
     #: drops a published file only after a whole refresh interval of watching (None: not watching).
     watching_since: float | None = None
+
+    def due(self) -> None:
+        """Publish on the next ``after_tick`` whatever it brings (this tick's turn was given up)."""
+        self.last_at = None
 
     def after_tick(self, outcome: Mapping[str, Any], head: chain.Trusted | None) -> Publication | None:
         """What the consortium timer runs after its ticks: ``publish`` at most every ``PUBLISH_SECONDS``

@@ -195,6 +195,26 @@ def test_a_follower_with_nothing_eligible_waits_and_accepts_what_the_leader_asks
     assert answer.record.signed == VALUES[1].hash
 
 
+def test_a_change_eligible_after_a_quiet_spell_is_left_to_ballot_0s_leader() -> None:
+    """Records made long ago (the last adoption) and a value that only now became eligible everywhere:
+    the members that do not lead ballot 0 wait for it, as if the agreement had just started (before,
+    every one of them started a phase 1 at once, duelling, and the fast path was never taken)."""
+    electorate = ["bank-a", "bank-b", "bank-c", "bank-d"]
+    kw = {"electorate": electorate, "version": VERSION, "base": BASE}
+    leader = agreement.leader_of(VERSION, electorate)
+    quiet = {m: agreement.Record(m, VERSION, BASE, moved_at=0.0) for m in electorate}
+    steps = {m: agreement.step(quiet[m], {}, eligible=[VALUES[0]], now=100.0, **kw) for m in electorate}
+    assert steps[leader].reason == agreement.Reason.LEADING and steps[leader].record.leading == (0, leader)
+    for m in electorate:
+        if m != leader:
+            assert steps[m].reason == agreement.Reason.WAITING and steps[m].record.leading is None
+            assert steps[m].record.engaged and steps[m].record.moved_at == 100.0
+    # and if ballot 0's leader is gone, a follower starts ballot 1 once the timeout has passed since then
+    follower = next(m for m in electorate if m != leader)
+    later = agreement.step(steps[follower].record, {}, eligible=[VALUES[0]], now=100.0 + 3.0, **kw)
+    assert later.reason == agreement.Reason.LEADING and later.record.leading == (1, follower)
+
+
 def test_a_record_about_an_older_base_starts_over_for_the_new_one() -> None:
     old = agreement.Record("bank-a", VERSION - 1, "a" * 64, signed="f" * 64)
     moved = agreement.step(old, {}, electorate=["bank-a"], version=VERSION, base=BASE, eligible=[], now=5)
@@ -210,7 +230,9 @@ def test_a_higher_ballot_carries_the_value_a_majority_already_accepted() -> None
     b = agreement.step(agreement.fresh("bank-b", VERSION, BASE), {}, eligible=[VALUES[0]], now=0, **kw).record
     a = agreement.step(agreement.fresh("bank-a", VERSION, BASE), {"bank-b": b}, eligible=[], now=1, **kw)
     assert a.record.signed == VALUES[0].hash
-    c = agreement.step(agreement.fresh("bank-c", VERSION, BASE), {}, eligible=[VALUES[1]], now=9, **kw).record
+    waiting = agreement.step(agreement.fresh("bank-c", VERSION, BASE), {}, eligible=[VALUES[1]], now=5, **kw)
+    assert waiting.reason == agreement.Reason.WAITING  # its stall clock starts when it has v2 to agree on
+    c = agreement.step(waiting.record, {}, eligible=[VALUES[1]], now=9, **kw).record
     assert c.phase == agreement.Phase.PREPARE and c.leading == (1, "bank-c")
     a2 = agreement.step(a.record, {"bank-b": b, "bank-c": c}, eligible=[], now=10, **kw).record
     assert a2.promised == (1, "bank-c") and a2.accepted == ((0, "bank-b"), VALUES[0])

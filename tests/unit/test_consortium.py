@@ -397,6 +397,19 @@ def test_following_closely_stops_when_the_deployment_is_no_longer_coordinator(wo
     assert outcome["ticks"] == 1
 
 
+def test_an_outcome_to_hand_on_ends_following_without_waiting_for_another_interval(world: World) -> None:
+    """The timer's activation or retirement is delivered when its invocation returns: once it holds
+    one (``active()`` turns false), following stops before sleeping, not one interval later."""
+    proposal_id = world.propose_admission("bank-c")
+    for founder in ("bank-a", "bank-b"):
+        world.members[founder].service.decide(proposal_id, "approve")
+    world.tick()
+    service = close_follower(world, "bank-a")
+    slept: list[float] = []
+    outcome = service.follow_closely(lambda: False, sleep=slept.append)
+    assert outcome["in_flight"] and outcome["ticks"] == 1 and slept == []
+
+
 def test_fast_following_off_reads_once_per_timer_occurrence_even_with_a_change_in_flight(world: World) -> None:
     proposal_id = world.propose_admission("bank-c")
     for founder in ("bank-a", "bank-b"):

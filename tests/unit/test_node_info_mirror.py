@@ -138,3 +138,7 @@ def test_the_timer_mirrors_after_an_adoption_or_once_a_minute_and_never_on_a_for
     now[0] += 61
     assert m.mirror.after_tick({"adopted": None}, HEAD)["bank-c"] is Mirrored.COPIED
     assert m.mirror.after_tick({"adopted": None}, None) == {}, "before the genesis there is nothing to mirror"
+    publish(m.world, BANKS["bank-c"], [b"node-c1", b"node-c2"], seq=2)
+    now[0] += 1
+    m.mirror.due()  # the tick that adopted gave its turn up (an activation was waiting to be delivered)
+    assert m.mirror.after_tick({"adopted": None}, HEAD)["bank-c"] is Mirrored.COPIED, "the next tick mirrors"

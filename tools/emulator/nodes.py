@@ -22,6 +22,7 @@ Accepted connections are closed at once: the probe only needs the handshake.
 from __future__ import annotations
 
 import contextlib
+import random
 import selectors
 import socket
 import threading
@@ -32,6 +33,11 @@ from .compute import CORDA_PORTS, NODE_ADDRESS, Compute
 
 HOST = NODE_ADDRESS
 TICK = 0.1
+#: Where the nodes' ports are drawn from: below Linux's ephemeral range (32768-60999), where the
+#: stacks of the tests and benches pick their hosts' ports by binding port 0 and releasing it. A node
+#: bound to port 0 could take one of those in the meantime (seen: a bench's host could not start,
+#: "port already in use", the emulator's node had it).
+NODE_PORTS = range(20000, 30000)
 
 
 @dataclass
@@ -128,10 +134,7 @@ class NodePorts:
         previous = ports.get(str(corda_port), 0)
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((HOST, previous))
-        except OSError:
-            sock.bind((HOST, 0))  # taken meanwhile: a new port, published through the NIC tag
+        _bind(sock, previous)
         listener = Listener(sock, hung, generation)
         if hung:
             sock.listen(0)
@@ -164,3 +167,13 @@ class NodePorts:
             with contextlib.suppress(KeyError, ValueError):
                 self.selector.unregister(listener.sock)
         listener.close()
+
+
+def _bind(sock: socket.socket, previous: int) -> None:
+    """The node's port as before (0: none yet), else a free one of ``NODE_PORTS`` (published through
+    the NIC tag), else any the OS gives."""
+    for port in [previous, *random.sample(NODE_PORTS, 32)] if previous else random.sample(NODE_PORTS, 32):
+        with contextlib.suppress(OSError):
+            sock.bind((HOST, port))
+            return
+    sock.bind((HOST, 0))

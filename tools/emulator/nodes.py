@@ -172,7 +172,8 @@ class NodePorts:
 def _bind(sock: socket.socket, previous: int) -> None:
     """The node's port as before (0: none yet), else a free one of ``NODE_PORTS`` (published through
     the NIC tag), else any the OS gives."""
-    for port in [previous, *random.sample(NODE_PORTS, 32)] if previous else random.sample(NODE_PORTS, 32):
+    drawn = random.sample(NODE_PORTS, 32)  # a port to listen on, not a secret  # nosec B311
+    for port in [previous, *drawn] if previous else drawn:
         with contextlib.suppress(OSError):
             sock.bind((HOST, port))
             return

@@ -123,6 +123,7 @@ class Platform:
             self.rotator.on_membership(change, version)
 
         service.on_membership = on_membership
+        service.reconcile = lambda versions: self.onboarding.reconcile(versions)
         return service
 
     @cached_property

@@ -8,6 +8,7 @@ request, what the chain says), a decision with an outcome and a one-line message
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -70,6 +71,42 @@ class MembershipDecision:
     action: Membership
     status: Status | None
     message: str
+
+
+#: The change ``decide_membership`` names for each kind of verified version about a member.
+CHANGE_OF_KIND = {"genesis": "genesis", "admit": "admitted", "leave": "left", "remove": "removed"}
+
+
+def membership_due(
+    record: Mapping[str, Any] | None, *, listed: bool, about_me: Sequence[tuple[int, str]]
+) -> tuple[str, int] | None:
+    """A verified version about this member whose effect its own record does not show yet, as
+    ``(change, version)`` for ``decide_membership``; None when the record agrees with the chain.
+
+    ``listed``: the verified head lists this member; ``about_me``: ``(version, kind)`` of every verified
+    version about it, oldest first (version 0 as ``genesis`` when it is a founder). The step a version
+    posts (``activate``, ``retire``) can be lost: the consortium timer hands it to its output binding,
+    which the host sends only when the invocation returns, and a timer is never redelivered; a host
+    killed in between, or between storing the version and posting the step, sends nothing. Both the
+    chain and the record are stored, so together they say what is missing.
+    """
+    if record is None:
+        return None
+    status, steps = record.get("status"), record.get("steps") or {}
+    if listed:
+        # active already, or not set up far enough to activate: its own steps carry it on from there
+        if status != Status.PENDING.value or "provision" not in steps:
+            return None
+        wanted = ("genesis", "admit")
+    else:
+        if status != Status.ACTIVE.value:
+            return None
+        wanted = ("leave", "remove")
+    found = [(version, kind) for version, kind in about_me if kind in wanted]
+    if not found:
+        return None
+    version, kind = found[-1]
+    return CHANGE_OF_KIND[kind], version
 
 
 def decide_membership(change: str, version: int) -> MembershipDecision:

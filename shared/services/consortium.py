@@ -86,6 +86,8 @@ class Follow:
     moved_at: float = float("-inf")
     #: What this member's head says now (its record and final signature), as ``publish_head`` last built it.
     says: dict[str, Any] = field(default_factory=dict)
+    #: The head version whose effects on this member's own record ``reconcile`` last found carried out.
+    settled: int | None = None
 
 
 @dataclass(frozen=True)
@@ -141,6 +143,9 @@ class Consortium:
     jitter: Callable[[int], float] = lambda _round: 0.0
     #: Called with the member's own status change ("admitted", "left", "removed") once adopted.
     on_membership: Callable[[str, chain.Trusted], None] = lambda _what, _version: None
+    #: Called with the verified versions after an adoption (and on a process's first tick) until it
+    #: returns None: hands on again a change about this member whose step was lost (``Onboarding.reconcile``).
+    reconcile: Callable[[list[chain.Trusted]], str | None] = lambda _versions: None
     memory: Follow = field(default_factory=Follow)
     fast: FastFollow = field(default_factory=FastFollow)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -596,6 +601,7 @@ class Consortium:
         if after is not None and (before is None or after.version > before.version):
             outcome["adopted"] = after.version  # assembled here or caught up from the others
         self.publish_head()
+        self._reconcile()
         if base is not None:
             outcome["in_flight"] = outcome["in_flight"] or self._says_in_flight(self.head() or base)
         # what we publish ourselves does not count: a lone leader retrying its ballot is not a conversation
@@ -603,6 +609,18 @@ class Consortium:
         if outcome["moved"]:
             self.memory.moved_at = self.clock.now().timestamp()
         return outcome
+
+    def _reconcile(self) -> None:
+        """Check, once per head version (and until it holds), that this member's own record shows what
+        the chain says about it; a change whose step was lost is handed on again (``reconcile``)."""
+        head = self.head()
+        if head is None or self.memory.settled == head.version:
+            return
+        try:
+            if self.reconcile(self.verified()) is None:
+                self.memory.settled = head.version
+        except (TransientError, ConflictError) as error:  # the next tick tries again
+            log.info("membership not reconciled yet: %s", error)
 
     def _in_flight(
         self, base: chain.Trusted, heads: Mapping[str, rules.Head], judged: Mapping[str, rules.Eligibility]

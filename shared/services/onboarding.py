@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -32,7 +33,15 @@ from pydantic import BaseModel
 
 from shared.decisions import chain
 from shared.decisions import consortium as rules
-from shared.decisions.onboarding import CLOSED, Intake, Membership, Status, decide_intake, decide_membership
+from shared.decisions.onboarding import (
+    CLOSED,
+    Intake,
+    Membership,
+    Status,
+    decide_intake,
+    decide_membership,
+    membership_due,
+)
 from shared.errors import BusyError, ConflictError, PermanentError, TransientError
 from shared.messages import (
     DEFAULT_MAX_NODES,
@@ -76,6 +85,12 @@ QUEUES = (REQUESTS, APPROVALS, *STEP_QUEUES.values(), OFFBOARDING)
 FOLLOWS = {"keys": "provision", "provision": "propose"}
 #: A scale set still provisioning after this many polls is given up on (with the poll delay: minutes).
 MAX_POLLS = 360
+#: How long a membership change handed on gets before ``Onboarding.reconcile`` reads whether its step
+#: is done (then twice as long after each posting again, at most ``RECHECK_MAX_SECONDS``).
+RECHECK_SECONDS = 30.0
+RECHECK_MAX_SECONDS = 3600.0
+
+log = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -109,6 +124,9 @@ class Onboarding:
     inbox_url: str = ""
     events: Events = field(init=False)
     rejections: Rejections = field(init=False)
+    #: The membership change last handed on (by ``on_membership`` or ``reconcile``), when to look
+    #: whether its step is done, and how many times ``reconcile`` posted it again.
+    _recheck: tuple[str, float, int] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.events = Events(self.queues, self.clock)
@@ -421,6 +439,7 @@ class Onboarding:
         record = self.record()
         if decision.action is Membership.NOTHING or record is None:
             return
+        self._recheck = (change, self.clock.now().timestamp() + RECHECK_SECONDS, 0)
         if decision.action is Membership.ACTIVATE:
             self._send_step("activate", record)
             return
@@ -428,6 +447,38 @@ class Onboarding:
         retiring = {"status": status.value, "version": version.version, "why": decision.message}
         record = self._update(lambda r: None if r.get("retiring") == retiring else {**r, "retiring": retiring})
         self._send_step("retire", record)
+
+    def reconcile(self, versions: Sequence[chain.Trusted]) -> str | None:
+        """Hand a verified version about this member on again if its own record does not show its
+        effect (``membership_due``: an ``activate`` or ``retire`` step lost with a host that died);
+        returns the change still waiting, or None when the record agrees with the chain.
+
+        The consortium tick calls it after each adoption and on a new process's first tick. A change
+        just handed on is given ``RECHECK_SECONDS`` before the record is read again, and each further
+        posting waits twice as long (at most an hour): a step that keeps failing is not hammered."""
+        now = self.clock.now().timestamp()
+        if self._recheck is not None and now < self._recheck[1]:
+            return self._recheck[0]
+        if not versions:
+            return None
+        founders = versions[0].document.member(self.member_id) is not None
+        about_me = [(0, "genesis")] if founders else []
+        about_me += [(t.version, t.document.change.kind.value) for t in versions[1:]
+                     if t.document.change.member_id == self.member_id]  # fmt: skip
+        listed = versions[-1].document.member(self.member_id) is not None
+        due = membership_due(self.record(), listed=listed, about_me=about_me)
+        if due is None:
+            self._recheck = None
+            return None
+        change, number = due
+        attempts = (self._recheck[2] if self._recheck else 0) + 1
+        log.warning(
+            "version %d (%s %s) is not carried out in this member's record: handing it on again (attempt %d)",
+            number, change, self.member_id, attempts,
+        )  # fmt: skip
+        self.on_membership(change, next(t for t in versions if t.version == number))
+        self._recheck = (change, now + min(RECHECK_SECONDS * 2 ** (attempts - 1), RECHECK_MAX_SECONDS), attempts)
+        return change
 
     def _drain(self) -> int:
         name = scale_set_name(self.member_id)

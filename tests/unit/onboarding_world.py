@@ -72,6 +72,7 @@ class Consortium(World):
                 consortium=member.service, template=TEMPLATE, holder=f"{member_id}/1", poll_seconds=1,
             )  # fmt: skip
             member.service.on_membership = service.on_membership
+            member.service.reconcile = service.reconcile
             self.deployments[member_id] = Deployment(member, service, scalesets)
 
     def post(self, member_id: str, queue: str, raw: str | bytes) -> ob.Outcome:

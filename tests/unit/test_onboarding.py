@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from shared.decisions.onboarding import Intake, Membership, Status, decide_intake, decide_membership
+from shared.decisions.onboarding import Intake, Membership, Status, decide_intake, decide_membership, membership_due
 from shared.services import onboarding as ob
+from shared.services.consortium import Follow
 from tests.unit.onboarding_world import Consortium, request
 
 
@@ -53,6 +54,31 @@ def test_what_a_version_about_this_member_means_here(change: str, action: Member
 
 
 # --- scenarios ---------------------------------------------------------------------------------
+
+
+PROVISIONED = {"keys": "t", "provision": "t"}
+
+
+@pytest.mark.parametrize(
+    ("record", "listed", "about_me", "due"),
+    [
+        (None, True, [(0, "genesis")], None),
+        ({"status": "pending", "steps": PROVISIONED}, True, [(0, "genesis")], ("genesis", 0)),
+        ({"status": "pending", "steps": PROVISIONED}, True, [(3, "admit"), (5, "rotate")], ("admitted", 3)),
+        ({"status": "pending", "steps": {"keys": "t"}}, True, [(3, "admit")], None),  # its own steps go on
+        ({"status": "active", "steps": PROVISIONED}, True, [(3, "admit")], None),
+        ({"status": "failed", "steps": PROVISIONED}, True, [(3, "admit")], None),  # the operator's to replay
+        ({"status": "active", "steps": PROVISIONED}, False, [(3, "admit"), (6, "leave")], ("left", 6)),
+        ({"status": "active", "steps": PROVISIONED}, False, [(3, "admit"), (7, "remove")], ("removed", 7)),
+        ({"status": "left", "steps": PROVISIONED}, False, [(3, "admit"), (6, "leave")], None),
+        ({"status": "pending", "steps": PROVISIONED}, False, [(3, "admit"), (6, "leave")], None),  # asked again
+        ({"status": "active", "steps": PROVISIONED}, False, [], None),
+    ],
+)
+def test_what_a_record_behind_the_chain_is_missing(
+    record: dict[str, Any] | None, listed: bool, about_me: list[tuple[int, str]], due: tuple[str, int] | None
+) -> None:
+    assert membership_due(record, listed=listed, about_me=about_me) == due
 
 
 @pytest.fixture
@@ -217,6 +243,85 @@ def test_a_member_is_removed_by_the_others_and_retires_itself(world: Consortium)
     d = world.deployments["bank-d"]
     world.settle(rounds=20, until=lambda: d.status() == "removed")
     assert d.status() == "removed" and d.capacity() == 0
+
+
+def lose_steps(world: Consortium, member_id: str, step: str, *, until: Any, rounds: int = 30) -> int:
+    """Settle while every ``step`` message posted at ``member_id`` is lost (its host died before the
+    timer's output binding was sent); returns how many were lost."""
+    lost = 0
+    for _ in range(rounds):
+        queue = world.deployments[member_id].queues.sent
+        gone = [s for s in queue if s.queue == ob.STEP_QUEUES[step]]
+        lost += len(gone)
+        for s in gone:
+            queue.remove(s)
+        if until():
+            return lost
+        world.drain()
+        world.tick()
+    raise AssertionError(f"{member_id}: never got there")
+
+
+def in_chain(world: Consortium, member_id: str) -> bool:
+    """Whether ``member_id``'s own deployment has adopted a version that lists it."""
+    head = world.members[member_id].service.head()
+    return head is not None and member_id in head.document.member_ids
+
+
+def restart(world: Consortium, member_id: str) -> None:
+    """A new process for ``member_id``'s deployment: its services' memories start empty."""
+    world.members[member_id].service.memory = Follow()
+    world.deployments[member_id].service._recheck = None
+
+
+def test_a_retirement_lost_with_its_host_is_carried_out_by_the_next_process(world: Consortium) -> None:
+    """The leave version is adopted and the record says it is retiring, but the retire step never
+    reached its queue: the next process finds the record behind the chain and hands it on again."""
+    join(world, "bank-c")
+    world.post("bank-c", ob.OFFBOARDING, json.dumps({"request_id": "off-1", "reason": "merger"}))
+    c = world.deployments["bank-c"]
+    assert lose_steps(world, "bank-c", "retire", until=lambda: not in_chain(world, "bank-c")) == 1
+    world.settle(rounds=5)
+    assert c.status() == "active" and c.capacity() == 2, "nothing else posts it: the member would stay up"
+    restart(world, "bank-c")
+    world.settle(rounds=5, until=lambda: c.status() == "left")
+    assert c.status() == "left" and c.capacity() == 0
+    assert not any(v.enabled for v in c.member.keys.list_versions("bank-c-governance"))
+
+
+def test_an_activation_lost_is_posted_again_in_the_same_process_after_a_while(world: Consortium) -> None:
+    c = world.deployments["bank-c"]
+    world.post("bank-c", ob.REQUESTS, request("bank-c"))
+    world.settle(rounds=3)
+    proposal = next(p for p in world.members["bank-a"].service.view()["proposals"] if p["status"] == "open")
+    for approver in ("bank-a", "bank-b"):
+        world.post(approver, ob.APPROVALS, json.dumps({"proposal_id": proposal["proposal_id"], "decision": "approve"}))
+    lose_steps(world, "bank-c", "activate", until=lambda: in_chain(world, "bank-c"))
+    world.settle(rounds=3)
+    assert c.status() == "pending" and c.capacity() == 0
+    world.clock.advance(ob.RECHECK_SECONDS)
+    world.settle(rounds=3, until=lambda: c.status() == "active")
+    assert c.status() == "active" and c.capacity() == 2
+    assert len(world.events("bank-c", "member.activated")) == 1
+
+
+def test_a_member_whose_record_agrees_with_the_chain_is_read_once_per_version(world: Consortium) -> None:
+    a = world.deployments["bank-a"]
+    reads: list[int] = []
+    record = a.service.record
+
+    def counted() -> dict[str, Any] | None:
+        reads.append(1)
+        return record()
+
+    a.service.record = counted  # type: ignore[method-assign]
+    for _ in range(10):
+        world.tick("bank-a")
+    assert reads == [], "settled at this version: no read per tick"
+    restart(world, "bank-a")
+    for _ in range(10):
+        world.tick("bank-a")
+    assert len(reads) == 1, "a new process checks once"
 
 
 def test_offboarding_a_member_not_in_the_chain_is_refused(world: Consortium) -> None:

@@ -738,23 +738,22 @@ IN_FLIGHT = 256
 class _Checking:
     """A batch of versions' signature checks handed to a worker, and their verdicts once known."""
 
-    future: Future[list[list[bool]]] | None
+    future: Future[list[list[bool]]]
     task: Batch
     verdicts: list[list[bool]] | None = None
 
     def take_back(self) -> bool:
         """Check the batch in this thread if no worker has started it; whether it did."""
-        if self.verdicts is None and self.future is not None and self.future.cancel():
+        if self.verdicts is None and self.future.cancel():
             self.verdicts = _verify_batch(self.task)
             return True
         return False
 
     def done(self) -> bool:
-        return self.verdicts is not None or (self.future is not None and self.future.done())
+        return self.verdicts is not None or self.future.done()
 
     def result(self) -> list[list[bool]]:
         if self.verdicts is None:
-            assert self.future is not None
             try:
                 self.verdicts = self.future.result()
             except BrokenProcessPool as error:

@@ -452,12 +452,11 @@ Batch = list[es256.Checks]
 _verify_batch = es256.verify_batch
 
 
-def verify_signatures(checks: Sequence[tuple[PublicJwk, str]], digest: bytes, *, spread: bool = True) -> list[bool]:
+def verify_signatures(checks: Sequence[tuple[PublicJwk, str]], digest: bytes) -> list[bool]:
     """``verify_signature`` of each (key, signature) over one ``digest``, in order; spread over the
-    machine's cores when there are enough of them to be worth it (``spread``: not when the caller
-    already runs it on a worker, as ``verify_published`` does)."""
+    machine's cores when there are enough of them to be worth it."""
     workers = os.cpu_count() or 1
-    if not spread or workers < 2 or len(checks) < PARALLEL_FROM:
+    if workers < 2 or len(checks) < PARALLEL_FROM:
         return [verify_signature(jwk, digest, sig) for jwk, sig in checks]
     size = -(-len(checks) // workers)
     chunks = [checks[i : i + size] for i in range(0, len(checks), size)]

@@ -11,7 +11,7 @@ CHECKOV_VENV := .venv-checkov
 STAMP_CHECKOV := $(CHECKOV_VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help bootstrap test lint unit up down demo bench chaos clean
+.PHONY: help bootstrap test test-ahead lint unit up down demo bench chaos clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -31,6 +31,15 @@ $(STAMP_CHECKOV): infra/requirements-checkov.txt
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r infra/requirements-checkov.txt
 	@touch $@
 
+# The wall-clock shifter for `make test-ahead` (tools/clockshift/clockshift.c), built with the machine's cc.
+CLOCKSHIFT := build/clockshift.so
+#: How far ahead `make test-ahead` moves the wall clock: more than a year, past every lifetime and period.
+AHEAD_DAYS ?= 400
+
+$(CLOCKSHIFT): tools/clockshift/clockshift.c
+	@mkdir -p $(dir $@)
+	cc -shared -fPIC -O2 -Wall -Wextra -Werror -o $@ $< -ldl
+
 local.settings.json: local.settings.sample.json
 	@python3 tools/local_settings.py
 
@@ -45,9 +54,15 @@ lint: bootstrap $(STAMP_CHECKOV) ## ruff, mypy (strict on shared/ and nodeagent/
 	DEP_AUDIT_OFFLINE=$${DEP_AUDIT_OFFLINE:-warn} $(PY) -m tools.audit_deps
 	$(CHECKOV_VENV)/bin/checkov --directory infra --framework bicep --skip-download --quiet --compact
 
-test: lint ## the whole test suite (starts its own Azurite and emulator on free ports)
+test: lint ## the whole test suite (starts its own Azurite and emulator on free ports), then test-ahead
 	@bash tools/ensure_chromium.sh
 	$(PY) -m pytest
+	@$(MAKE) --no-print-directory test-ahead
+
+test-ahead: bootstrap $(CLOCKSHIFT) ## the unit, CLI, rotation, lease and node-agent suites again with the wall clock 400 days ahead
+	@echo "test-ahead: no test may depend on the day it runs; these suites again, every process's wall clock $(AHEAD_DAYS) days ahead"
+	LD_PRELOAD=$(abspath $(CLOCKSHIFT)) CLOCKSHIFT_SECONDS=$$(( $(AHEAD_DAYS) * 86400 )) \
+		$(PY) -m pytest -q -p no:cacheprovider tests/test_preflight.py tests/unit tests/cli tests/rotation tests/leases tests/nodeagent
 
 up: bootstrap ## start Azurite, the Azure emulator, the founders' ceremony and one local Functions host per member
 	$(PY) -m tools.stack up

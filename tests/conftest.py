@@ -16,8 +16,13 @@ from pathlib import Path
 import pytest
 
 from shared.settings import Settings, local_defaults
+from tests.preflight import Preflight
 from tools import azurite, emulator
 from tools.emulator import EmulatorHandle
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(Preflight(), "preflight")
 
 
 @pytest.fixture(scope="session")

@@ -23,6 +23,7 @@ from cli import context
 from cli.main import main
 from shared.bootstrap import Platform
 from shared.decisions import chain
+from shared.fakes.clock import FakeClock
 from shared.services import onboarding as ob
 from shared.settings import Settings, local_defaults
 from tests.conftest import admin
@@ -56,7 +57,7 @@ def played(
 ) -> tuple[World, Path]:
     """The consortium played on the fakes, each member's storage in its own account, its settings file
     written as the stack writes it (with the test emulator as its Azure)."""
-    world = World()
+    world = World(clock=FakeClock.starting_now())  # the CLI reads what it played on the system clock
     world.found("bank-a", "bank-b")
     world.run(3)
     world.members["bank-a"].service.decide(world.propose_admission("bank-c"), "approve")

@@ -57,8 +57,15 @@ class Member:
 
 
 class World:
-    def __init__(self, ids: tuple[str, ...] = ("bank-a", "bank-b", "bank-c", "bank-d"), timeout: float = 3.0):
-        self.clock = FakeClock()
+    def __init__(
+        self,
+        ids: tuple[str, ...] = ("bank-a", "bank-b", "bank-c", "bank-d"),
+        timeout: float = 3.0,
+        clock: FakeClock | None = None,
+    ):
+        """``clock``: the world's own, a fixed day by default; a world whose storage real code reads
+        afterwards on the system clock (the CLI's, an agent's) passes one that starts now."""
+        self.clock = clock or FakeClock()
         self.published = PublishedWorld()
         self.members: dict[str, Member] = {}
         self.genesis = ""
@@ -90,7 +97,7 @@ class World:
         """The ceremony: each founder signs one genesis listing them all, with its own vault's key."""
         entries = [self.members[f].entry() for f in founders]
         unsigned = chain.unsigned_genesis(
-            "credit-consortium", entries, convener=founders[0], issued_at="2026-11-28T10:00:00Z"
+            "credit-consortium", entries, convener=founders[0], issued_at=chain_time(self.clock)
         )
         digest = bytes.fromhex(chain.document_hash(unsigned))
         signatures = []

@@ -2,7 +2,7 @@
 
 The registry is the single source for three things that must not drift apart: the values in
 ``local.settings.sample.json`` (tests compare them), the app settings the Bicep deploys (tests compare
-them too), and the settings table in the README. Nothing here reads the environment at import time;
+them too), and the settings table in docs/settings.md. Nothing here reads the environment at import time;
 call :func:`load` (or build a ``Settings`` from a mapping in tests).
 """
 

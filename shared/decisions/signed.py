@@ -7,8 +7,9 @@ python-tuf checks its metadata: a strict typed model, one function that verifies
 that names the rule broken. This module holds what they have in common, written once:
 
 - ``Strict``: the base of every such model: unknown fields refused, no type coercion, immutable;
-- ``DocumentError``: the base of every such document's error, which carries its ``rule`` (an enum of
-  that document's rules) so that callers record the rule, never parse the message;
+- ``DocumentError``: the base of every such document's error, which carries its ``rule`` (an enum:
+  the chain's own ``chain.Rule``, or ``Rule`` for a member's own documents) so that callers record the
+  rule, never parse the message;
 - ``first_problem``: where a document first breaks its model, as the errors word it;
 - ``parse_instant``: the one reading of the contract's instants (``2026-01-02T03:04:05Z``);
 - ``majority``: the one quorum rule, more than half.
@@ -27,6 +28,17 @@ class Strict(BaseModel):
     """A model of a document read from outside: unknown fields, coercions and mutation are refused."""
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class Rule(StrEnum):
+    """The rules of a member's own documents (its head, keys document, node-info index, flag day)."""
+
+    SHAPE = "shape"  # not the document: not canonical JSON, a field missing, unknown or malformed
+    MEMBER = "member"  # the document names another member than the one whose it is said to be
+    SIGNATURE = "signature"  # not signed with a governance key the verified chain lists for the member
+    REPLAYED = "replayed"  # a sequence number below one already accepted, or one reused for other content
+    HASH = "hash"  # a file's bytes do not hash to what the verified document lists (or are not its size)
+    MISSING = "missing"  # a file a verified document lists is not published (yet): nothing changes until it is
 
 
 class DocumentError(ValueError):

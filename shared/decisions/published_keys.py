@@ -28,7 +28,6 @@ from shared.decisions.signed import DocumentError, Rule, Strict
 from shared.naming import MEMBER_ID
 
 PATH = "keys.json"
-MAX_BYTES = 16 * 1024
 #: The kinds a keys document lists (the governance key is in the chain).
 KINDS = ("identity", "tls")
 

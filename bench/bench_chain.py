@@ -3,9 +3,10 @@
 A chain of 50 members (a genesis signed by all 50, then 1,000 ``rotate`` versions, each signed by a
 majority of 26 with the member's own key among them) is built once with real P-256 keys, stored as
 its published bytes, then verified from genesis as a new deployment or a node does
-(``NodeTrust.accept_all``, ``chain.verify_published``): each version read from its canonical bytes
-and checked against the one before as ``chain.verify_next`` does, with every cache of the chain
-module empty (``chain.forget``: keys, member entries, names, worker processes); while one thread
+(``verification.accept_all`` into a ``chain.NodeTrust``, ``verification.verify_published``): each
+version read from its canonical bytes and checked against the one before as ``chain.verify_next``
+does, with every cache empty (``verification.forget``: keys, member entries, names, worker
+processes); while one thread
 reads and checks the next version, the signatures of the ones before are checked by a worker process
 on the other core, and the reading thread checks the newest batches no worker has started whenever
 it would otherwise wait, so both cores check signatures to the end. Beside it, the ``cryptography``
@@ -25,6 +26,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, decode_dss_signature
 
+from shared import verification
 from shared.decisions import chain
 
 MEMBERS = 50
@@ -102,10 +104,10 @@ def library_rate(seconds: float = 1.0) -> float:
 
 
 def verify_cold(pinned: str, published: list[bytes]) -> float:
-    chain.forget()
+    verification.forget()
     started = time.perf_counter()
     node = chain.NodeTrust(pinned)
-    if node.accept_all(published) != len(published):
+    if verification.accept_all(node, published) != len(published):
         raise AssertionError(f"the bench chain did not verify: {node.refused[-1]}")
     return time.perf_counter() - started
 

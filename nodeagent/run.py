@@ -24,6 +24,7 @@ from datetime import datetime
 from nodeagent.config import AgentConfig
 from nodeagent.container import Container, TooLarge
 from nodeagent.disk import AgentState, NodeInfosDir, StateDir, StateError, chain_file
+from shared import verification
 from shared.decisions import chain, node_infos
 from shared.decisions.node_infos import NodeInfoError, Rule
 
@@ -91,9 +92,9 @@ class Report:
 
 def trust_from_disk(config: AgentConfig, state: StateDir) -> chain.NodeTrust:
     """The versions this agent verified before, verified again from the pinned genesis (no download)."""
-    trust = chain.NodeTrust(config.genesis)
+    trust = chain.NodeTrust(config.genesis, check=verification.check_on_cores)
     stored = list(state.versions())
-    accepted = trust.accept_all(stored)  # the next one read while the ones before are checked
+    accepted = verification.accept_all(trust, stored)  # the next one read while the ones before are checked
     if accepted != len(stored):
         raise StateError(
             f"{state.chain_dir / chain_file(accepted)} does not verify from the pinned genesis "

@@ -38,6 +38,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
+from shared.decisions.signed import majority
+
 #: ``(round, member_id)``, ordered by round then member id.
 Ballot = tuple[int, str]
 
@@ -108,10 +110,6 @@ def leader_of(version: int, electorate: Sequence[str]) -> str:
     """The member whose ballot ``(0, it)`` opens ``version`` without a phase 1: turn by turn."""
     ordered = sorted(electorate)
     return ordered[version % len(ordered)]
-
-
-def majority(electorate: Sequence[str]) -> int:
-    return len(electorate) // 2 + 1
 
 
 def fresh(member_id: str, version: int, base: str) -> Record:

@@ -24,20 +24,18 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field
 
 from shared.decisions import agreement, chain
+from shared.decisions.own_documents import verify_own
+from shared.decisions.signed import DocumentError, Rule, Strict, majority, parse_instant
 from shared.naming import MEMBER_ID
 
 MAX_HEAD_BYTES = 256 * 1024
 SIG_PATTERN = chain.B64U_PATTERN
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-
-class Proposal(_Strict):
+class Proposal(Strict):
     """A change one member (or a newcomer) puts to the consortium."""
 
     proposal_id: str = Field(pattern=chain.PROPOSAL_ID_PATTERN)
@@ -59,7 +57,7 @@ class Proposal(_Strict):
         return chain.unsigned_next(base, self.change, issued_at=self.proposed_at, entry=entry)
 
 
-class Presigned(_Strict):
+class Presigned(Strict):
     """A subject's own signatures over the document of its change on one base version."""
 
     proposal_id: str = Field(pattern=chain.PROPOSAL_ID_PATTERN)
@@ -68,7 +66,7 @@ class Presigned(_Strict):
     signatures: tuple[chain.Signature, ...] = Field(max_length=2, strict=False)
 
 
-class Final(_Strict):
+class Final(Strict):
     """A member's one signature of the document chosen for ``version``."""
 
     version: int = Field(ge=1)
@@ -76,23 +74,23 @@ class Final(_Strict):
     signature: chain.Signature
 
 
-class Ballot(_Strict):
+class Ballot(Strict):
     round: int = Field(ge=0)
     member_id: str = Field(pattern=MEMBER_ID.pattern)
 
 
-class Value(_Strict):
+class Value(Strict):
     proposal_id: str = Field(pattern=chain.PROPOSAL_ID_PATTERN)
     hash: str = Field(pattern=r"^[0-9a-f]{64}$")
     proposed_at: str = Field(pattern=chain.TIMESTAMP_PATTERN)
 
 
-class Accepted(_Strict):
+class Accepted(Strict):
     ballot: Ballot
     value: Value
 
 
-class RecordModel(_Strict):
+class RecordModel(Strict):
     """``agreement.Record`` as published."""
 
     version: int = Field(ge=1)
@@ -104,12 +102,12 @@ class RecordModel(_Strict):
     proposal: Value | None = None
 
 
-class ChainHead(_Strict):
+class ChainHead(Strict):
     version: int = Field(ge=0)
     hash: str = Field(pattern=r"^[0-9a-f]{64}$")
 
 
-class Head(_Strict):
+class Head(Strict):
     member_id: str = Field(pattern=MEMBER_ID.pattern)
     kid: str = Field(pattern=chain.KID_PATTERN)
     seq: int = Field(ge=0)
@@ -123,8 +121,14 @@ class Head(_Strict):
     sig: str = Field(pattern=SIG_PATTERN, min_length=86, max_length=86)
 
 
-class HeadError(ValueError):
-    """A head that is not what its member published; the message names the rule."""
+class HeadError(DocumentError):
+    """A head that is not what its member published; ``rule`` is the rule, the message names it."""
+
+    def __init__(self, rule: Rule, member_id: str, detail: str):
+        self.rule, self.member_id, self.detail = rule, member_id, detail
+        super().__init__(
+            f"head of {member_id} names {detail}" if rule == Rule.MEMBER else f"head of {member_id}: {detail}"
+        )
 
 
 def head_signing_bytes(head: Mapping[str, Any]) -> bytes:
@@ -138,16 +142,11 @@ def parse_head(raw: bytes) -> dict[str, Any]:
 
 def verify_head(raw: Mapping[str, Any], *, member_id: str, keys: list[chain.KeyRef]) -> Head:
     """The head of ``member_id`` if it parses and is signed by one of ``keys`` (its listed key(s))."""
-    try:
-        head = Head.model_validate(raw)
-    except ValidationError as error:
-        raise HeadError(f"head of {member_id}: {': '.join(chain.first_problem(error))}") from None
-    if head.member_id != member_id:
-        raise HeadError(f"head of {member_id} names {head.member_id}")
-    problem = chain.own_signature_problem(raw, kid=head.kid, sig=head.sig, keys=keys)
-    if problem:
-        raise HeadError(f"head of {member_id}: {problem}")
-    return head
+
+    def refuse(rule: Rule, detail: str) -> HeadError:
+        return HeadError(rule, member_id, detail)
+
+    return verify_own(raw, Head, member_id=member_id, keys=keys, refuse=refuse)
 
 
 def record_of(member_id: str, model: RecordModel) -> agreement.Record:
@@ -215,10 +214,6 @@ class Eligibility:
     hash: str = ""
 
 
-def parse_time(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
 def eligibility(
     proposal: Proposal,
     base: chain.Trusted,
@@ -235,14 +230,14 @@ def eligibility(
     ``presigned`` is the subject's own pre-signature over a base, if it published one.
     """
     members = base.document.member_ids
-    threshold = len(members) // 2 + 1
+    threshold = majority(members)
     automatic = proposal.kind in (chain.Kind.LEAVE, chain.Kind.ROTATE)
     voters = [m for m in members if not (proposal.kind == chain.Kind.REMOVE and m == proposal.member_id)]
     approvals = tuple(sorted(m for m in voters if automatic or decisions.get(m) == "approve"))
     rejections = tuple(sorted(m for m in voters if not automatic and decisions.get(m) == "reject"))
     if done:
         return Eligibility(Standing.DONE, f"{proposal.proposal_id} is in the chain", approvals, rejections)
-    if now - parse_time(proposal.proposed_at) > lifetime:
+    if now - parse_instant(proposal.proposed_at) > lifetime:
         return Eligibility(Standing.EXPIRED, f"{proposal.proposal_id} expired (proposed {proposal.proposed_at})")
     document = proposal.document(base)
     try:

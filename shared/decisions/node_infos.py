@@ -13,9 +13,10 @@ Each member publishes it beside the chain, signed with the governance key the ch
   accepted, with the time it switches. A node restarts for it once, after that time, and never
   otherwise.
 
-This module is the only place that decides whether such a document verifies, in the chain module's
-style: a strict model, one function per document that raises a ``NodeInfoError`` naming the rule
-broken, and pure helpers (the file names on disk, what to write and remove, whether to restart).
+This module is the only place that decides whether such a document verifies, in the chain's style:
+a strict model, one function per document (``own_documents.verify_own``, as every member's own
+document) that raises a ``NodeInfoError`` carrying the ``signed.Rule`` broken, and pure helpers
+(the file names on disk, what to write and remove, whether to restart).
 The node's agent (``nodeagent``) runs it with the member entry of a chain version that verified from
 the pinned genesis: nothing from another member is believed before that.
 """
@@ -26,13 +27,16 @@ import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from shared.decisions import chain
+from shared.decisions.own_documents import Model, verify_own
+from shared.decisions.signed import DocumentError, Strict, parse_instant
+from shared.decisions.signed import Rule as Rule  # re-exported: the node agent and tests name node_infos.Rule
 from shared.naming import MEMBER_ID
 
 #: An index is small (a member runs at most a few dozen nodes); refused unread above this.
@@ -76,17 +80,9 @@ def network_parameters_path(sha256: str) -> str:
     return f"network-parameters/{sha256}"
 
 
-class Rule(StrEnum):
-    SHAPE = "shape"  # not an index (or flag day): not canonical JSON, a field missing, unknown or malformed
-    MEMBER = "member"  # the document names another member than the one whose path it is at
-    SIGNATURE = "signature"  # not signed with the governance key the verified chain lists for the member
-    REPLAYED = "replayed"  # a sequence number below one already accepted, or one reused for other content
-    HASH = "hash"  # a file's bytes do not hash to what the verified document lists (or are not its size)
-    MISSING = "missing"  # a file a verified document lists is not published (yet): nothing changes until it is
-
-
-class NodeInfoError(ValueError):
-    """A node-info index, file or flag day that does not verify; ``str()`` names where and the rule."""
+class NodeInfoError(DocumentError):
+    """A node-info index, file or flag day that does not verify; ``str()`` names where and the rule
+    (a ``signed.Rule``, re-exported here as ``Rule``)."""
 
     def __init__(self, rule: Rule, where: str, message: str):
         self.rule = rule
@@ -95,16 +91,12 @@ class NodeInfoError(ValueError):
         super().__init__(f"{where}: {rule.value}: {message}")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-
-class NodeInfoEntry(_Strict):
+class NodeInfoEntry(Strict):
     sha256: str = Field(pattern=SHA256_PATTERN)
     size: int = Field(ge=1, le=MAX_NODE_INFO_BYTES)
 
 
-class NodeInfoIndex(_Strict):
+class NodeInfoIndex(Strict):
     member_id: str = Field(pattern=MEMBER_ID.pattern)
     #: Grows with every index the member publishes: an older index read again is refused.
     seq: int = Field(ge=1, le=2**53 - 1)
@@ -121,7 +113,7 @@ class NodeInfoIndex(_Strict):
         return self
 
 
-class FlagDay(_Strict):
+class FlagDay(Strict):
     member_id: str = Field(pattern=MEMBER_ID.pattern)
     flag_day_id: str = Field(pattern=FLAG_DAY_ID_PATTERN)
     #: SHA-256 of the raw network parameters file the nodes switch to (published beside it).
@@ -133,20 +125,12 @@ class FlagDay(_Strict):
     @field_validator("switch_at")
     @classmethod
     def _a_real_time(cls, value: str) -> str:
-        _time(value)
+        parse_instant(value)
         return value
 
     @property
     def switch_time(self) -> datetime:
-        return _time(self.switch_at)
-
-
-def _time(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
-
-
-#: The member-signed documents (``NodeInfoIndex``, ``FlagDay``): each has member_id, kid and sig.
-_Signed = TypeVar("_Signed", "NodeInfoIndex", "FlagDay")
+        return parse_instant(self.switch_at)
 
 
 def _read(raw: bytes, where: str, limit: int) -> dict[str, Any]:
@@ -157,25 +141,21 @@ def _read(raw: bytes, where: str, limit: int) -> dict[str, Any]:
 
 
 def _member_signed(
-    raw: bytes, where: str, limit: int, model: type[_Signed], member: chain.Member
-) -> tuple[dict[str, Any], _Signed]:
+    raw: bytes, where: str, limit: int, model: type[Model], member: chain.Member
+) -> tuple[dict[str, Any], Model]:
     """A document ``member`` signed: canonical JSON of ``model``, naming ``member``, signed with the
     governance key ``member`` (an entry of a verified chain version) lists; else ``NodeInfoError``."""
     document = _read(raw, where, limit)
-    try:
-        parsed = model.model_validate(document)
-    except ValidationError as error:
-        raise NodeInfoError(Rule.SHAPE, where, ": ".join(chain.first_problem(error))) from None
-    if parsed.member_id != member.member_id:
-        raise NodeInfoError(Rule.MEMBER, where, f"names {parsed.member_id}, not {member.member_id}")
-    _signed_by(document, parsed.kid, parsed.sig, member, where)
+
+    def refuse(rule: Rule, detail: str) -> NodeInfoError:
+        if rule == Rule.MEMBER:
+            return NodeInfoError(rule, where, f"names {detail}, not {member.member_id}")
+        if rule == Rule.SIGNATURE:
+            return NodeInfoError(rule, where, f"{detail} (the governance key of {member.member_id})")
+        return NodeInfoError(rule, where, detail)
+
+    parsed = verify_own(document, model, member_id=member.member_id, keys=[member.governance_key], refuse=refuse)
     return document, parsed
-
-
-def _signed_by(document: Mapping[str, Any], kid: str, sig: str, member: chain.Member, where: str) -> None:
-    problem = chain.own_signature_problem(document, kid=kid, sig=sig, keys=[member.governance_key])
-    if problem:
-        raise NodeInfoError(Rule.SIGNATURE, where, f"{problem} (the governance key of {member.member_id})")
 
 
 @dataclass(frozen=True)

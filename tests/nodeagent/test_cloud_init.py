@@ -7,9 +7,11 @@ from __future__ import annotations
 import base64
 import configparser
 import gzip
+import io
 import re
 import subprocess
 import sys
+import tarfile
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -37,6 +39,22 @@ def content(path: str) -> bytes:
     return str(entry["content"]).encode()
 
 
+def unpacked() -> dict[str, tarfile.TarInfo]:
+    """The archive's entries as ``tar -xf ... -C /opt/nodeagent`` lays them out, by path under ``APP``."""
+    with tarfile.open(fileobj=io.BytesIO(content(node_cloud_init.ARCHIVE))) as tar:
+        return {"." if m.name == "app" else m.name.removeprefix("app/"): m for m in tar.getmembers()}
+
+
+def app_files() -> dict[str, bytes]:
+    """What the cloud-init writes into ``APP``: each file's path under it, and its bytes."""
+    with tarfile.open(fileobj=io.BytesIO(content(node_cloud_init.ARCHIVE))) as tar:
+        return {
+            m.name.removeprefix("app/"): tar.extractfile(m).read()  # type: ignore[union-attr]
+            for m in tar.getmembers()
+            if m.isfile()
+        }
+
+
 def unit(path: str) -> configparser.ConfigParser:
     parser = configparser.ConfigParser(strict=False, interpolation=None)
     parser.optionxform = str  # type: ignore[assignment,method-assign]
@@ -49,13 +67,24 @@ def test_the_agents_code_in_the_cloud_init_is_the_repositorys_as_it_is_now() -> 
 
 
 def test_it_carries_exactly_the_agent_and_the_modules_it_imports_byte_for_byte() -> None:
-    embedded = {p.removeprefix(node_cloud_init.APP + "/") for p in FILES if p.startswith(node_cloud_init.APP + "/")}
+    embedded = app_files()
     modules = {p.relative_to(ROOT).as_posix() for p in node_cloud_init.agent_modules()}
-    assert embedded == modules
-    assert {"shared/decisions/chain.py", "shared/decisions/node_infos.py", "nodeagent/run.py"} <= modules
+    assert set(embedded) == modules
+    assert {"shared/decisions/chain/__init__.py", "shared/decisions/node_infos.py", "nodeagent/run.py"} <= modules
     assert not any(m.startswith(("shared/adapters", "shared/services", "tools/", "functions/")) for m in modules)
     for relative in modules:
-        assert content(f"{node_cloud_init.APP}/{relative}") == (ROOT / relative).read_bytes(), relative
+        assert embedded[relative] == (ROOT / relative).read_bytes(), relative
+    assert not any(p.startswith(node_cloud_init.APP + "/") for p in FILES), "the modules travel in the archive only"
+
+
+def test_the_archive_unpacks_under_the_app_directory_readable_by_the_agent_and_owned_by_root() -> None:
+    entries = unpacked()
+    assert all(not name.startswith(("/", "..")) and ".." not in name.split("/") for name in entries)
+    assert all((m.uid, m.gid, m.mtime) == (0, 0, 0) for m in entries.values())
+    assert all(m.mode == (0o755 if m.isdir() else 0o644) and (m.isdir() or m.isfile()) for m in entries.values())
+    runcmd = [str(c) for c in DOC["runcmd"]]
+    unpack = runcmd.index(f"tar -xf {node_cloud_init.ARCHIVE} -C /opt/nodeagent --no-same-owner")
+    assert unpack < runcmd.index("systemctl enable --now corda-flagday.path nodeagent.timer")
     assert content("/opt/nodeagent/requirements.txt") == (ROOT / node_cloud_init.REQUIREMENTS).read_bytes()
 
 
@@ -118,13 +147,12 @@ def test_the_corda_service_unit_is_kept() -> None:
 def test_the_agent_as_cloud_init_installs_it_runs_against_the_members_container(
     published: Published, tmp_path: Path
 ) -> None:
-    """The files are unpacked as cloud-init writes them and run from there, not from the checkout."""
+    """The files are unpacked as the cloud-init lays them out and run from there, not from the checkout."""
     app = tmp_path / "app"
-    for path in FILES:
-        if path.startswith(node_cloud_init.APP + "/"):
-            target = app / path.removeprefix(node_cloud_init.APP + "/")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(content(path))
+    for relative, data in app_files().items():
+        target = app / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
     world = World()
     publish_all(published, world)
     config = config_for(published, tmp_path, world.genesis)
@@ -136,7 +164,7 @@ def test_the_agent_as_cloud_init_installs_it_runs_against_the_members_container(
     probe = "import nodeagent, shared.decisions.chain as c; print(nodeagent.__file__, c.__file__)"
     env = {"PYTHONPATH": str(app), "PATH": "/usr/bin:/bin"}
     where = subprocess.run([sys.executable, "-c", probe], cwd=app, env=env, capture_output=True, text=True, timeout=60)
-    assert where.stdout.split() == [str(app / "nodeagent/__init__.py"), str(app / "shared/decisions/chain.py")]
+    assert where.stdout.split() == [str(app / "nodeagent/__init__.py"), str(app / "shared/decisions/chain/__init__.py")]
 
     done = subprocess.run(
         [sys.executable, "-m", "nodeagent", "--config", str(toml)],

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import base64
 import configparser
-import gzip
 import io
+import lzma
 import re
 import subprocess
 import sys
@@ -34,8 +34,9 @@ PLACEHOLDERS = {"MEMBER_ID", "GENESIS_HASH", "PUBLIC_CONTAINER_URL", "NODES_IDEN
 
 def content(path: str) -> bytes:
     entry = FILES[path]
-    if entry.get("encoding") == "gz+b64":
-        return gzip.decompress(base64.b64decode(entry["content"]))
+    if entry.get("encoding") == "b64":
+        data = base64.b64decode(entry["content"])
+        return lzma.decompress(data) if path.endswith(".xz") else data
     return str(entry["content"]).encode()
 
 

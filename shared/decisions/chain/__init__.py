@@ -21,10 +21,13 @@ The rules, in the order they are checked (the first broken one is reported):
 2. genesis: version 0 is the one whose hash this deployment was given (``GenesisHashError``);
 3. the consortium's name and quorum rule never change (``ConsortiumError``);
 4. ``version`` is N+1 (``VersionError``) and ``previous`` is the hash of N (``PreviousError``);
-5. ``members`` is N's with exactly ``change`` applied (``ChangeError``);
+5. ``members`` is N's with exactly ``change`` applied, and ``network`` (contract v3) is N's unless the
+   change is ``parameters``, which steps its epoch by one (``ChangeError``); a member's ``corda_root``
+   is a CA of its own organisation only (``corda_pki.check_root``, a ``ShapeError``);
 6. signed by more than half of N's members with the keys N lists for them, plus the signers the
    change needs (the newcomer, the leaver, the rotating member with its old and new key); the member
-   removed does not count; every signature listed verifies (``SignatureError``).
+   removed does not count; every signature listed verifies (``SignatureError``). A ``parameters``
+   version needs the majority and nobody else.
 
 The package, one job per module (``from shared.decisions import chain`` names all of it):
 
@@ -72,6 +75,7 @@ from shared.decisions.chain.model import (
     KeyRef,
     Kind,
     Member,
+    Network,
     NotCanonicalError,
     PreviousError,
     PublicJwk,
@@ -80,6 +84,7 @@ from shared.decisions.chain.model import (
     Signature,
     SignatureError,
     VersionError,
+    _root_check,
     x500_name,
 )
 from shared.decisions.chain.node_trust import NodeTrust
@@ -100,6 +105,7 @@ from shared.decisions.chain.signatures import (
 )
 from shared.decisions.chain.verify import (
     Trusted,
+    check_network,
     equivocators,
     expected_members,
     genesis_candidate,
@@ -118,6 +124,7 @@ def forget() -> None:
     deployment or node starts with (``shared.verification.forget`` also stops its pools)."""
     es256.public_key.cache_clear()
     x500_name.cache_clear()
+    _root_check.cache_clear()
     canonical_key.cache_clear()
 
 
@@ -141,6 +148,7 @@ __all__ = [
     "Kind",
     "Listed",
     "Member",
+    "Network",
     "NodeTrust",
     "NotCanonicalError",
     "PreviousError",
@@ -158,6 +166,7 @@ __all__ = [
     "canonical",
     "canonical_key",
     "check_each",
+    "check_network",
     "count_signatures",
     "document_hash",
     "electorate",

@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from shared.decisions import es256
+from shared.decisions import corda_pki, es256
 from shared.decisions.signed import DocumentError, Strict, parse_instant
 from shared.messages import parse_x500
 from shared.naming import MEMBER_ID
@@ -29,6 +29,8 @@ KID_PATTERN = r"^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._-]+)*/keys/[A
 ENDPOINT_PATTERN = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~%-]+)*/?$"
 B64U_PATTERN = r"^[A-Za-z0-9_-]+$"
 TIMESTAMP_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$"
+#: base64 with padding (RFC 4648 §4), as ``corda_root`` carries a certificate's DER.
+B64_PATTERN = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
 
 
 class Kind(StrEnum):
@@ -37,6 +39,7 @@ class Kind(StrEnum):
     REMOVE = "remove"  # a member is expelled; its own signature does not count
     LEAVE = "leave"  # a member goes, and signs that it goes
     ROTATE = "rotate"  # a member changes its own entry (a key, its endpoint), signing with old and new key
+    PARAMETERS = "parameters"  # the network parameters change (members unchanged); the proposer is member_id
 
 
 class Rule(StrEnum):
@@ -125,6 +128,9 @@ class Member(Strict):
     #: The member's Corda node identity and TLS keys, when it publishes them in the chain.
     identity_key: KeyRef | None = None
     tls_key: KeyRef | None = None
+    #: Contract v3: the member's own Corda root CA certificate (padded base64 of its DER), a CA of the
+    #: member's own organisation only (``corda_pki.check_root``); nodes trust the roots of the head.
+    corda_root: str | None = Field(default=None, pattern=B64_PATTERN, min_length=4, max_length=8192)
 
     @field_validator("legal_name")
     @classmethod
@@ -132,11 +138,35 @@ class Member(Strict):
         x500_name(value)
         return value
 
+    @model_validator(mode="after")
+    def _own_root(self) -> Member:
+        if self.corda_root is not None:
+            check = _root_check(self.corda_root, self.member_id, self.legal_name)
+            if not check.accepted:
+                raise ValueError(check.message)
+        return self
+
 
 class Change(Strict):
     kind: Annotated[Kind, Field(strict=False)]  # the wire value, a string
     member_id: str = Field(pattern=MEMBER_ID.pattern)
     proposal_id: str = Field(pattern=PROPOSAL_ID_PATTERN)
+
+
+class Network(Strict):
+    """Contract v3: the network parameters every node runs, agreed by hash (the raw serialized Corda
+    ``NetworkParameters``, unsigned); only a ``parameters`` version changes it, stepping the epoch."""
+
+    epoch: int = Field(ge=1, le=2**31 - 1)
+    parameters_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    #: When nodes move to these parameters: a node runs the newest verified network whose time has come.
+    switch_at: str = Field(pattern=TIMESTAMP_PATTERN)
+
+    @field_validator("switch_at")
+    @classmethod
+    def _a_real_time(cls, value: str) -> str:
+        parse_instant(value)
+        return value
 
 
 class Signature(Strict):
@@ -153,6 +183,8 @@ class Document(Strict):
     quorum: Literal["majority"]
     change: Change
     members: tuple[Member, ...] = Field(min_length=1, max_length=500, strict=False)  # a JSON array
+    #: Contract v3: the agreed network parameters; absent in a chain that has none yet.
+    network: Network | None = None
     signatures: tuple[Signature, ...] = Field(max_length=1000, strict=False)
 
     @field_validator("issued_at")
@@ -188,6 +220,12 @@ class Document(Strict):
     def label(self) -> str:
         """``version 3 (admit bank-d)``: how errors and logs name a version."""
         return f"version {self.version} ({self.change.kind} {self.change.member_id})"
+
+
+@lru_cache(maxsize=4096)
+def _root_check(corda_root: str, member_id: str, legal_name: str) -> corda_pki.RootCheck:
+    """A member's root judged once per process (entries repeat version after version)."""
+    return corda_pki.check_root(corda_root, member_id, legal_name)
 
 
 @lru_cache(maxsize=8192)

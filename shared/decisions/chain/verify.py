@@ -80,6 +80,8 @@ def expected_members(base: Document, document: Document) -> tuple[Member, ...]:
         return tuple(sorted([*base.members, entry], key=lambda m: m.member_id))
     if target not in before:
         raise ChangeError(f"{label}: {target} is not a member of version {base.version}", version=document.version)
+    if change.kind == Kind.PARAMETERS:  # the proposer is a member; the members stay as they were
+        return base.members
     if change.kind in (Kind.REMOVE, Kind.LEAVE):
         if len(base.members) == 1:
             raise ChangeError(f"{label}: the last member cannot go", version=document.version)
@@ -115,6 +117,20 @@ class Trusted:
         return published_bytes(self.raw)
 
 
+def check_network(base: Document, document: Document) -> None:
+    """Contract v3: only a ``parameters`` version changes ``network``, and it steps the epoch by one (to 1
+    where the version before had none); every other kind carries ``network`` exactly as it was."""
+    v = document.version
+    if document.change.kind != Kind.PARAMETERS:
+        if document.network != base.network:
+            raise ChangeError(f"version {v}: network changed outside a parameters version", version=v)
+        return
+    epoch = base.network.epoch + 1 if base.network else 1
+    if document.network is None or document.network.epoch != epoch:
+        found = "no network" if document.network is None else f"epoch {document.network.epoch}"
+        raise ChangeError(f"version {v}: network epoch must be {epoch}", version=v, detail=found)
+
+
 def _changed_fields(before: Member | None, after: Member | None) -> str:
     if before is None or after is None:
         return "member " + ("added" if before is None else "dropped")
@@ -130,6 +146,8 @@ def genesis_candidate(pinned_hash: str, document: Document, raw: Mapping[str, An
         raise VersionError(f"version {document.version} where version 0 was expected", version=document.version)
     if digest != pinned_hash:
         raise GenesisHashError("genesis hash does not match", version=0, detail=f"{digest} is not {pinned_hash}")
+    if document.network is not None and document.network.epoch != 1:
+        raise ChangeError("version 0: network epoch must be 1", version=0, detail=f"epoch {document.network.epoch}")
     return Trusted(document, digest, raw)
 
 
@@ -159,6 +177,7 @@ def next_candidate(trusted: Trusted, document: Document, raw: Mapping[str, Any],
             version=v,
             detail="; ".join(diff),
         )
+    check_network(base, document)
     return Trusted(document, digest or document_hash(raw), raw)
 
 

@@ -79,6 +79,7 @@ from shared.decisions import chain
 from shared.errors import ConflictError, ControlPlaneError
 from shared.naming import key_name
 from shared.ports.keys import KeyStore, KeyVersion
+from shared.services import corda_root
 from shared.services.consortium import chain_path
 from shared.settings import Settings
 from tools import azurite, member_settings
@@ -174,15 +175,20 @@ def governance_key(founder: Founder) -> tuple[KeyVersion, bool]:
 
 
 def entry(founder: Founder, key: KeyVersion) -> dict[str, Any]:
-    """The founder's chain entry, checked against the chain's model (a bad endpoint or name is named here)."""
+    """The founder's chain entry, checked against the chain's model (a bad endpoint or name is named here),
+    with its own Corda root (contract v3: made in its own vault, stored in its own state first)."""
     endpoint = founder.settings.text("CONSORTIUM_PUBLIC_ENDPOINT")
     if not endpoint:
         raise CeremonyError(f"{founder.member_id}: CONSORTIUM_PUBLIC_ENDPOINT is not set")
+    root = corda_root.ensure_root(
+        founder.keys, founder.state, member_id=founder.member_id, legal_name=founder.legal_name, now=datetime.now(UTC)
+    )
     raw = {
         "member_id": founder.member_id,
         "legal_name": founder.legal_name,
         "governance_key": {"kid": key.kid, "jwk": _jwk(key)},
         "endpoint": endpoint,
+        "corda_root": root,
     }
     try:
         chain.Member.model_validate(raw)

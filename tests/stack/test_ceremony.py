@@ -16,8 +16,9 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 
 from shared.adapters.keyvault import KeyVaultKeyStore
-from shared.decisions import chain
+from shared.decisions import chain, corda_pki
 from shared.errors import ForbiddenError
+from shared.services import corda_root
 from shared.settings import Settings
 from tools import azurite, ceremony, emulator, member_settings, provision
 from tools.emulator import EmulatorHandle
@@ -107,6 +108,19 @@ def test_the_genesis_lists_both_founders_and_verifies_against_the_hash_every_mem
         assert m.endpoint == stack.settings(m.member_id)["CONSORTIUM_PUBLIC_ENDPOINT"]
     record = json.loads((stack.root / ".local" / "genesis.json").read_text())
     assert record["hash"] == digest and record["genesis"] == genesis
+
+
+def test_each_founders_entry_carries_its_own_corda_root_made_in_its_own_vault(
+    stack: Stack, founded: tuple[str, list[str]]
+) -> None:
+    """Contract v3: each founder its own root, its key in its own vault, constrained to its own name."""
+    trusted = chain.verify_genesis(founded[0], _genesis(stack))
+    for m, founder in zip(trusted.document.members, ceremony.local_founders(stack.root), strict=True):
+        assert m.corda_root is not None and corda_pki.check_root(m.corda_root, m.member_id, m.legal_name).accepted
+        key = founder.keys.get_key(corda_root.root_key_name(m.member_id))
+        stored = founder.state.read(corda_root.ROOT_PATH)
+        assert key is not None and stored is not None
+        assert stored.body == {**stored.body, "kid": key.kid, "corda_root": m.corda_root}
 
 
 def test_both_founders_hold_the_genesis_privately_and_publish_its_canonical_bytes(
@@ -212,7 +226,8 @@ def test_a_tampered_stored_genesis_is_refused_naming_where_it_is(stack: Stack, f
     blob = stack.blobs("bank-b").get_blob_client("consortium", PATH)
     original = stack.private("bank-b")
     tampered = json.loads(original)
-    tampered["members"][0]["legal_name"] = "O=Bank Z, L=London, C=GB"
+    # another locality: bank-a's root still names its organisation, so only the signatures break
+    tampered["members"][0]["legal_name"] = "O=Bank A, L=Paris, C=GB"
     blob.upload_blob(json.dumps(tampered, sort_keys=True), overwrite=True)
     try:
         _refused(stack, r"bank-b's consortium container at chain/00000000\.json does not verify .*signature")

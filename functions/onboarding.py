@@ -62,7 +62,7 @@ def _run(msg: func.QueueMessage, queue: str, work: Callable[[bytes], ob.Outcome]
     ) as span:  # fmt: skip
         outcome = _work(msg, queue, body, work)
         span.set_attribute("consortium.action", outcome.action)
-    if outcome.action == "rejected":
+    if outcome.action is ob.Action.REJECTED:
         telemetry.REJECTIONS.add(1, {"queue": queue, "reason": outcome.reason or "unknown"})
     log.info(
         outcome.message,

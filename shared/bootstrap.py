@@ -28,6 +28,7 @@ from shared.decisions.agreement import Timing
 from shared.decisions.autoscale import ScalePolicy
 from shared.decisions.forecast import ForecastPolicy, Mode
 from shared.decisions.health import HealthPolicy
+from shared.decisions.onboarding import Change
 from shared.decisions.rotation import KeyPolicy, parse_policy
 from shared.naming import MEMBER_ID, key_name, valid_member_id
 from shared.ports.clock import SystemClock
@@ -118,7 +119,7 @@ class Platform:
             ),
         )  # fmt: skip
 
-        def on_membership(change: str, version: chain.Trusted) -> None:
+        def on_membership(change: Change, version: chain.Trusted) -> None:
             self.onboarding.on_membership(change, version)
             self.rotator.on_membership(change, version)
 

@@ -37,12 +37,14 @@ from typing import Any
 
 from shared.decisions import agreement, chain
 from shared.decisions import consortium as rules
+from shared.decisions.onboarding import CHANGE_OF_KIND, Change
 from shared.errors import ConflictError, PermanentError, TransientError
 from shared.messages import Rejection
 from shared.ports.clock import Clock
 from shared.ports.keys import KeyStore
 from shared.ports.published import PeerReader, PublicStore
 from shared.ports.state import StateStore
+from shared.reasons import Reason
 from shared.services.records import Events, Rejections, iso, iso_time
 
 log = logging.getLogger(__name__)
@@ -85,7 +87,7 @@ class Follow:
     #: changed or a version was adopted. Fast following lasts only while that is recent.
     moved_at: float = float("-inf")
     #: What this member's head says now (its record and final signature), as ``publish_head`` last built it.
-    says: dict[str, Any] = field(default_factory=dict)
+    says: rules.Says = field(default_factory=rules.Says)
     #: The head version whose effects on this member's own record ``reconcile`` last found carried out.
     settled: int | None = None
 
@@ -118,13 +120,9 @@ class Snapshot:
     chain_listed: bool = False
 
 
-#: Standings of a proposal that is still going somewhere (not rejected, expired, inapplicable or done).
-OPEN = frozenset({rules.Standing.ELIGIBLE, rules.Standing.AWAITING_APPROVALS, rules.Standing.AWAITING_SIGNATURE})
-
-
 class Forked(PermanentError):
     def __init__(self, message: str) -> None:
-        super().__init__(message, reason="fork")
+        super().__init__(message, reason=Reason.FORK)
 
 
 @dataclass
@@ -142,10 +140,10 @@ class Consortium:
     timing: agreement.Timing = field(default_factory=agreement.Timing)
     jitter: Callable[[int], float] = lambda _round: 0.0
     #: Called with the member's own status change ("admitted", "left", "removed") once adopted.
-    on_membership: Callable[[str, chain.Trusted], None] = lambda _what, _version: None
+    on_membership: Callable[[Change, chain.Trusted], None] = lambda _what, _version: None
     #: Called with the verified versions after an adoption (and on a process's first tick) until it
     #: returns None: hands on again a change about this member whose step was lost (``Onboarding.reconcile``).
-    reconcile: Callable[[list[chain.Trusted]], str | None] = lambda _versions: None
+    reconcile: Callable[[list[chain.Trusted]], Change | None] = lambda _versions: None
     memory: Follow = field(default_factory=Follow)
     fast: FastFollow = field(default_factory=FastFollow)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -233,8 +231,7 @@ class Consortium:
             version=trusted.version, hash=trusted.hash, change=change.model_dump(mode="json"),
         )  # fmt: skip
         if change.member_id == self.me and change.kind != chain.Kind.GENESIS:
-            what = {"admit": "admitted", "leave": "left", "remove": "removed", "rotate": "rotated"}[change.kind.value]
-            self.on_membership(what, trusted)
+            self.on_membership(CHANGE_OF_KIND[change.kind], trusted)
 
     def pin_genesis(self, raw: Mapping[str, Any]) -> chain.Trusted:
         """Store version 0 once it verifies against the pinned hash (the founders' ceremony, or a join)."""
@@ -478,10 +475,7 @@ class Consortium:
             found[proposal.proposal_id] = proposal
         for head in (heads if heads is not None else self.memory.heads).values():
             for proposal in head.proposals:
-                # A proposal counts only from the head of the member who made it; an admit, a leave or
-                # a rotate only from the member it is about, a remove never from the member removed.
-                own_change = proposal.kind != chain.Kind.REMOVE
-                if head.member_id == proposal.proposer and (proposal.member_id == proposal.proposer) == own_change:
+                if rules.counts_from(proposal, head.member_id).counts:
                     found.setdefault(proposal.proposal_id, proposal)
         return found
 
@@ -498,16 +492,17 @@ class Consortium:
             return {}
         done = {t.document.change.proposal_id for t in self.verified()}
         judged = {}
+        own, published = self._own_presigned_all(), {m: h.presigned for m, h in heads.items()}
         for proposal_id, proposal in self.known_proposals(heads).items():
-            subject = heads.get(proposal.member_id) if proposal.member_id != self.me else None
-            presigned = self._own_presigned(proposal_id) if proposal.member_id == self.me else None
-            if subject is not None:
-                presigned = next((p for p in subject.presigned if p.proposal_id == proposal_id), None)
+            presigned = rules.presignature(proposal, me=self.me, own=own, published=published).presigned
             judged[proposal_id] = rules.eligibility(
                 proposal, base, decisions=self.decisions(proposal_id, heads), presigned=presigned,
                 done=proposal_id in done, now=self.clock.now(), lifetime=self.lifetime,
             )  # fmt: skip
         return judged
+
+    def _own_presigned_all(self) -> list[rules.Presigned]:
+        return [rules.Presigned.model_validate(p) for p in self.own().get("presigned", [])]
 
     def _own_presigned(self, proposal_id: str) -> rules.Presigned | None:
         for p in self.own().get("presigned", []):
@@ -524,7 +519,7 @@ class Consortium:
                 return None
             approvals = dict(body.get("approvals", {}))
             if proposal.kind == chain.Kind.REMOVE:
-                approvals[proposal.proposal_id] = "approve"  # proposing a removal is approving it
+                approvals[proposal.proposal_id] = rules.Vote.APPROVE  # proposing a removal is approving it
             return {**body, "proposals": [*proposals, proposal.model_dump(mode="json")], "approvals": approvals}
 
         self._update_own(add)
@@ -541,7 +536,7 @@ class Consortium:
                 return None
             if proposal_id in approvals:
                 raise PermanentError(
-                    f"{proposal_id}: this member already decided {approvals[proposal_id]}", reason="decided"
+                    f"{proposal_id}: this member already decided {approvals[proposal_id]}", reason=Reason.DECIDED
                 )
             approvals[proposal_id] = decision
             return {**body, "approvals": approvals}
@@ -625,32 +620,15 @@ class Consortium:
     def _in_flight(
         self, base: chain.Trusted, heads: Mapping[str, rules.Head], judged: Mapping[str, rules.Eligibility]
     ) -> bool:
-        """Whether a change on the version after ``base`` is under way by what the others say: an open
-        proposal (eligible, or still gathering approvals or its subject's signature: the decisions that
-        complete it come while the others are moving), or another member's ballot or final signature on
-        it (ours: ``_says_in_flight``). Following closely also needs the conversation to be moving."""
-        if any(e.standing in OPEN for e in judged.values()):
-            return True
-        version = base.version + 1
-        for head in heads.values():
-            if head.final is not None and head.final.version == version:
-                return True
-            r = head.record
-            if r is not None and r.version == version and r.base == base.hash and (r.accepted or r.leading):
-                return True
-        return False
+        """Whether a change on the version after ``base`` is under way by what the others say
+        (``rules.in_flight``); following closely also needs the conversation to be moving."""
+        says = [rules.Says(h.record, h.final) for h in heads.values()]
+        return rules.in_flight(base.version + 1, base.hash, says, [e.standing for e in judged.values()]).in_flight
 
     def _says_in_flight(self, base: chain.Trusted) -> bool:
         """Whether this member's own head (as last built) has a ballot or a final signature on the
         version after ``base``: read from memory, so an idle tick costs no extra request."""
-        record = self.memory.says.get("record") or {}
-        if (
-            record.get("version") == base.version + 1
-            and record.get("base") == base.hash
-            and (record.get("accepted") or record.get("leading"))
-        ):
-            return True
-        return (self.memory.says.get("final") or {}).get("version") == base.version + 1
+        return rules.in_flight(base.version + 1, base.hash, [self.memory.says]).in_flight
 
     def follow_closely(
         self, active: Callable[[], bool], *, sleep: Callable[[float], None] = time.sleep
@@ -765,12 +743,12 @@ class Consortium:
             if stored is None or stored.body.get("hash") != digest_hex:
                 raise PermanentError(
                     f"version {version}: this member already signed another document; refusing to sign {digest_hex}",
-                    reason="double_sign",
+                    reason=Reason.DOUBLE_SIGN,
                 ) from None
         entry = base.document.member(self.me)
         if entry is None:  # agreement.step signs only for a member of the electorate
             raise PermanentError(
-                f"version {version}: {self.me} is not in version {base.version}", reason="not_a_member"
+                f"version {version}: {self.me} is not in version {base.version}", reason=Reason.NOT_A_MEMBER
             )
         signature = self._sign(entry.governance_key.kid, bytes.fromhex(digest_hex))
         final = rules.Final(version=version, hash=digest_hex, signature=signature).model_dump(mode="json")
@@ -792,18 +770,14 @@ class Consortium:
         if not finals:
             return None
         proposals = self.known_proposals(heads)
+        own, published = self._own_presigned_all(), {m: h.presigned for m, h in heads.items()}
         for digest_hex, signatures in finals.items():
             for proposal_id, eligibility in judged.items():
                 if eligibility.hash != digest_hex or eligibility.document is None:
                     continue
-                proposal = proposals[proposal_id]
-                presigned: tuple[chain.Signature, ...] = ()
-                if proposal.member_id == self.me:
-                    own = self._own_presigned(proposal_id)
-                    presigned = own.signatures if own and own.hash == digest_hex else ()
-                elif (subject := heads.get(proposal.member_id)) is not None:
-                    match = next((p for p in subject.presigned if p.proposal_id == proposal_id), None)
-                    presigned = match.signatures if match and match.hash == digest_hex else ()
+                presigned = rules.presignature(
+                    proposals[proposal_id], me=self.me, own=own, published=published, digest=digest_hex
+                ).signatures
                 raw = chain.with_signatures(
                     eligibility.document, [s.model_dump(mode="json") for s in [*signatures, *presigned]]
                 )
@@ -854,7 +828,10 @@ class Consortium:
             "record": {k: v for k, v in record.items() if k not in PRIVATE_RECORD_FIELDS} if record else None,
             "final": own.get("final"),
         }
-        self.memory.says = {"record": body["record"], "final": body["final"]}
+        self.memory.says = rules.Says(
+            rules.RecordModel.model_validate(body["record"]) if body["record"] else None,
+            rules.Final.model_validate(body["final"]) if body["final"] else None,
+        )
         fingerprint = hashlib.sha256(chain.canonical(body)).hexdigest()
         if own.get("published_fingerprint") == fingerprint:
             return None

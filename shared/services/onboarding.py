@@ -27,6 +27,7 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -35,12 +36,18 @@ from shared.decisions import chain
 from shared.decisions import consortium as rules
 from shared.decisions.onboarding import (
     CLOSED,
+    Change,
     Intake,
     Membership,
+    Poison,
+    Resume,
     Status,
     decide_intake,
     decide_membership,
+    decide_poison,
+    decide_resume,
     membership_due,
+    status_of,
 )
 from shared.errors import BusyError, ConflictError, PermanentError, TransientError
 from shared.messages import (
@@ -60,6 +67,7 @@ from shared.ports.leases import LeaseStore
 from shared.ports.queues import MessageSender
 from shared.ports.scalesets import Operation, ScaleSets, ScaleSetSpec
 from shared.ports.state import StateStore
+from shared.reasons import Reason
 from shared.services import outbox
 from shared.services.consortium import Consortium
 from shared.services.leadership import member_lock
@@ -95,11 +103,33 @@ log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
 
 
+class Action(StrEnum):
+    """What a handler did with a message (the log line's ``action``)."""
+
+    ACCEPTED = "accepted"  # a new onboarding request taken in
+    REJECTED = "rejected"  # bad input, recorded with its reason; the message completes
+    RESUMED = "resumed"  # a failed or interrupted setup goes on where its record stands
+    WAITING = "waiting"  # nothing to do until something else happens (a provisioning, the chain)
+    UNCHANGED = "unchanged"  # the record already says what the message asks
+    DUPLICATE = "duplicate"  # a redelivered copy of a step done and followed
+    STALE = "stale"  # a step for a superseded request or a member that moved on
+    FAILED = "failed"  # a permanent failure: the member is failed with the reason
+    KEYS = "keys"
+    PROVISIONED = "provisioned"
+    MEMBER = "member"  # the verified chain lists it already: straight on to activate
+    PROPOSED = "proposed"
+    ACTIVATED = "activated"
+    RETIRED = "retired"
+    DECIDED = "decided"
+    KNOWN = "known"  # a poison message recorded before
+    RECORDED = "recorded"  # a poison message recorded, the member not failed by it
+
+
 @dataclass(frozen=True)
 class Outcome:
-    """What a handler did, for the log line and the tests: an action word and a sentence."""
+    """What a handler did, for the log line and the tests: an action and a sentence."""
 
-    action: str
+    action: Action
     message: str
     member_id: str | None = None
     #: The stable reason code of a rejection (what `consortium rejections` shows), for counting.
@@ -126,7 +156,7 @@ class Onboarding:
     rejections: Rejections = field(init=False)
     #: The membership change last handed on (by ``on_membership`` or ``reconcile``), when to look
     #: whether its step is done, and how many times ``reconcile`` posted it again.
-    _recheck: tuple[str, float, int] | None = field(default=None, init=False, repr=False)
+    _recheck: tuple[Change, float, int] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.events = Events(self.queues, self.clock)
@@ -136,7 +166,9 @@ class Onboarding:
 
     def _reject(self, queue: str, raw: str | bytes, rejection: Rejection) -> Outcome:
         self.rejections.record(queue, raw, rejection)
-        return Outcome("rejected", f"{rejection.reason}: {rejection.message}", rejection.member_id, rejection.reason)
+        return Outcome(
+            Action.REJECTED, f"{rejection.reason}: {rejection.message}", rejection.member_id, rejection.reason
+        )
 
     def _parse(self, model: type[M], queue: str, raw: str | bytes) -> M | Outcome:
         message = parse(model, raw)
@@ -164,7 +196,7 @@ class Onboarding:
     def _update(self, change: Callable[[dict[str, Any]], dict[str, Any] | None]) -> dict[str, Any]:
         doc = update_record(self.state, member_path(self.member_id), change)
         if doc is None:
-            raise PermanentError(f"member {self.member_id} has no record", reason="unknown_member")
+            raise PermanentError(f"member {self.member_id} has no record", reason=Reason.UNKNOWN_MEMBER)
         return doc.body
 
     def _claim_request(self, request_id: str, kind: str) -> str | None:
@@ -190,18 +222,14 @@ class Onboarding:
 
     def _resume(self, record: dict[str, Any]) -> Outcome:
         """Repair whatever a crash or a poisoned message left undone, from what the record says."""
-        status = record.get("status")
-        if status == Status.FAILED.value:
+        decision = decide_resume(record)
+        if decision.reopen:
             record = self._update(lambda r: with_history(r, self.clock, Status.PENDING.value, "resumed"))
-            status = Status.PENDING.value
-        if status == Status.PENDING.value:
-            step = next((s for s in ("keys", "provision", "propose") if s not in (record.get("steps") or {})), None)
-            if step is not None:
-                self._send_step(step, record)
-                return Outcome("resumed", f"{self.member_id} resumes at step {step}", self.member_id)
-            self._send_step("propose", record)  # proposes again if its proposal is gone, else waits
-            return Outcome("waiting", f"{self.member_id} waits for a version that admits it", self.member_id)
-        return Outcome("unchanged", f"{self.member_id} is {status}; nothing to do", self.member_id)
+        if decision.action is Resume.NOTHING:
+            return Outcome(Action.UNCHANGED, decision.message, self.member_id)
+        self._send_step(decision.step or "propose", record)  # propose: again if its proposal is gone, else waits
+        action = Action.RESUMED if decision.action is Resume.AT_STEP else Action.WAITING
+        return Outcome(action, decision.message, self.member_id)
 
     # ------------------------------------------------------------------ intake
 
@@ -212,15 +240,19 @@ class Onboarding:
         rid, mid = request.request_id, request.member_id
         decision = decide_intake(self.record(), rid, mid, self.member_id)
         if decision.outcome is Intake.NOT_THIS_MEMBER:
-            return self._reject(REQUESTS, raw, Rejection("not_this_member", decision.message, "member_id", mid, rid))
+            return self._reject(
+                REQUESTS, raw, Rejection(Reason.NOT_THIS_MEMBER, decision.message, "member_id", mid, rid)
+            )
         taken = self._claim_request(rid, "onboarding")
         if taken:
-            return self._reject(REQUESTS, raw, Rejection("duplicate_request_id", taken, "request_id", mid, rid))
+            return self._reject(REQUESTS, raw, Rejection(Reason.DUPLICATE_REQUEST_ID, taken, "request_id", mid, rid))
         for _ in range(8):
             doc = self.state.read(member_path(mid))
             decision = decide_intake(doc.body if doc else None, rid, mid, self.member_id)
             if decision.outcome is Intake.CONFLICT:
-                return self._reject(REQUESTS, raw, Rejection("member_taken", decision.message, "member_id", mid, rid))
+                return self._reject(
+                    REQUESTS, raw, Rejection(Reason.MEMBER_TAKEN, decision.message, "member_id", mid, rid)
+                )
             if decision.outcome is Intake.RESUME and doc is not None:
                 return self._resume(doc.body)
             previous = doc.body if doc else {}
@@ -242,7 +274,7 @@ class Onboarding:
                 continue
             self.events.emit("member.requested", mid, rid, request_id=rid, legal_name=request.legal_name)
             self._send_step("keys", record)
-            return Outcome("accepted", decision.message, mid)
+            return Outcome(Action.ACCEPTED, decision.message, mid)
         raise ConflictError(f"member {mid}: record still contended")
 
     # ------------------------------------------------------------------- steps
@@ -254,7 +286,7 @@ class Onboarding:
             return message
         if message.step != expected or message.member_id != self.member_id:
             wrong = f"step {message.step} of {message.member_id} does not belong on {queue} of {self.member_id}"
-            rejection = Rejection("wrong_queue", wrong, "step", message.member_id, message.request_id)
+            rejection = Rejection(Reason.WRONG_QUEUE, wrong, "step", message.member_id, message.request_id)
             return self._reject(queue, raw, rejection)
         with contextlib.ExitStack() as held:
             try:
@@ -263,26 +295,23 @@ class Onboarding:
                 record = self.record()
                 after = FOLLOWS.get(expected, expected)
                 if record and record.get("request_id") == message.request_id and after in (record.get("steps") or {}):
-                    return Outcome("duplicate", f"step {expected} is done and followed; copy dropped", self.member_id)
+                    return Outcome(
+                        Action.DUPLICATE, f"step {expected} is done and followed; copy dropped", self.member_id
+                    )
                 raise
             record = self.record()
             if record is None or record.get("request_id") != message.request_id:
-                return Outcome("stale", f"step {expected} for {message.request_id} is superseded", self.member_id)
-            if record.get("status") == Status.FAILED.value:
+                return Outcome(Action.STALE, f"step {expected} for {message.request_id} is superseded", self.member_id)
+            resume = decide_resume(record, arrived=expected)
+            if resume.reopen:
                 record = self._update(
                     lambda r: with_history(r, self.clock, Status.PENDING.value, f"resumed at step {expected}")
                 )
-                first = next(
-                    (s for s in ("keys", "provision", "propose") if s not in (record.get("steps") or {})), None
-                )
-                if expected in FOLLOWS and first != expected:
-                    # A late copy of a step done already resumed the member (issue 19: the message that
-                    # failed it was poisoned, so nothing else is queued): go on where the record stands.
-                    self._send_step(first or "propose", record)
-                    return Outcome("resumed", f"{self.member_id} resumes at step {first or 'propose'}",
-                                   self.member_id)  # fmt: skip
-            if expected != "retire" and record.get("status") in [s.value for s in CLOSED]:
-                return Outcome("stale", f"{self.member_id} is {record.get('status')}; {expected} does nothing",
+            if resume.action is Resume.AT_STEP:
+                self._send_step(resume.step or "propose", record)
+                return Outcome(Action.RESUMED, resume.message, self.member_id)
+            if expected != "retire" and status_of(record) in CLOSED:
+                return Outcome(Action.STALE, f"{self.member_id} is {record.get('status')}; {expected} does nothing",
                                self.member_id)  # fmt: skip
             term.check()
             handler = {"keys": self._keys, "provision": self._provision, "propose": self._propose,
@@ -296,7 +325,7 @@ class Onboarding:
         """A permanent failure: the member is ``failed`` with the reason; the message completes."""
         self._update(lambda r: with_history(r, self.clock, Status.FAILED.value, reason))
         self.events.emit("member.failed", self.member_id, (key, reason), request_id=request_id, reason=reason)
-        return Outcome("failed", reason, self.member_id)
+        return Outcome(Action.FAILED, reason, self.member_id)
 
     def _keys(self, record: dict[str, Any], message: StepMessage) -> Outcome:
         mid, rid, now = self.member_id, record["request_id"], iso(self.clock)
@@ -315,7 +344,7 @@ class Onboarding:
             keys[kind] = existing if same else key_entry(key, now)
         record = self._mark_step("keys", keys=keys)
         self._advance("provision", record)
-        return Outcome("keys", f"{mid}: {created} key(s) created, {len(KEY_KINDS) - created} found", mid)
+        return Outcome(Action.KEYS, f"{mid}: {created} key(s) created, {len(KEY_KINDS) - created} found", mid)
 
     def _provision(self, record: dict[str, Any], message: StepMessage) -> Outcome:
         """This member's own scale set, at capacity 0 until a version admits the member."""
@@ -334,25 +363,25 @@ class Onboarding:
                                   public_container_url=self.consortium.identity.endpoint,
                                   inbox_container_url=self.inbox_url)  # fmt: skip
                 except ValueError as e:
-                    raise PermanentError(str(e), reason="template") from None
+                    raise PermanentError(str(e), reason=Reason.TEMPLATE) from None
                 operation = self.scalesets.begin_create_or_update(spec)
             if operation.status in ("Failed", "Canceled"):
                 raise PermanentError(f"provisioning {name} ended {operation.status}: {operation.error}",
-                                     reason="provisioning")  # fmt: skip
+                                     reason=Reason.PROVISIONING)  # fmt: skip
             if operation.status != "Succeeded":
                 if message.polls >= MAX_POLLS:
                     raise PermanentError(f"{name} still provisioning after {message.polls} polls",
-                                         reason="provisioning_timeout")  # fmt: skip
+                                         reason=Reason.PROVISIONING_TIMEOUT)  # fmt: skip
                 self._send_step("provision", record, polls=message.polls + 1, delay=self.poll_seconds)
-                return Outcome("waiting", f"{name} is provisioning (poll {message.polls + 1})", mid)
+                return Outcome(Action.WAITING, f"{name} is provisioning (poll {message.polls + 1})", mid)
             current = self.scalesets.get(name)
             if current is None:
-                raise PermanentError(f"{name} vanished after provisioning", reason="provisioning")
+                raise PermanentError(f"{name} vanished after provisioning", reason=Reason.PROVISIONING)
         bounds = record.get("scale") or {}
         scale_set = {"id": current.id, "name": name, "capacity": current.capacity, **bounds}
         record = self._mark_step("provision", scale_set_id=current.id, scale_set=scale_set)
         self._advance("propose", record)
-        return Outcome("provisioned", f"{name} is ready with {current.capacity} node(s)", mid)
+        return Outcome(Action.PROVISIONED, f"{name} is ready with {current.capacity} node(s)", mid)
 
     def entry(self, record: dict[str, Any]) -> dict[str, Any]:
         """This member's entry in the chain: its legal name, governance key and published container."""
@@ -374,33 +403,35 @@ class Onboarding:
         if head.document.member(self.member_id) is not None:
             record = self._mark_step("propose", proposal_id=record.get("proposal_id"))
             self._send_step("activate", record)
-            return Outcome("member", f"{self.member_id} is in version {head.version}: activating", self.member_id)
+            return Outcome(Action.MEMBER, f"{self.member_id} is in version {head.version}: activating", self.member_id)
         proposal_id = record.get("proposal_id") or f"prop-admit-{self.member_id}-{record['request_id']}"[:100]
         try:
             entry = chain.Member.model_validate(self.entry(record))
         except ValueError as e:
-            raise PermanentError(f"this member's entry is not valid: {e}", reason="entry") from None
+            raise PermanentError(f"this member's entry is not valid: {e}", reason=Reason.ENTRY) from None
         self.consortium.propose(rules.Proposal(
             proposal_id=proposal_id, kind=chain.Kind.ADMIT, member_id=self.member_id, entry=entry,
             proposer=self.member_id, proposed_at=iso(self.clock),
         ))  # fmt: skip
         self._mark_step("propose", proposal_id=proposal_id)
-        return Outcome("proposed", f"{proposal_id} published; waiting for the members' approvals", self.member_id)
+        return Outcome(Action.PROPOSED, f"{proposal_id} published; waiting for the members' approvals", self.member_id)
 
     def _activate(self, record: dict[str, Any], message: StepMessage) -> Outcome:
         head = self.consortium.head()
         if head is None or head.document.member(self.member_id) is None:
-            return Outcome("stale", f"{self.member_id} is not in the verified chain; not activating", self.member_id)
+            return Outcome(
+                Action.STALE, f"{self.member_id} is not in the verified chain; not activating", self.member_id
+            )
         name = scale_set_name(self.member_id)
         current = self.scalesets.get(name)
         target = int(record["node_count"])
         if current is not None and current.capacity < target:
             current = self.scalesets.set_capacity(name, target, etag=current.etag)
-        first = record.get("status") != Status.ACTIVE.value
+        first = status_of(record) is not Status.ACTIVE
         scale_set = {**(record.get("scale_set") or {}), "capacity": current.capacity if current else 0}
 
         def active(r: dict[str, Any]) -> dict[str, Any] | None:
-            if r.get("status") == Status.ACTIVE.value and "activate" in (r.get("steps") or {}):
+            if status_of(r) is Status.ACTIVE and "activate" in (r.get("steps") or {}):
                 return None
             r = {**r, "scale_set": scale_set, "activated_at": r.get("activated_at") or iso(self.clock),
                  "steps": {**(r.get("steps") or {}), "activate": iso(self.clock)}}  # fmt: skip
@@ -411,7 +442,7 @@ class Onboarding:
             self.events.emit("member.activated", self.member_id, record["request_id"],
                              request_id=record["request_id"], version=head.version,
                              scale_set_id=record.get("scale_set_id"))  # fmt: skip
-        return Outcome("activated", f"{self.member_id} is active with {target} node(s)", self.member_id)
+        return Outcome(Action.ACTIVATED, f"{self.member_id} is active with {target} node(s)", self.member_id)
 
     def _retire(self, record: dict[str, Any], message: StepMessage) -> Outcome:
         """Out of the chain: this member's own scale set to zero, its own keys disabled (never deleted)."""
@@ -421,7 +452,7 @@ class Onboarding:
         disabled = self._disable_keys()
 
         def done(r: dict[str, Any]) -> dict[str, Any] | None:
-            if r.get("status") == status.value:
+            if status_of(r) is status:
                 return None
             scale_set = {**(r.get("scale_set") or {}), "capacity": 0} if r.get("scale_set") else None
             return with_history({**r, "scale_set": scale_set}, self.clock, status.value, decision.get("why", ""))
@@ -430,10 +461,10 @@ class Onboarding:
         self.events.emit("member.offboarded", self.member_id, ("retired", decision.get("version")),
                          request_id=record["request_id"], status=status.value,
                          version=decision.get("version"))  # fmt: skip
-        return Outcome("retired", f"{self.member_id} {status.value}: capacity {capacity}, {disabled} key version(s) "
-                       "disabled", self.member_id)  # fmt: skip
+        return Outcome(Action.RETIRED, f"{self.member_id} {status.value}: capacity {capacity}, "
+                       f"{disabled} key version(s) disabled", self.member_id)  # fmt: skip
 
-    def on_membership(self, change: str, version: chain.Trusted) -> None:
+    def on_membership(self, change: Change, version: chain.Trusted) -> None:
         """The consortium adopted a version about this member: post what it means here."""
         decision = decide_membership(change, version.version)
         record = self.record()
@@ -448,7 +479,7 @@ class Onboarding:
         record = self._update(lambda r: None if r.get("retiring") == retiring else {**r, "retiring": retiring})
         self._send_step("retire", record)
 
-    def reconcile(self, versions: Sequence[chain.Trusted]) -> str | None:
+    def reconcile(self, versions: Sequence[chain.Trusted]) -> Change | None:
         """Hand a verified version about this member on again if its own record does not show its
         effect (``membership_due``: an ``activate`` or ``retire`` step lost with a host that died);
         returns the change still waiting, or None when the record agrees with the chain.
@@ -513,20 +544,20 @@ class Onboarding:
         view = {p["proposal_id"]: p for p in self.consortium.view()["proposals"]}
         known = view.get(pid)
         if known is None:
-            return self._reject(APPROVALS, raw, Rejection("unknown_proposal", f"{pid}: no such proposal is known "
+            return self._reject(APPROVALS, raw, Rejection(Reason.UNKNOWN_PROPOSAL, f"{pid}: no such proposal is known "
                                                           "to this member", "proposal_id"))  # fmt: skip
         if known["status"] != "open" and known.get("decision") != decision.decision:
-            return self._reject(APPROVALS, raw, Rejection("closed_proposal", f"{pid} is {known['status']}",
+            return self._reject(APPROVALS, raw, Rejection(Reason.CLOSED_PROPOSAL, f"{pid} is {known['status']}",
                                                           "proposal_id", known["change"]["member_id"]))  # fmt: skip
         try:
             self.consortium.decide(pid, decision.decision)
         except PermanentError as e:
             return self._reject(APPROVALS, raw, Rejection(e.reason, str(e), "decision", known["change"]["member_id"]))
         subject = known["change"]["member_id"]
-        event = "member.approved" if decision.decision == "approve" else "member.rejected"
+        event = "member.approved" if rules.Vote(decision.decision) is rules.Vote.APPROVE else "member.rejected"
         self.events.emit(event, subject, ("decision", pid, self.member_id), proposal_id=pid, by=self.member_id,
                          scope="decision")  # fmt: skip
-        return Outcome("decided", f"{self.member_id} {decision.decision}s {pid}", subject)
+        return Outcome(Action.DECIDED, f"{self.member_id} {decision.decision}s {pid}", subject)
 
     # ---------------------------------------------------------------- offboard
 
@@ -539,20 +570,22 @@ class Onboarding:
         head = self.consortium.head()
         if head is None or head.document.member(target) is None:
             who = "this member is" if target == self.member_id else f"{target} is"
-            return self._reject(OFFBOARDING, raw, Rejection("not_a_member", f"{who} not in the verified chain",
+            return self._reject(OFFBOARDING, raw, Rejection(Reason.NOT_A_MEMBER, f"{who} not in the verified chain",
                                                             "member_id", target, rid))  # fmt: skip
         if target == self.member_id and head.document.member(self.member_id) is None:
-            return self._reject(OFFBOARDING, raw, Rejection("not_a_member", "not a member", None, target, rid))
+            return self._reject(OFFBOARDING, raw, Rejection(Reason.NOT_A_MEMBER, "not a member", None, target, rid))
         taken = self._claim_request(rid, "offboarding")
         if taken:
-            return self._reject(OFFBOARDING, raw, Rejection("duplicate_request_id", taken, "request_id", target, rid))
+            return self._reject(
+                OFFBOARDING, raw, Rejection(Reason.DUPLICATE_REQUEST_ID, taken, "request_id", target, rid)
+            )
         kind = chain.Kind.LEAVE if target == self.member_id else chain.Kind.REMOVE
         proposal_id = f"prop-{kind.value}-{target}-{rid}"[:100]
         self.consortium.propose(rules.Proposal(
             proposal_id=proposal_id, kind=kind, member_id=target, proposer=self.member_id,
             proposed_at=iso(self.clock), reason=request.reason,
         ))  # fmt: skip
-        return Outcome("proposed", f"{proposal_id}: {kind.value} {target} ({request.reason})", target)
+        return Outcome(Action.PROPOSED, f"{proposal_id}: {kind.value} {target} ({request.reason})", target)
 
     # ------------------------------------------------------------------ poison
 
@@ -574,27 +607,27 @@ class Onboarding:
         try:
             self.state.create(f"poison/{queue}/{message_id}.json", body)
         except ConflictError:
-            return Outcome("known", f"poison message {message_id} on {queue} is already recorded", member_id)
+            return Outcome(Action.KNOWN, f"poison message {message_id} on {queue} is already recorded", member_id)
         record = self.record()
-        if (
-            record is None
-            or queue in (APPROVALS, OFFBOARDING)
-            or (request_id and record.get("request_id") != request_id)
-        ):
-            return Outcome("recorded", f"poison message {message_id} on {queue} recorded", member_id)
-        if record.get("status") not in (Status.PENDING.value, Status.FAILED.value):
-            return Outcome("recorded", f"{self.member_id} is {record.get('status')}; poison {message_id} recorded",
+        governance = queue in (APPROVALS, OFFBOARDING)
+        decision = decide_poison(record, governance=governance, request_id=request_id)
+        if record is None or decision.reason in (Poison.GOVERNANCE, Poison.OTHER_REQUEST, Poison.NO_RECORD):
+            return Outcome(Action.RECORDED, f"poison message {message_id} on {queue} recorded", member_id)
+        if not decision.fails:
+            return Outcome(Action.RECORDED, f"{self.member_id} is {record.get('status')}; poison {message_id} recorded",
                            member_id)  # fmt: skip
         last = (record.get("last_error") or {}).get("message") or "transient failures"
         reason = f"{queue}: retries exhausted (moved to {queue}-poison): {last}"
 
         def failed(r: dict[str, Any]) -> dict[str, Any] | None:
-            if r.get("status") not in (Status.PENDING.value, Status.FAILED.value):
+            if not decide_poison(r, governance=False, request_id=None).fails:
                 return None  # it went on since it was read: the check and the write are one (issue 19)
             return with_history({**r, "failure": {**body, "reason": reason}}, self.clock, Status.FAILED.value, reason)
 
-        if self._update(failed).get("status") != Status.FAILED.value:
-            return Outcome("recorded", f"{self.member_id} went on meanwhile; poison {message_id} recorded", member_id)
+        if status_of(self._update(failed)) is not Status.FAILED:
+            return Outcome(
+                Action.RECORDED, f"{self.member_id} went on meanwhile; poison {message_id} recorded", member_id
+            )
         self.events.emit("member.failed", self.member_id, ("poison", queue, message_id), request_id=request_id,
                          queue=queue, reason=reason)  # fmt: skip
-        return Outcome("failed", reason, self.member_id)
+        return Outcome(Action.FAILED, reason, self.member_id)

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 
 from shared.ports.queues import QueueBrowser
-from shared.services.onboarding import Onboarding, Outcome
+from shared.services.onboarding import Action, Onboarding, Outcome
 
 #: Messages read per poison queue per sweep; the rest are recorded by later sweeps.
 SWEEP_LIMIT = 320
@@ -27,7 +27,7 @@ def sweep(queues: QueueBrowser, onboarding: Onboarding, names: Iterable[str]) ->
             continue
         for message in queues.browse(poison, limit=SWEEP_LIMIT, hide_seconds=HIDE_SECONDS):
             outcome = onboarding.record_poison(name, message.content, message.id, message.dequeue_count)
-            if outcome.action != "known":
+            if outcome.action is not Action.KNOWN:
                 yield name, outcome
 
 

@@ -40,7 +40,7 @@ from shared.services.node_infos import NodeInfoMirror, NodeInfoPublisher
 from shared.services.onboarding import Onboarding
 from shared.services.records import Events, Rejections
 from shared.services.rotation import KeyRotator
-from shared.services.status import build_status
+from shared.services.status import build_status, consortium_view
 from shared.settings import SettingError, Settings
 
 #: Each key kind's policy setting; node identity is off by default and says why.
@@ -169,7 +169,11 @@ class Platform:
 
     def status(self) -> dict[str, Any]:
         """This member's status model (CONTRACT.md, ``status --json``), read from its own storage."""
-        return build_status(self.member_id, self.state, self.leases, self.queues.count, self.consortium.view())
+        return build_status(self.member_id, self.state, self.leases, self.queues.count, self.consortium_view())
+
+    def consortium_view(self) -> dict[str, Any]:
+        """The member's view of the consortium (``status.consortium_view``): the CLI's and status's."""
+        return consortium_view(self.consortium)
 
     @cached_property
     def coordinator(self) -> Coordinator:

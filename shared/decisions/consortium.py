@@ -227,6 +227,20 @@ class Eligibility:
     hash: str = ""
 
 
+#: How ``status`` and the CLI show a proposal's standing: ``open`` while it is still going somewhere.
+SHOWN = {
+    Standing.DONE: "done",
+    Standing.REJECTED: "rejected",
+    Standing.EXPIRED: "expired",
+    Standing.DOES_NOT_APPLY: "closed",
+}
+
+
+def shown(eligibility: Eligibility | None) -> str:
+    """A proposal's status as shown (``open``, ``done``, ``rejected``, ``expired`` or ``closed``)."""
+    return SHOWN.get(eligibility.standing, "open") if eligibility is not None else "open"
+
+
 def parse_time(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 

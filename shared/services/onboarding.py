@@ -541,19 +541,20 @@ class Onboarding:
         if isinstance(decision, Outcome):
             return decision
         pid = decision.proposal_id
-        view = {p["proposal_id"]: p for p in self.consortium.view()["proposals"]}
-        known = view.get(pid)
+        heads = self.consortium.stored_heads()
+        known = self.consortium.known_proposals(heads).get(pid)
         if known is None:
             return self._reject(APPROVALS, raw, Rejection(Reason.UNKNOWN_PROPOSAL, f"{pid}: no such proposal is known "
                                                           "to this member", "proposal_id"))  # fmt: skip
-        if known["status"] != "open" and known.get("decision") != decision.decision:
-            return self._reject(APPROVALS, raw, Rejection(Reason.CLOSED_PROPOSAL, f"{pid} is {known['status']}",
-                                                          "proposal_id", known["change"]["member_id"]))  # fmt: skip
+        subject = known.member_id
+        shown = rules.shown(self.consortium.judge(heads).get(pid))
+        if shown != "open" and self.consortium.own().get("approvals", {}).get(pid) != decision.decision:
+            return self._reject(APPROVALS, raw, Rejection(Reason.CLOSED_PROPOSAL, f"{pid} is {shown}",
+                                                          "proposal_id", subject))  # fmt: skip
         try:
             self.consortium.decide(pid, decision.decision)
         except PermanentError as e:
-            return self._reject(APPROVALS, raw, Rejection(e.reason, str(e), "decision", known["change"]["member_id"]))
-        subject = known["change"]["member_id"]
+            return self._reject(APPROVALS, raw, Rejection(e.reason, str(e), "decision", subject))
         event = "member.approved" if rules.Vote(decision.decision) is rules.Vote.APPROVE else "member.rejected"
         self.events.emit(event, subject, ("decision", pid, self.member_id), proposal_id=pid, by=self.member_id,
                          scope="decision")  # fmt: skip

@@ -154,7 +154,7 @@ def offboarding(msg: func.QueueMessage) -> None:
 @bp.timer_trigger(arg_name="timer", schedule="%POISON_SWEEP_SCHEDULE%", run_on_startup=False)
 def poison_sweep(timer: func.TimerRequest) -> None:
     p = platform()
-    for queue, outcome in sweep(p.queues, p.onboarding, WATCHED_QUEUES):
+    for queue, outcome in sweep(p.queues, p.onboarding.poison, WATCHED_QUEUES):
         telemetry.POISON.add(1, {"queue": queue})
         fields = {"queue": queue, "action": outcome.action, "member_id": outcome.member_id}
         log.warning(outcome.message, extra={"fields": fields})

@@ -239,3 +239,12 @@ def decide_poison(record: Mapping[str, Any] | None, *, governance: bool, request
     if status_of(record) not in (Status.PENDING, Status.FAILED):
         return PoisonDecision(Poison.MOVED_ON, f"{record.get('member_id')} is {record.get('status')}")
     return PoisonDecision(Poison.FAILS, "retries exhausted")
+
+
+def change_about(member_id: str, version: chain.Trusted) -> Change | None:
+    """What an adopted ``version`` did to ``member_id``: None when its change is about another member,
+    or is the genesis (a founder is set up by its own steps, not by the version)."""
+    change = version.document.change
+    if change.member_id != member_id or change.kind == chain.Kind.GENESIS:
+        return None
+    return CHANGE_OF_KIND[change.kind]

@@ -274,7 +274,8 @@ def in_chain(world: Consortium, member_id: str) -> bool:
 def restart(world: Consortium, member_id: str) -> None:
     """A new process for ``member_id``'s deployment: its services' memories start empty."""
     world.members[member_id].service.memory = Follow()
-    world.deployments[member_id].service._recheck = None
+    sync = world.deployments[member_id].service.membership
+    sync.settled = sync.recheck = None
 
 
 def test_a_retirement_lost_with_its_host_is_carried_out_by_the_next_process(world: Consortium) -> None:
@@ -311,13 +312,13 @@ def test_an_activation_lost_is_posted_again_in_the_same_process_after_a_while(wo
 def test_a_member_whose_record_agrees_with_the_chain_is_read_once_per_version(world: Consortium) -> None:
     a = world.deployments["bank-a"]
     reads: list[int] = []
-    record = a.service.record
+    record = a.service.records.read  # what every onboarding part reads the member record with
 
     def counted() -> dict[str, Any] | None:
         reads.append(1)
         return record()
 
-    a.service.record = counted  # type: ignore[method-assign]
+    a.service.records.read = counted  # type: ignore[method-assign]
     for _ in range(10):
         world.tick("bank-a")
     assert reads == [], "settled at this version: no read per tick"

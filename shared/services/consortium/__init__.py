@@ -43,14 +43,14 @@ from typing import Any
 
 from shared.decisions import agreement, chain
 from shared.decisions import consortium as rules
-from shared.decisions.onboarding import CHANGE_OF_KIND, Change
-from shared.errors import ConflictError, TransientError
 from shared.ports.clock import Clock
 from shared.ports.keys import KeyStore
 from shared.ports.published import PeerReader, PublicStore
 from shared.ports.state import StateStore
+from shared.services.bus import Bus
 from shared.services.consortium.agreeing import AgreementDriver
 from shared.services.consortium.catch_up import CatchUp
+from shared.services.consortium.events import ChainFollowed, VersionAdopted
 from shared.services.consortium.memory import Follow
 from shared.services.consortium.own import OwnState
 from shared.services.consortium.paths import (
@@ -70,8 +70,21 @@ from shared.services.consortium.store import ChainStore, Forked
 from shared.services.records import Events, Rejections
 
 __all__ = [
-    "HEAD", "MEMBERSHIP", "PEER_REJECTIONS", "PRIVATE_RECORD_FIELDS", "SELF", "Consortium", "FastFollow", "Follow",
-    "Forked", "Identity", "TickOutcome", "chain_path", "signed_path",
+    "HEAD",
+    "MEMBERSHIP",
+    "PEER_REJECTIONS",
+    "PRIVATE_RECORD_FIELDS",
+    "SELF",
+    "ChainFollowed",
+    "Consortium",
+    "FastFollow",
+    "Follow",
+    "Forked",
+    "Identity",
+    "TickOutcome",
+    "VersionAdopted",
+    "chain_path",
+    "signed_path",
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
@@ -148,6 +161,7 @@ class Consortium:
         jitter: Callable[[int], float] = lambda _round: 0.0,
         memory: Follow | None = None,
         fast: FastFollow | None = None,
+        bus: Bus | None = None,
     ) -> None:
         self.identity, self.state, self.public = identity, state, public
         self.keys, self.clock, self.events, self.rejections, self.lifetime = keys, clock, events, rejections, lifetime
@@ -155,11 +169,8 @@ class Consortium:
         self.jitter = jitter
         self.fast = fast or FastFollow()
         self.lock = threading.Lock()
-        #: Called with the member's own status change once a version about it is adopted.
-        self.on_membership: Callable[[Change, chain.Trusted], None] = lambda _what, _version: None
-        #: Called with the verified versions after an adoption (and on a process's first tick) until it
-        #: returns None: hands on again a change about this member whose step was lost.
-        self.reconcile: Callable[[list[chain.Trusted]], Change | None] = lambda _versions: None
+        #: Where it announces each version it adopts and, after each tick, the chain it follows.
+        self.bus = bus or Bus()
         memory = memory or Follow()
         me = identity.member_id
         self.own_state = OwnState(state)
@@ -208,9 +219,7 @@ class Consortium:
             part.memory = memory
 
     def _adopted(self, trusted: chain.Trusted) -> None:
-        change = trusted.document.change
-        if change.member_id == self.me and change.kind != chain.Kind.GENESIS:
-            self.on_membership(CHANGE_OF_KIND[change.kind], trusted)
+        self.bus.publish(VersionAdopted(trusted))
 
     # --- what the others call -------------------------------------------------------------------
 
@@ -330,7 +339,7 @@ class Consortium:
         after = self.head()
         adopted = after.version if after is not None and (before is None or after.version > before.version) else None
         self.publish_head()
-        self._reconcile()
+        self.bus.publish(ChainFollowed(tuple(self.verified())))
         if base is not None:
             in_flight = in_flight or self._says_in_flight(self.head() or base)
         # what we publish ourselves does not count: a lone leader retrying its ballot is not a conversation
@@ -340,18 +349,6 @@ class Consortium:
         return TickOutcome(
             version=base.version if base else None, in_flight=in_flight, agreement=agreed, adopted=adopted, moved=moved
         )
-
-    def _reconcile(self) -> None:
-        """Check, once per head version (and until it holds), that this member's own record shows what
-        the chain says about it; a change whose step was lost is handed on again (``reconcile``)."""
-        head = self.head()
-        if head is None or self.memory.settled == head.version:
-            return
-        try:
-            if self.reconcile(self.verified()) is None:
-                self.memory.settled = head.version
-        except (TransientError, ConflictError) as error:  # the next tick tries again
-            log.info("membership not reconciled yet: %s", error)
 
     def _in_flight(
         self, base: chain.Trusted, heads: Mapping[str, rules.Head], judged: Mapping[str, rules.Eligibility]

@@ -21,5 +21,3 @@ class Follow:
     moved_at: float = float("-inf")
     #: What this member's head says now (its record and final signature), as ``publish_head`` last built it.
     says: rules.Says = field(default_factory=rules.Says)
-    #: The head version whose effects on this member's own record ``reconcile`` last found carried out.
-    settled: int | None = None

@@ -106,7 +106,7 @@ def status_of(record: Mapping[str, Any] | None) -> Status | None:
 
 
 def membership_due(
-    record: Mapping[str, Any] | None, *, listed: bool, about_me: Sequence[tuple[int, str]]
+    record: Mapping[str, Any] | None, *, listed: bool, about_me: Sequence[tuple[int, chain.Kind]]
 ) -> tuple[Change, int] | None:
     """A verified version about this member whose effect its own record does not show yet, as
     ``(change, version)`` for ``decide_membership``; None when the record agrees with the chain.
@@ -125,7 +125,7 @@ def membership_due(
         # active already, or not set up far enough to activate: its own steps carry it on from there
         if status is not Status.PENDING or "provision" not in steps:
             return None
-        wanted: tuple[str, ...] = (chain.Kind.GENESIS, chain.Kind.ADMIT)
+        wanted = (chain.Kind.GENESIS, chain.Kind.ADMIT)
     else:
         if status is not Status.ACTIVE:
             return None
@@ -137,7 +137,7 @@ def membership_due(
     return CHANGE_OF_KIND[chain.Kind(kind)], version
 
 
-def decide_membership(change: str, version: int) -> MembershipDecision:
+def decide_membership(change: Change, version: int) -> MembershipDecision:
     """What a verified version about this member means for its own deployment."""
     if change in (Change.ADMITTED, Change.GENESIS):
         return MembershipDecision(Membership.ACTIVATE, Status.ACTIVE, f"admitted by version {version}")

@@ -96,8 +96,8 @@ class MembershipSync:
         if not versions:
             return None
         founders = versions[0].document.member(self.member_id) is not None
-        about_me = [(0, "genesis")] if founders else []
-        about_me += [(t.version, t.document.change.kind.value) for t in versions[1:]
+        about_me = [(0, chain.Kind.GENESIS)] if founders else []
+        about_me += [(t.version, t.document.change.kind) for t in versions[1:]
                      if t.document.change.member_id == self.member_id]  # fmt: skip
         listed = versions[-1].document.member(self.member_id) is not None
         due = membership_due(self.records.read(), listed=listed, about_me=about_me)

@@ -88,6 +88,8 @@ __all__ = [
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
+#: What ``agreement.step`` did in a tick (a name of its own: ``TickOutcome`` has a field ``agreement``).
+Agreed = agreement.Reason
 
 
 @dataclass(frozen=True)
@@ -128,7 +130,7 @@ class TickOutcome:
     #: A change on the next version is under way (see ``FastFollow``).
     in_flight: bool = False
     #: ``agreement.step``'s reason for what it did (None when there was no head to agree over).
-    agreement: str | None = None
+    agreement: Agreed | None = None
     #: The version this tick (or run) adopted, assembled here or caught up from the others.
     adopted: int | None = None
     #: Another member's head changed or a version was adopted.
@@ -328,7 +330,7 @@ class Consortium:
             self.publish_head()
             return TickOutcome(fork=True)
         base = self.head()
-        agreed: str | None = None
+        agreed: Agreed | None = None
         in_flight = False
         if base is not None:
             judged = self.judge(heads)

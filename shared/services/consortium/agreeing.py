@@ -85,10 +85,12 @@ class AgreementDriver:
             )
         return agreement.Record(self.me, base.version + 1, base.hash, moved_at=self.clock.now().timestamp())
 
-    def agree(self, base: chain.Trusted, heads: Mapping[str, rules.Head], judged: Mapping[str, Any]) -> str:
+    def agree(
+        self, base: chain.Trusted, heads: Mapping[str, rules.Head], judged: Mapping[str, Any]
+    ) -> agreement.Reason:
         electorate = list(base.document.member_ids)
         if self.me not in electorate:
-            return "not a member"
+            return agreement.Reason.OUTSIDE
         others = {m: rules.record_of(m, h.record) for m, h in heads.items() if h.record is not None and m in electorate}
         known = self.proposals.known(heads)
         eligible = [
@@ -115,7 +117,7 @@ class AgreementDriver:
                 "engaged": record.engaged,
             }
             self.own.update(lambda own: {**own, "record": body})
-        return result.reason.value
+        return result.reason
 
     def sign_final(self, base: chain.Trusted, digest_hex: str) -> None:
         """Sign the chosen document: recorded in our own storage first, once per version, ever."""

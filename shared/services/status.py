@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shared.decisions import consortium as rules
-from shared.decisions.onboarding import Status
+from shared.decisions.onboarding import Status, status_of
 from shared.ports.leases import LeaseStore
 from shared.ports.state import StateStore
 from shared.services import onboarding, rotation
@@ -115,7 +115,7 @@ def build_status(
     health = health_view(state)
     doc = state.read(member_path(member_id))
     record = doc.body if doc else {"member_id": member_id, "status": Status.OUTSIDE.value}
-    active = record.get("status") == Status.ACTIVE.value
+    active = status_of(record) is Status.ACTIVE
     scaled = scaling["last"].get(f"vmss-{member_id}") if active else None
     own = member_view(record, scaled, now, health["members"].get(member_id) if active else None)
     return {

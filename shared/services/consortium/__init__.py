@@ -26,8 +26,10 @@ and its ``consortium-public`` container (what the others read). It never writes 
 the genesis, hand to nodes), ``peers`` (the others' heads: whom to read, with which key, what was
 read), ``catch_up`` (versions the others hold, and fork reports), ``proposals`` (proposals and votes,
 judged), ``agreeing`` (pre-sign, agree, sign the final document, assemble) and ``publishing`` (its own
-head); ``own`` is its state document and ``refusals`` the record of what did not verify. What
-``status`` shows of it is ``shared.services.status.consortium_view``.
+head); ``own`` is its state document and ``refusals`` the record of what did not verify. It announces
+each version it adopts and, after each tick, the chain it follows on its ``Bus`` (``events``), for
+listeners it does not know (the membership sync, the key rotator). What ``status`` shows of it is
+``shared.services.status.consortium_view``.
 """
 
 from __future__ import annotations

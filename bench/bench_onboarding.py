@@ -68,7 +68,7 @@ from shared.fakes.queues import FakeQueues
 from shared.fakes.state import FakeStateStore
 from shared.ports.clock import SystemClock
 from shared.services import onboarding as ob
-from shared.services.consortium import Consortium, Identity, chain_path
+from shared.services.consortium import Consortium, Identity, TickOutcome, chain_path
 from shared.services.node_infos import MIRROR_SECONDS, NodeInfoMirror
 from shared.services.records import Events, Rejections, member_path
 from shared.settings import Settings
@@ -155,7 +155,7 @@ class Stack:
         return len(self.platforms[member].state.list_paths("chain/")) - 1
 
     def knows(self, member: str, proposal_id: str) -> bool:
-        return any(p["proposal_id"] == proposal_id for p in self.platforms[member].consortium.view()["proposals"])
+        return any(p["proposal_id"] == proposal_id for p in self.platforms[member].consortium_view()["proposals"])
 
     def signed_ahead(self, member: str, proposal_id: str, approvers: tuple[str, ...]) -> bool:
         return set(approvers) <= self.signed_by(member, proposal_id)
@@ -167,7 +167,7 @@ class Stack:
         return self.record_of(member).get("status") == "active"
 
     def signed_by(self, member: str, proposal_id: str) -> set[str]:
-        for p in self.platforms[member].consortium.view()["proposals"]:
+        for p in self.platforms[member].consortium_view()["proposals"]:
             if p["proposal_id"] == proposal_id:
                 return set(p["signed_by"])
         return set()
@@ -349,7 +349,7 @@ def _idle(root: Path) -> tuple[float, int, dict[str, float]]:
                 metering.COUNTS.clear()
                 metering.DETAIL.clear()
             mirror.last_at = None  # one run of the node-info mirror, as the timer makes once a minute
-            if len(mirror.after_tick({"adopted": None}, follower.head())) != PEERS:
+            if len(mirror.after_tick(TickOutcome(), follower.head())) != PEERS:
                 raise RuntimeError("the mirror did not read every member")
             with metering._lock:
                 mirrored = sum(metering.COUNTS.values())

@@ -63,7 +63,7 @@ def run_chain(args: argparse.Namespace) -> int:
 
 def run_members(args: argparse.Namespace) -> int:
     platform = platform_for(args)
-    members = platform.consortium.view()["members"]
+    members = platform.consortium_view()["members"]
     if args.json:
         print(json.dumps(members, indent=2, ensure_ascii=False))
         return 0

@@ -141,7 +141,7 @@ def _progress(platform: Platform, record: dict[str, Any] | None) -> str:
         line += f" (steps done: {steps})"
     proposal_id = record.get("proposal_id")
     if proposal_id and record.get("status") == Status.PENDING.value:
-        found = next((p for p in platform.consortium.view()["proposals"] if p["proposal_id"] == proposal_id), None)
+        found = next((p for p in platform.consortium_view()["proposals"] if p["proposal_id"] == proposal_id), None)
         if found is not None:
             signed = ", ".join(found["signed_by"]) or "nobody yet"
             line += f"; {proposal_id} {found['status']}, approved by {signed}"
@@ -161,7 +161,7 @@ def wait_joined(platform: Platform, request_id: str, seconds: float) -> int:
             last = line
         status = record.get("status") if record else None
         if status == Status.ACTIVE.value:
-            version = (platform.consortium.view()["chain"] or {}).get("version")
+            version = (platform.consortium_view()["chain"] or {}).get("version")
             print(f"{me} is active (chain version {version})")
             return 0
         if record is not None and status in REFUSED:
@@ -177,7 +177,7 @@ def wait_joined(platform: Platform, request_id: str, seconds: float) -> int:
 
 
 def _proposals(platform: Platform, every: bool = False) -> list[dict[str, Any]]:
-    proposals = platform.consortium.view()["proposals"]
+    proposals = platform.consortium_view()["proposals"]
     return proposals if every else [p for p in proposals if p["status"] == "open"]
 
 
@@ -201,7 +201,7 @@ def run_proposals(args: argparse.Namespace) -> int:
 def run_decision(args: argparse.Namespace) -> int:
     raw = checked(Decision, {"proposal_id": args.proposal_id, "decision": args.decision})
     platform = platform_for(args)
-    known = {p["proposal_id"]: p for p in platform.consortium.view()["proposals"]}.get(args.proposal_id)
+    known = {p["proposal_id"]: p for p in platform.consortium_view()["proposals"]}.get(args.proposal_id)
     if known is None:
         raise UsageError(
             f"{args.proposal_id} is not a proposal {platform.member_id} knows (see `consortium proposals`)"
@@ -221,7 +221,7 @@ def run_decision(args: argparse.Namespace) -> int:
 
 
 def _members(platform: Platform) -> list[str]:
-    return [m["member_id"] for m in platform.consortium.view()["members"]]
+    return [m["member_id"] for m in platform.consortium_view()["members"]]
 
 
 def run_leave(args: argparse.Namespace) -> int:

@@ -64,19 +64,21 @@ def consortium_tick(timer: func.TimerRequest, activate: func.Out[List[str]], ret
 
 
 def _follow(active: Callable[[], bool], handing_on: Callable[[], bool]) -> dict[str, Any]:
+    """The ticks, then the node-info work; what they did, as the log line's fields."""
     outcome = platform().consortium.follow_closely(active)
+    fields = outcome.fields()
     head = platform().consortium.head()
     if handing_on():  # an activation or retirement waits for this function to return: node infos next tick
         platform().node_infos.due()
         platform().node_info_publisher.due()
-        return outcome
+        return fields
     mirrored = platform().node_infos.after_tick(outcome, head)
     copied = sorted(m for m, what in mirrored.items() if what == "copied")
     if copied:
-        outcome["node_infos_copied"] = copied
+        fields["node_infos_copied"] = copied
     if platform().node_info_publisher.after_tick(outcome, head) == "published":
-        outcome["node_infos_published"] = True
-    return outcome
+        fields["node_infos_published"] = True
+    return fields
 
 
 def publish_now() -> None:

@@ -62,7 +62,7 @@ def _run(msg: func.QueueMessage, queue: str, work: Callable[[bytes], ob.Outcome]
     ) as span:  # fmt: skip
         outcome = _work(msg, queue, body, work)
         span.set_attribute("consortium.action", outcome.action)
-    if outcome.action == "rejected":
+    if outcome.action is ob.Action.REJECTED:
         telemetry.REJECTIONS.add(1, {"queue": queue, "reason": outcome.reason or "unknown"})
     log.info(
         outcome.message,
@@ -154,7 +154,7 @@ def offboarding(msg: func.QueueMessage) -> None:
 @bp.timer_trigger(arg_name="timer", schedule="%POISON_SWEEP_SCHEDULE%", run_on_startup=False)
 def poison_sweep(timer: func.TimerRequest) -> None:
     p = platform()
-    for queue, outcome in sweep(p.queues, p.onboarding, WATCHED_QUEUES):
+    for queue, outcome in sweep(p.queues, p.onboarding.poison, WATCHED_QUEUES):
         telemetry.POISON.add(1, {"queue": queue})
         fields = {"queue": queue, "action": outcome.action, "member_id": outcome.member_id}
         log.warning(outcome.message, extra={"fields": fields})

@@ -23,7 +23,7 @@ from shared.adapters.metrics import MonitorMetrics
 from shared.adapters.published_blobs import PeerBlobs, PublicBlobs
 from shared.adapters.storage import blob_service, queue_service
 from shared.adapters.storage_queues import StorageQueues
-from shared.decisions import chain, node_infos
+from shared.decisions import node_infos
 from shared.decisions.agreement import Timing
 from shared.decisions.autoscale import ScalePolicy
 from shared.decisions.forecast import ForecastPolicy, Mode
@@ -32,14 +32,15 @@ from shared.decisions.rotation import KeyPolicy, parse_policy
 from shared.naming import MEMBER_ID, key_name, valid_member_id
 from shared.ports.clock import SystemClock
 from shared.services.autoscale import Autoscaler
-from shared.services.consortium import Consortium, FastFollow, Identity
+from shared.services.bus import Bus
+from shared.services.consortium import ChainFollowed, Consortium, FastFollow, Identity, VersionAdopted
 from shared.services.health import HealthMonitor, parse_ports
 from shared.services.leadership import Coordinator, holder_identity
 from shared.services.node_infos import NodeInfoMirror, NodeInfoPublisher
 from shared.services.onboarding import Onboarding
 from shared.services.records import Events, Rejections
 from shared.services.rotation import KeyRotator
-from shared.services.status import build_status
+from shared.services.status import build_status, consortium_view
 from shared.settings import SettingError, Settings
 
 #: Each key kind's policy setting; node identity is off by default and says why.
@@ -96,7 +97,7 @@ class Platform:
 
     @cached_property
     def consortium(self) -> Consortium:
-        """This member's part in the consortium; its membership changes reach its own onboarding."""
+        """This member's part in the consortium; what it adopts reaches the others through ``bus``."""
         genesis = self.settings.text("CONSORTIUM_GENESIS_HASH").lower()
         if genesis and not re.fullmatch(r"[0-9a-f]{64}", genesis):
             raise SettingError("setting CONSORTIUM_GENESIS_HASH must be a lowercase hex SHA-256 (64 characters)")
@@ -116,15 +117,21 @@ class Platform:
                 interval=self.settings.integer("CONSORTIUM_FAST_FOLLOW_INTERVAL_MS", minimum=50) / 1000,
                 quiet=self.settings.number("CONSORTIUM_FAST_FOLLOW_SECONDS", minimum=0),
             ),
+            bus=self.bus,
         )  # fmt: skip
 
-        def on_membership(change: str, version: chain.Trusted) -> None:
-            self.onboarding.on_membership(change, version)
-            self.rotator.on_membership(change, version)
-
-        service.on_membership = on_membership
-        service.reconcile = lambda versions: self.onboarding.reconcile(versions)
         return service
+
+    @cached_property
+    def bus(self) -> Bus:
+        """The consortium's announcements and who hears them: the membership sync (what a version about
+        this member means here) and the key rotator (a rotation adopted moves on at once). The handlers
+        are looked up when an announcement comes, so no service is built before it is needed."""
+        bus = Bus()
+        bus.subscribe(VersionAdopted, lambda event: self.onboarding.membership.version_adopted(event))
+        bus.subscribe(VersionAdopted, lambda event: self.rotator.version_adopted(event))
+        bus.subscribe(ChainFollowed, lambda event: self.onboarding.membership.chain_followed(event))
+        return bus
 
     @cached_property
     def node_infos(self) -> NodeInfoMirror:
@@ -168,7 +175,11 @@ class Platform:
 
     def status(self) -> dict[str, Any]:
         """This member's status model (CONTRACT.md, ``status --json``), read from its own storage."""
-        return build_status(self.member_id, self.state, self.leases, self.queues.count, self.consortium.view())
+        return build_status(self.member_id, self.state, self.leases, self.queues.count, self.consortium_view())
+
+    def consortium_view(self) -> dict[str, Any]:
+        """The member's view of the consortium (``status.consortium_view``): the CLI's and status's."""
+        return consortium_view(self.consortium)
 
     @cached_property
     def coordinator(self) -> Coordinator:

@@ -8,6 +8,8 @@ ETag race, a create-only write that found the thing already there): callers re-r
 
 from __future__ import annotations
 
+from shared.reasons import Reason
+
 
 class ControlPlaneError(Exception):
     """Base of every error the core raises on purpose."""
@@ -31,7 +33,7 @@ class PermanentError(ControlPlaneError):
     operators see in ``consortium rejections`` and that metrics count by.
     """
 
-    def __init__(self, message: str, *, reason: str = "permanent") -> None:
+    def __init__(self, message: str, *, reason: str = Reason.PERMANENT) -> None:
         super().__init__(message)
         self.reason = reason
 
@@ -44,7 +46,7 @@ class NotFoundError(PermanentError):
     """The addressed thing does not exist."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(message, reason="not_found")
+        super().__init__(message, reason=Reason.NOT_FOUND)
 
 
 class ForbiddenError(PermanentError):
@@ -53,7 +55,7 @@ class ForbiddenError(PermanentError):
     service's own code and message, which name the action and the scope."""
 
     def __init__(self, what: str, refusal: str) -> None:
-        super().__init__(f"{what}: forbidden ({refusal})", reason="forbidden")
+        super().__init__(f"{what}: forbidden ({refusal})", reason=Reason.FORBIDDEN)
         self.refusal = refusal
 
 
@@ -65,7 +67,7 @@ class FencedError(PermanentError):
     """A write carried an older fencing token than one already seen: a newer holder exists."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(message, reason="fenced")
+        super().__init__(message, reason=Reason.FENCED)
 
 
 class BusyError(TransientError):

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from shared.naming import MEMBER_ID
+from shared.reasons import Reason
 
 MAX_MESSAGE_BYTES = 16 * 1024
 #: The autoscale ceiling of a member whose request names no ``scale`` (never below its ``node_count``).
@@ -171,13 +172,13 @@ def parse(model: type[M], raw: str | bytes) -> M | Rejection:
     """The message, or a Rejection naming the field and the rule; never raises for bad input."""
     data = raw.encode() if isinstance(raw, str) else raw
     if len(data) > MAX_MESSAGE_BYTES:
-        return Rejection("oversize", f"message is {len(data)} bytes; the limit is {MAX_MESSAGE_BYTES}")
+        return Rejection(Reason.OVERSIZE, f"message is {len(data)} bytes; the limit is {MAX_MESSAGE_BYTES}")
     try:
         document = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        return Rejection("not_json", f"message is not UTF-8 JSON: {e}")
+        return Rejection(Reason.NOT_JSON, f"message is not UTF-8 JSON: {e}")
     if not isinstance(document, dict):
-        return Rejection("schema", "message must be a JSON object")
+        return Rejection(Reason.SCHEMA, "message must be a JSON object")
     safe_member, safe_request = _safe_ids(document)
     try:
         return model.model_validate(document)
@@ -187,4 +188,4 @@ def parse(model: type[M], raw: str | bytes) -> M | Rejection:
         rule = first["msg"].removeprefix("Value error, ")
         if first["type"] == "extra_forbidden":
             rule = "unknown field"
-        return Rejection("schema", f"{field}: {rule}" if field else rule, field, safe_member, safe_request)
+        return Rejection(Reason.SCHEMA, f"{field}: {rule}" if field else rule, field, safe_member, safe_request)

@@ -34,6 +34,7 @@ from azure.core.exceptions import (
 
 from shared.adapters import metering
 from shared.errors import ConflictError, ForbiddenError, NotFoundError, PermanentError, TransientError
+from shared.reasons import Reason
 from shared.settings import Settings
 
 RETRY = {"retry_total": 3, "retry_backoff_factor": 0.4, "retry_backoff_max": 4, "retry_mode": "exponential"}
@@ -69,7 +70,7 @@ def credential(settings: Settings) -> TokenCredential:
         from azure.identity import DefaultAzureCredential
 
         return DefaultAzureCredential()
-    raise PermanentError(f"setting AZURE_CREDENTIAL={mode!r} must be 'default' or 'emulator'", reason="settings")
+    raise PermanentError(f"setting AZURE_CREDENTIAL={mode!r} must be 'default' or 'emulator'", reason=Reason.SETTINGS)
 
 
 def client_options(settings: Settings, service: str = "azure") -> dict[str, Any]:
@@ -93,7 +94,7 @@ def translate(error: Exception, what: str) -> Exception:
     if isinstance(error, ServiceRequestError | ServiceResponseError):
         return TransientError(f"{what}: service unreachable: {error}")
     if isinstance(error, ClientAuthenticationError):
-        return PermanentError(f"{what}: authentication failed: {error.message}", reason="auth")
+        return PermanentError(f"{what}: authentication failed: {error.message}", reason=Reason.AUTH)
     if isinstance(error, HttpResponseError):
         status = error.status_code or 0
         headers = getattr(error.response, "headers", None) or {}

@@ -25,6 +25,7 @@ from azure.storage.blob import ContainerClient, ContentSettings
 
 from shared.errors import ConflictError, PermanentError, TransientError
 from shared.ports.state import Document
+from shared.reasons import Reason
 
 CONTAINER = "consortium"
 _JSON = ContentSettings(content_type="application/json")
@@ -46,7 +47,7 @@ def translate(error: Exception, what: str) -> Exception:
             return TransientError(
                 f"{what}: storage answered {status}", retry_after=float(retry_after) if retry_after else None
             )
-        return PermanentError(f"{what}: storage answered {status}: {error.message}", reason="storage")
+        return PermanentError(f"{what}: storage answered {status}: {error.message}", reason=Reason.STORAGE)
     return error
 
 

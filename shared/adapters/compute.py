@@ -33,6 +33,7 @@ from azure.mgmt.compute.models import (
 from shared.adapters.azure_common import client_options, credential, translate
 from shared.errors import NotFoundError, PermanentError, TransientError
 from shared.ports.scalesets import Instance, Operation, ScaleSet, ScaleSetSpec
+from shared.reasons import Reason
 from shared.settings import Settings
 
 #: api-version of the Network resource provider's scale-set NIC listing.
@@ -168,7 +169,7 @@ class ArmScaleSets:
 
     def set_capacity(self, name: str, capacity: int, *, etag: str) -> ScaleSet:
         if capacity < 0:
-            raise PermanentError(f"capacity {capacity} must not be negative", reason="capacity")
+            raise PermanentError(f"capacity {capacity} must not be negative", reason=Reason.CAPACITY)
         try:
             result = self.client.virtual_machine_scale_sets.begin_update(
                 self.rg, name, VirtualMachineScaleSetUpdate(sku=Sku(capacity=capacity)),
@@ -212,7 +213,7 @@ class ArmScaleSets:
             except Exception as e:
                 raise translate(e, where) from e
             if not isinstance(page, dict) or not isinstance(page.get("value"), list):
-                raise PermanentError(f"{where}: the answer has no 'value' list", reason="shape")
+                raise PermanentError(f"{where}: the answer has no 'value' list", reason=Reason.SHAPE)
             nics += [n for n in page["value"] if isinstance(n, dict)]
             url = page.get("nextLink") or None
         raise TransientError(f"{where}: more than {MAX_PAGES} pages")

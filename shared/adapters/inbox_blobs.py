@@ -17,6 +17,7 @@ from shared.adapters.blob_state import translate
 from shared.adapters.storage import blob_service
 from shared.decisions.node_infos import INBOX_CONTAINER, InboxBlob
 from shared.errors import PermanentError, TransientError
+from shared.reasons import Reason
 
 
 class BlobInbox:
@@ -42,7 +43,7 @@ class BlobInbox:
             downloader = self.container.download_blob(name)
             if (downloader.size or 0) > limit:
                 raise PermanentError(f"{INBOX_CONTAINER}/{name}: {downloader.size} bytes, more than {limit}",
-                                     reason="too_large")  # fmt: skip
+                                     reason=Reason.OVERSIZE)  # fmt: skip
             return bytes(downloader.readall())
         except ResourceNotFoundError:
             return None

@@ -40,6 +40,7 @@ from shared.adapters.blob_state import translate
 from shared.adapters.storage import _credential, blob_service
 from shared.errors import PermanentError
 from shared.ports.published import Fetched
+from shared.reasons import Reason
 
 PUBLIC_CONTAINER = "consortium-public"
 _JSON = ContentSettings(content_type="application/json")
@@ -63,7 +64,7 @@ def reader_credential(values: Mapping[str, str], **options: Any) -> TokenCredent
         raise PermanentError(
             "setting CONSORTIUM_READER_TENANT_ID (the app registration's home tenant) must be set with "
             "CONSORTIUM_READER_CLIENT_ID",
-            reason="settings",
+            reason=Reason.SETTINGS,
         )
     identity_id = values.get("AzureWebJobsStorage__clientId") or None
     identity = ManagedIdentityCredential(client_id=identity_id) if identity_id else ManagedIdentityCredential()
@@ -87,7 +88,7 @@ class PublicBlobs:
         if not endpoint.endswith(f"/{PUBLIC_CONTAINER}"):
             raise PermanentError(
                 f"setting CONSORTIUM_PUBLIC_ENDPOINT={endpoint!r} must be the URL of a {PUBLIC_CONTAINER} container",
-                reason="settings",
+                reason=Reason.SETTINGS,
             )
         credential = _credential(values, "AzureWebJobsStorage")
         return cls(ContainerClient.from_container_url(endpoint, credential=credential, **options))
@@ -126,10 +127,12 @@ class PeerBlobs:
         try:
             urls = json.loads(raw)
         except ValueError:
-            raise PermanentError("setting CONSORTIUM_PEER_READ_URLS must be a JSON object", reason="settings") from None
+            raise PermanentError(
+                "setting CONSORTIUM_PEER_READ_URLS must be a JSON object", reason=Reason.SETTINGS
+            ) from None
         if not isinstance(urls, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in urls.items()):
             raise PermanentError(
-                "setting CONSORTIUM_PEER_READ_URLS must map member ids to container URLs", reason="settings"
+                "setting CONSORTIUM_PEER_READ_URLS must map member ids to container URLs", reason=Reason.SETTINGS
             )
         return cls(urls, values)
 
@@ -165,6 +168,6 @@ class PeerBlobs:
             raise translate(error, what) from error
         size = downloader.size or 0
         if size > limit:
-            raise PermanentError(f"{what}: {size} bytes, more than {limit}", reason="oversize")
+            raise PermanentError(f"{what}: {size} bytes, more than {limit}", reason=Reason.OVERSIZE)
         data = downloader.readall()
         return Fetched(bytes(data), str(downloader.properties.etag or ""))

@@ -58,6 +58,7 @@ class Reason(StrEnum):
     PROPOSING = "proposing"  # a majority promised: asked to accept a value
     WAITING = "waiting"  # a ballot is under way; nothing to do until it moves or times out
     NEW_BASE = "new_base"  # the base version moved: the record starts over for the version after it
+    OUTSIDE = "not a member"  # not in the base version's electorate: no step is taken (the caller's check)
 
 
 @dataclass(frozen=True)

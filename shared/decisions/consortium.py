@@ -14,15 +14,20 @@ a reason: a change applies to the base, it has not expired, a strict majority of
 approved it (an ``admit`` or a ``remove``; a ``leave`` or a ``rotate`` needs no one's permission:
 members sign those to order them), and every signer the change needs besides the majority has
 pre-signed the document. Pure: inputs in, a decision with its reason out.
+
+Beside it, the smaller rules the consortium service applies every tick, each a pure function
+returning a decision with a reason: ``counts_from`` (which head a proposal counts from),
+``presignature`` (where a subject's pre-signature is read) and ``in_flight`` (whether a change on the
+next version is under way).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import Field
 
@@ -33,6 +38,13 @@ from shared.naming import MEMBER_ID
 
 MAX_HEAD_BYTES = 256 * 1024
 SIG_PATTERN = chain.B64U_PATTERN
+
+
+class Vote(StrEnum):
+    """A member's operator's decision on a proposal, as its head publishes it."""
+
+    APPROVE = "approve"
+    REJECT = "reject"
 
 
 class Proposal(Strict):
@@ -114,7 +126,7 @@ class Head(Strict):
     updated_at: str = Field(pattern=chain.TIMESTAMP_PATTERN)
     chain: ChainHead | None = None
     proposals: tuple[Proposal, ...] = Field(default=(), max_length=20, strict=False)
-    approvals: dict[str, Literal["approve", "reject"]] = Field(default_factory=dict, max_length=200)
+    approvals: dict[str, Annotated[Vote, Field(strict=False)]] = Field(default_factory=dict, max_length=200)
     presigned: tuple[Presigned, ...] = Field(default=(), max_length=20, strict=False)
     record: RecordModel | None = None
     final: Final | None = None
@@ -214,6 +226,20 @@ class Eligibility:
     hash: str = ""
 
 
+#: How ``status`` and the CLI show a proposal's standing: ``open`` while it is still going somewhere.
+SHOWN = {
+    Standing.DONE: "done",
+    Standing.REJECTED: "rejected",
+    Standing.EXPIRED: "expired",
+    Standing.DOES_NOT_APPLY: "closed",
+}
+
+
+def shown(eligibility: Eligibility | None) -> str:
+    """A proposal's status as shown (``open``, ``done``, ``rejected``, ``expired`` or ``closed``)."""
+    return SHOWN.get(eligibility.standing, "open") if eligibility is not None else "open"
+
+
 def eligibility(
     proposal: Proposal,
     base: chain.Trusted,
@@ -233,8 +259,8 @@ def eligibility(
     threshold = majority(members)
     automatic = proposal.kind in (chain.Kind.LEAVE, chain.Kind.ROTATE)
     voters = [m for m in members if not (proposal.kind == chain.Kind.REMOVE and m == proposal.member_id)]
-    approvals = tuple(sorted(m for m in voters if automatic or decisions.get(m) == "approve"))
-    rejections = tuple(sorted(m for m in voters if not automatic and decisions.get(m) == "reject"))
+    approvals = tuple(sorted(m for m in voters if automatic or decisions.get(m) == Vote.APPROVE))
+    rejections = tuple(sorted(m for m in voters if not automatic and decisions.get(m) == Vote.REJECT))
     if done:
         return Eligibility(Standing.DONE, f"{proposal.proposal_id} is in the chain", approvals, rejections)
     if now - parse_instant(proposal.proposed_at) > lifetime:
@@ -274,3 +300,134 @@ def presigners(proposal: Proposal, base: chain.Trusted) -> list[tuple[str, str]]
         return []
     candidate = chain.parse(proposal.document(base))
     return sorted(k for k, s in chain.electorate(base.document, candidate).items() if s.required)
+
+
+# --- which head a proposal counts from ---------------------------------------------------------
+
+
+class Source(StrEnum):
+    """Why a proposal read in a member's head counts, or does not."""
+
+    OWN_CHANGE = "own_change"  # an admit, a leave or a rotate, published by the member it is about
+    REMOVAL = "removal"  # a remove, published by its proposer, who is not the member removed
+    NOT_PROPOSER = "not_proposer"  # published in the head of another member than its proposer
+    ON_BEHALF = "on_behalf"  # an admit, a leave or a rotate proposed by another member than its subject
+    SELF_REMOVAL = "self_removal"  # a remove of its own proposer: a member leaves, it is not removed
+
+
+@dataclass(frozen=True)
+class Counted:
+    counts: bool
+    reason: Source
+    message: str
+
+
+def counts_from(proposal: Proposal, publisher: str) -> Counted:
+    """Whether ``proposal``, read in the head of ``publisher``, is a proposal at all.
+
+    A proposal counts only from the head of the member who made it; an admit, a leave or a rotate only
+    from the member it is about (no one asks on another's behalf), a remove never from the member removed.
+    """
+    pid = proposal.proposal_id
+    if publisher != proposal.proposer:
+        return Counted(False, Source.NOT_PROPOSER, f"{pid} is {proposal.proposer}'s, published by {publisher}")
+    if proposal.kind == chain.Kind.REMOVE:
+        if proposal.member_id == proposal.proposer:
+            return Counted(False, Source.SELF_REMOVAL, f"{pid}: {publisher} cannot remove itself")
+        return Counted(True, Source.REMOVAL, f"{pid}: {publisher} proposes to remove {proposal.member_id}")
+    if proposal.member_id != proposal.proposer:
+        return Counted(False, Source.ON_BEHALF, f"{pid}: {publisher} cannot {proposal.kind.value} for another")
+    return Counted(True, Source.OWN_CHANGE, f"{pid}: {publisher}'s own {proposal.kind.value}")
+
+
+# --- where a subject's pre-signature is read ----------------------------------------------------
+
+
+class Presign(StrEnum):
+    """Where the pre-signature of a proposal's subject was found, or why none is used."""
+
+    OWN = "own"  # this member is the subject: its own stored pre-signature
+    PUBLISHED = "published"  # the subject's verified head publishes one
+    NO_HEAD = "no_head"  # the subject's head is not read (yet): nothing to use
+    NONE = "none"  # the subject has pre-signed nothing for this proposal
+    OTHER_DOCUMENT = "other_document"  # it pre-signed another document than the one asked for
+
+
+@dataclass(frozen=True)
+class Presignature:
+    presigned: Presigned | None
+    reason: Presign
+
+    @property
+    def signatures(self) -> tuple[chain.Signature, ...]:
+        return self.presigned.signatures if self.presigned is not None else ()
+
+
+def presignature(
+    proposal: Proposal,
+    *,
+    me: str,
+    own: Sequence[Presigned],
+    published: Mapping[str, Sequence[Presigned]],
+    digest: str | None = None,
+) -> Presignature:
+    """The subject's pre-signature of ``proposal``: this member's own (``own``) when it is the subject,
+    else the one the subject's verified head publishes (``published``, by member); with ``digest``,
+    only one over that document."""
+    if proposal.member_id == me:
+        candidates, where = own, Presign.OWN
+    elif proposal.member_id in published:
+        candidates, where = published[proposal.member_id], Presign.PUBLISHED
+    else:
+        return Presignature(None, Presign.NO_HEAD)
+    found = next((p for p in candidates if p.proposal_id == proposal.proposal_id), None)
+    if found is None:
+        return Presignature(None, Presign.NONE)
+    if digest is not None and found.hash != digest:
+        return Presignature(None, Presign.OTHER_DOCUMENT)
+    return Presignature(found, where)
+
+
+# --- whether a change is under way --------------------------------------------------------------
+
+
+class Flight(StrEnum):
+    """Why a change on the version after a base is under way, or not."""
+
+    OPEN_PROPOSAL = "open_proposal"  # a proposal is eligible, or gathering approvals or its signature
+    BALLOT = "ballot"  # a member accepted or leads a ballot on the next version over this base
+    FINAL_SIGNATURE = "final_signature"  # a member signed a final document of the next version
+    IDLE = "idle"  # nothing on the next version
+
+
+#: Standings of a proposal that is still going somewhere (not rejected, expired, inapplicable or done).
+OPEN = frozenset({Standing.ELIGIBLE, Standing.AWAITING_APPROVALS, Standing.AWAITING_SIGNATURE})
+
+
+@dataclass(frozen=True)
+class Says:
+    """What one member's head says about agreeing on the next version: its record, its final signature."""
+
+    record: RecordModel | None = None
+    final: Final | None = None
+
+
+@dataclass(frozen=True)
+class InFlight:
+    in_flight: bool
+    reason: Flight
+
+
+def in_flight(version: int, base: str, says: Iterable[Says], standings: Iterable[Standing] = ()) -> InFlight:
+    """Whether a change on ``version`` (the one after the base whose hash is ``base``) is under way: an
+    open proposal (the decisions that complete it come while the others are moving), or a member's
+    ballot or final signature on it."""
+    if any(s in OPEN for s in standings):
+        return InFlight(True, Flight.OPEN_PROPOSAL)
+    for said in says:
+        if said.final is not None and said.final.version == version:
+            return InFlight(True, Flight.FINAL_SIGNATURE)
+        r = said.record
+        if r is not None and r.version == version and r.base == base and (r.accepted or r.leading):
+            return InFlight(True, Flight.BALLOT)
+    return InFlight(False, Flight.IDLE)

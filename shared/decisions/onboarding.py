@@ -4,6 +4,10 @@ A deployment serves one member. Its operator's onboarding request sets that memb
 own vault, its own scale set at capacity 0) and asks the consortium to admit it; the membership
 chain, not this deployment, decides when it is in. Inputs in (the member record as stored, the
 request, what the chain says), a decision with an outcome and a one-line message out.
+
+The rules the onboarding steps apply to the member record live here too: ``decide_resume`` (where a
+failed or interrupted setup goes on) and ``decide_poison`` (whether a message the host gave up on
+fails the member).
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
+
+from shared.decisions import chain
 
 
 class Status(StrEnum):
@@ -73,13 +79,35 @@ class MembershipDecision:
     message: str
 
 
-#: The change ``decide_membership`` names for each kind of verified version about a member.
-CHANGE_OF_KIND = {"genesis": "genesis", "admit": "admitted", "leave": "left", "remove": "removed"}
+class Change(StrEnum):
+    """What a verified version about a member did to it (the word ``on_membership`` hands on)."""
+
+    GENESIS = "genesis"  # the genesis lists it: a founder
+    ADMITTED = "admitted"
+    LEFT = "left"
+    REMOVED = "removed"
+    ROTATED = "rotated"  # its governance key changed
+
+
+#: The change a verified version of each kind makes to the member it is about.
+CHANGE_OF_KIND: Mapping[chain.Kind, Change] = {
+    chain.Kind.GENESIS: Change.GENESIS,
+    chain.Kind.ADMIT: Change.ADMITTED,
+    chain.Kind.LEAVE: Change.LEFT,
+    chain.Kind.REMOVE: Change.REMOVED,
+    chain.Kind.ROTATE: Change.ROTATED,
+}
+
+
+def status_of(record: Mapping[str, Any] | None) -> Status | None:
+    """The status a member record shows (None for no record, or a status this code does not know)."""
+    value = record.get("status") if record else None
+    return Status(value) if isinstance(value, str) and value in set(Status) else None
 
 
 def membership_due(
-    record: Mapping[str, Any] | None, *, listed: bool, about_me: Sequence[tuple[int, str]]
-) -> tuple[str, int] | None:
+    record: Mapping[str, Any] | None, *, listed: bool, about_me: Sequence[tuple[int, chain.Kind]]
+) -> tuple[Change, int] | None:
     """A verified version about this member whose effect its own record does not show yet, as
     ``(change, version)`` for ``decide_membership``; None when the record agrees with the chain.
 
@@ -92,29 +120,131 @@ def membership_due(
     """
     if record is None:
         return None
-    status, steps = record.get("status"), record.get("steps") or {}
+    status, steps = status_of(record), record.get("steps") or {}
     if listed:
         # active already, or not set up far enough to activate: its own steps carry it on from there
-        if status != Status.PENDING.value or "provision" not in steps:
+        if status is not Status.PENDING or "provision" not in steps:
             return None
-        wanted = ("genesis", "admit")
+        wanted = (chain.Kind.GENESIS, chain.Kind.ADMIT)
     else:
-        if status != Status.ACTIVE.value:
+        if status is not Status.ACTIVE:
             return None
-        wanted = ("leave", "remove")
+        wanted = (chain.Kind.LEAVE, chain.Kind.REMOVE)
     found = [(version, kind) for version, kind in about_me if kind in wanted]
     if not found:
         return None
     version, kind = found[-1]
-    return CHANGE_OF_KIND[kind], version
+    return CHANGE_OF_KIND[chain.Kind(kind)], version
 
 
-def decide_membership(change: str, version: int) -> MembershipDecision:
+def decide_membership(change: Change, version: int) -> MembershipDecision:
     """What a verified version about this member means for its own deployment."""
-    if change in ("admitted", "genesis"):
+    if change in (Change.ADMITTED, Change.GENESIS):
         return MembershipDecision(Membership.ACTIVATE, Status.ACTIVE, f"admitted by version {version}")
-    if change == "left":
+    if change == Change.LEFT:
         return MembershipDecision(Membership.RETIRE, Status.LEFT, f"left in version {version}")
-    if change == "removed":
+    if change == Change.REMOVED:
         return MembershipDecision(Membership.RETIRE, Status.REMOVED, f"removed by version {version}")
     return MembershipDecision(Membership.NOTHING, None, f"{change} in version {version}")
+
+
+# --- resuming a setup ----------------------------------------------------------------------------
+
+#: The setup steps a member's own deployment runs before the chain decides, in order.
+SETUP = ("keys", "provision", "propose")
+
+
+class Resume(StrEnum):
+    """Where a replayed request or a late step copy takes a member's setup."""
+
+    AT_STEP = "at_step"  # a setup step is not done: post it
+    WAITING = "waiting"  # every setup step is done: propose again (if its proposal is gone), then wait
+    GOES_ON = "goes_on"  # the step that came is the one to run: run it
+    NOTHING = "nothing"  # the member is not being set up (active, closed): nothing to repair
+
+
+@dataclass(frozen=True)
+class ResumeDecision:
+    action: Resume
+    #: The step to post (``AT_STEP``, ``WAITING``), and whether a failed member is reopened first.
+    step: str | None
+    reopen: bool
+    message: str
+
+
+def next_setup_step(record: Mapping[str, Any]) -> str | None:
+    """The first setup step the record does not show done."""
+    steps = record.get("steps") or {}
+    return next((s for s in SETUP if s not in steps), None)
+
+
+def decide_resume(record: Mapping[str, Any], *, arrived: str | None = None) -> ResumeDecision:
+    """What a request taken in again (``arrived`` None) or a step message (``arrived``) does to a setup.
+
+    A failed member is reopened (pending again) and goes on where its record stands; a late copy of a
+    setup step done already resumes it at the first step not done, since the message that failed it
+    was poisoned and nothing else is queued (issue 19). A step message for a member not failed runs.
+    """
+    status = status_of(record)
+    member = record.get("member_id")
+    reopen = status is Status.FAILED
+    if arrived is not None:
+        if not reopen:
+            return ResumeDecision(Resume.GOES_ON, arrived, False, f"step {arrived} runs")
+        first = next_setup_step(record)
+        if arrived in SETUP[:2] and first != arrived:
+            step = first or "propose"
+            return ResumeDecision(Resume.AT_STEP, step, True, f"{member} resumes at step {step}")
+        return ResumeDecision(Resume.GOES_ON, arrived, True, f"resumed at step {arrived}")
+    if not reopen and status is not Status.PENDING:
+        return ResumeDecision(Resume.NOTHING, None, False, f"{member} is {record.get('status')}; nothing to do")
+    first = next_setup_step(record)
+    if first is not None:
+        return ResumeDecision(Resume.AT_STEP, first, reopen, f"{member} resumes at step {first}")
+    return ResumeDecision(Resume.WAITING, "propose", reopen, f"{member} waits for a version that admits it")
+
+
+# --- poison ------------------------------------------------------------------------------------
+
+
+class Poison(StrEnum):
+    """What a message the host gave up on does to the member record."""
+
+    FAILS = "fails"  # a step of the member's current setup: the member is failed with the reason
+    NO_RECORD = "no_record"  # no member record to fail
+    GOVERNANCE = "governance"  # a decision or an offboarding request: it fails no setup
+    OTHER_REQUEST = "other_request"  # a message of another request than the member's current one
+    MOVED_ON = "moved_on"  # the member is no longer being set up (active, closed)
+
+
+@dataclass(frozen=True)
+class PoisonDecision:
+    reason: Poison
+    message: str
+
+    @property
+    def fails(self) -> bool:
+        return self.reason is Poison.FAILS
+
+
+def decide_poison(record: Mapping[str, Any] | None, *, governance: bool, request_id: str | None) -> PoisonDecision:
+    """Whether a poisoned message fails the member: only a setup message of its current request, and
+    only while the member is pending or failed (checked again inside the write: issue 19)."""
+    if record is None:
+        return PoisonDecision(Poison.NO_RECORD, "no member record")
+    if governance:
+        return PoisonDecision(Poison.GOVERNANCE, "a governance message fails no setup")
+    if request_id and record.get("request_id") != request_id:
+        return PoisonDecision(Poison.OTHER_REQUEST, f"request {request_id} is not the member's current one")
+    if status_of(record) not in (Status.PENDING, Status.FAILED):
+        return PoisonDecision(Poison.MOVED_ON, f"{record.get('member_id')} is {record.get('status')}")
+    return PoisonDecision(Poison.FAILS, "retries exhausted")
+
+
+def change_about(member_id: str, version: chain.Trusted) -> Change | None:
+    """What an adopted ``version`` did to ``member_id``: None when its change is about another member,
+    or is the genesis (a founder is set up by its own steps, not by the version)."""
+    change = version.document.change
+    if change.member_id != member_id or change.kind == chain.Kind.GENESIS:
+        return None
+    return CHANGE_OF_KIND[change.kind]

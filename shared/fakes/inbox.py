@@ -7,6 +7,7 @@ from datetime import datetime
 
 from shared.decisions.node_infos import InboxBlob
 from shared.errors import PermanentError, TransientError
+from shared.reasons import Reason
 
 
 @dataclass
@@ -29,7 +30,7 @@ class FakeInbox:
         self.reads += 1
         found = self.blobs.get(name)
         if found is not None and len(found[0]) > limit:
-            raise PermanentError(f"node-infos-inbox/{name}: more than {limit} bytes", reason="too_large")
+            raise PermanentError(f"node-infos-inbox/{name}: more than {limit} bytes", reason=Reason.OVERSIZE)
         return found[0] if found else None
 
     def delete(self, name: str) -> None:

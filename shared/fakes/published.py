@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from shared.errors import PermanentError, TransientError
 from shared.ports.published import Fetched
+from shared.reasons import Reason
 
 
 @dataclass
@@ -61,5 +62,7 @@ class FakePeerReader:
         if etag == current:
             return Fetched(None, current)
         if len(data) > limit:
-            raise PermanentError(f"read {path} at {endpoint}: {len(data)} bytes, more than {limit}", reason="oversize")
+            raise PermanentError(
+                f"read {path} at {endpoint}: {len(data)} bytes, more than {limit}", reason=Reason.OVERSIZE
+            )
         return Fetched(data, current)

@@ -7,6 +7,7 @@ from dataclasses import replace
 
 from shared.errors import ConflictError, NotFoundError, PermanentError
 from shared.ports.scalesets import Instance, Operation, ScaleSet, ScaleSetSpec
+from shared.reasons import Reason
 
 RG_ID = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-fake"
 
@@ -69,7 +70,7 @@ class FakeScaleSets:
 
     def set_capacity(self, name: str, capacity: int, *, etag: str) -> ScaleSet:
         if capacity < 0:
-            raise PermanentError(f"capacity {capacity} must not be negative", reason="capacity")
+            raise PermanentError(f"capacity {capacity} must not be negative", reason=Reason.CAPACITY)
         current = self.sets.get(name)
         if current is None:
             raise NotFoundError(f"scale set {name}: not found")

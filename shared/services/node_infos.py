@@ -38,10 +38,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
 
 from shared.decisions import chain, node_infos
 from shared.decisions.node_infos import NodeInfoError
@@ -52,7 +51,7 @@ from shared.ports.inbox import NodeInfoInbox
 from shared.ports.keys import KeyStore
 from shared.ports.published import PeerReader, PublicStore
 from shared.ports.state import StateStore
-from shared.services.consortium import PEER_REJECTIONS
+from shared.services.consortium import PEER_REJECTIONS, TickOutcome
 from shared.services.records import Rejections, iso
 
 log = logging.getLogger(__name__)
@@ -84,13 +83,13 @@ class NodeInfoMirror:
         """Mirror on the next ``after_tick`` whatever it brings (this tick's turn was given up)."""
         self.last_at = None
 
-    def after_tick(self, outcome: Mapping[str, Any], head: chain.Trusted | None) -> dict[str, Mirrored]:
+    def after_tick(self, outcome: TickOutcome, head: chain.Trusted | None) -> dict[str, Mirrored]:
         """What the consortium timer runs after its ticks: ``mirror`` when a version was adopted, or when
         ``MIRROR_SECONDS`` have passed since the last; nothing on a fork or before the genesis."""
-        if head is None or outcome.get("fork"):
+        if head is None or outcome.fork:
             return {}
         now = self.monotonic()
-        if outcome.get("adopted") is None and self.last_at is not None and now - self.last_at < MIRROR_SECONDS:
+        if outcome.adopted is None and self.last_at is not None and now - self.last_at < MIRROR_SECONDS:
             return {}
         self.last_at = now
         return self.mirror(head)
@@ -201,14 +200,14 @@ class NodeInfoPublisher:
         """Publish on the next ``after_tick`` whatever it brings (this tick's turn was given up)."""
         self.last_at = None
 
-    def after_tick(self, outcome: Mapping[str, Any], head: chain.Trusted | None) -> Publication | None:
+    def after_tick(self, outcome: TickOutcome, head: chain.Trusted | None) -> Publication | None:
         """What the consortium timer runs after its ticks: ``publish`` at most every ``PUBLISH_SECONDS``
         (at once after an adoption, which may have admitted this member); nothing on a fork or before
         the genesis."""
-        if head is None or outcome.get("fork"):
+        if head is None or outcome.fork:
             return None
         now = self.monotonic()
-        if outcome.get("adopted") is None and self.last_at is not None and now - self.last_at < PUBLISH_SECONDS:
+        if outcome.adopted is None and self.last_at is not None and now - self.last_at < PUBLISH_SECONDS:
             return None
         self.last_at = now
         try:

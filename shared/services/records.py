@@ -98,7 +98,7 @@ class Rejections:
         body = {
             "at": iso(self.clock),
             "queue": queue,
-            "reason": rejection.reason,
+            "reason": str(rejection.reason),  # a plain string when stored, whatever enum named it
             "field": rejection.field,
             "message": rejection.message,
             "member_id": rejection.member_id,
@@ -114,7 +114,7 @@ class Rejections:
             self.events.emit(
                 "member.rejected", rejection.member_id, ("message", key),
                 scope="message", queue=queue, request_id=rejection.request_id,
-                reason=rejection.reason, message=rejection.message,
+                reason=str(rejection.reason), message=rejection.message,
             )  # fmt: skip
         return body
 

@@ -42,6 +42,7 @@ from typing import Any
 
 from shared.decisions import chain, published_keys
 from shared.decisions import consortium as rules
+from shared.decisions.onboarding import Change, change_about
 from shared.decisions.rotation import Action, KeyPolicy, KeyView, Plan, Rotation, Stage, plan, rotation_id
 from shared.errors import BusyError, FencedError, TransientError
 from shared.messages import KeyRotationRequest, Rejection, parse
@@ -51,7 +52,8 @@ from shared.ports.keys import KeyStore, KeyVersion
 from shared.ports.leases import LeaseStore
 from shared.ports.queues import MessageSender
 from shared.ports.state import StateStore
-from shared.services.consortium import Consortium
+from shared.reasons import Reason
+from shared.services.consortium import Consortium, VersionAdopted
 from shared.services.leadership import COORDINATOR, FencedWriter, member_lock
 from shared.services.records import Events, Rejections, iso_time, key_entry, member_path, parse_time, update_record
 
@@ -179,11 +181,11 @@ class KeyRotator:
         refused = None
         if request.member_id is not None and request.member_id != self.member_id:
             why = f"this deployment rotates only {self.member_id}'s keys, not {request.member_id}'s"
-            refused = Rejection("not_this_member", why, "member_id", request.member_id, request.request_id)
+            refused = Rejection(Reason.NOT_THIS_MEMBER, why, "member_id", request.member_id, request.request_id)
         elif not self._active(self._read(member_path(self.member_id))):
             status = (self._read(member_path(self.member_id)) or {}).get("status")
             why = f"{self.member_id} is {status or 'not a member'}; only an active member's keys rotate"
-            refused = Rejection("not_active", why, "member_id", self.member_id, request.request_id)
+            refused = Rejection(Reason.NOT_ACTIVE, why, "member_id", self.member_id, request.request_id)
         if refused is not None:
             self.rejections.record(REQUESTS, raw, refused)
             return refused
@@ -192,12 +194,12 @@ class KeyRotator:
             raise BusyError(f"rotation request {request.request_id}: {self.member_id} busy; retrying later")
         return run
 
-    def on_membership(self, change: str, version: chain.Trusted) -> None:
-        """A version about this member was adopted: if it rotated its entry, move the rotation on now
-        (a request to its own queue) rather than at the next scheduled check."""
-        if change != "rotated":
+    def version_adopted(self, event: VersionAdopted) -> None:
+        """A version was adopted (the consortium's announcement): if it rotated this member's entry, move
+        the rotation on now (a request to its own queue) rather than at the next scheduled check."""
+        if change_about(self.member_id, event.version) != Change.ROTATED:
             return
-        body = {"request_id": f"rot-adopted-v{version.version}", "force": False}
+        body = {"request_id": f"rot-adopted-v{event.version.version}", "force": False}
         self.queues.send(REQUESTS, json.dumps(body, separators=(",", ":")))
 
     # ----------------------------------------------------------------------------------- the run

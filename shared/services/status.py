@@ -2,7 +2,7 @@
 status HTTP function and the dashboard all serve (CONTRACT.md, the ``status --json`` shape).
 
 Everything in it is read from the member's own storage: its own record (``members/{me}.json``: its
-status, scale set and keys), the consortium as its own deployment verified it (``Consortium.view()``:
+status, scale set and keys), the consortium as its own deployment verified it (``consortium_view``:
 the chain's head and genesis, the members, the proposals with who signed them, a fork, the others'
 heads), the coordinator lease of its own deployments, and the poison queues' counts. A member
 without a record is ``outside`` (deployed, has not asked). Nothing here writes.
@@ -14,11 +14,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from shared.decisions.onboarding import Status
+from shared.decisions import consortium as rules
+from shared.decisions.onboarding import Status, status_of
 from shared.ports.leases import LeaseStore
 from shared.ports.state import StateStore
 from shared.services import onboarding, rotation
 from shared.services.autoscale import autoscale_view, forecast_error
+from shared.services.consortium import Consortium
 from shared.services.health import health_view
 from shared.services.leadership import coordinator_status
 from shared.services.records import member_path
@@ -31,6 +33,44 @@ WATCHED_QUEUES: tuple[str, ...] = (*onboarding.QUEUES, rotation.REQUESTS)
 RECENT_SHOWN = 10
 #: How a member's nodes are counted by the last health check.
 HEALTH_BUCKETS = ("healthy", "starting", "suspect", "unhealthy", "repairing")
+
+
+def consortium_view(consortium: Consortium) -> dict[str, Any]:
+    """The member's view of the consortium for ``status``, the CLI and the dashboard."""
+    trusted = consortium.verified()
+    head = trusted[-1] if trusted else None
+    heads = consortium.stored_heads()
+    judged = consortium.judge(heads) if head else {}
+    own = consortium.own()
+    proposals = []
+    for proposal_id, proposal in sorted(consortium.known_proposals(heads).items()):
+        e = judged.get(proposal_id)
+        proposals.append({
+            "proposal_id": proposal_id, "change": {"kind": proposal.kind.value, "member_id": proposal.member_id},
+            "base_version": head.version if head else None, "signed_by": sorted(e.approvals) if e else [],
+            "status": rules.shown(e), "standing": e.standing.value if e else None, "message": e.message if e else "",
+            "proposer": proposal.proposer, "proposed_at": proposal.proposed_at,
+            "rejected_by": list(e.rejections) if e else [],
+            "decision": own.get("approvals", {}).get(proposal_id),
+        })  # fmt: skip
+    return {
+        "chain": {
+            "version": head.version if head else None,
+            "head": head.hash if head else None,
+            "genesis": consortium.genesis,
+            "fork": own.get("fork") and {k: v for k, v in own["fork"].items() if k != "documents"},
+        },
+        "members": [
+            {"member_id": m.member_id, "status": "active", "endpoint": m.endpoint, "legal_name": m.legal_name}
+            for m in (head.document.members if head else ())
+        ],
+        "proposals": proposals,
+        "agreement": own.get("record"),
+        "peers": {
+            m: {"seq": h.seq, "updated_at": h.updated_at, "version": h.chain.version if h.chain else None}
+            for m, h in heads.items()
+        },
+    }
 
 
 def member_view(
@@ -69,13 +109,13 @@ def build_status(
     queues: tuple[str, ...] = WATCHED_QUEUES,
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    """The status of ``member_id``'s own deployment; ``consortium`` is its ``Consortium.view()``."""
+    """The status of ``member_id``'s own deployment; ``consortium`` is its ``consortium_view``."""
     now = now or datetime.now(UTC)
     scaling = autoscale_view(state)
     health = health_view(state)
     doc = state.read(member_path(member_id))
     record = doc.body if doc else {"member_id": member_id, "status": Status.OUTSIDE.value}
-    active = record.get("status") == Status.ACTIVE.value
+    active = status_of(record) is Status.ACTIVE
     scaled = scaling["last"].get(f"vmss-{member_id}") if active else None
     own = member_view(record, scaled, now, health["members"].get(member_id) if active else None)
     return {

@@ -62,7 +62,7 @@ def chain_of(s: MemberStack, member: str) -> list[tuple[int, str, str | None]]:
 
 
 def proposals(s: MemberStack, member: str) -> dict[str, dict]:
-    return {p["proposal_id"]: p for p in s.platform(member).consortium.view()["proposals"]}
+    return {p["proposal_id"]: p for p in s.platform(member).consortium_view()["proposals"]}
 
 
 def capacity(s: MemberStack, member: str) -> int:

@@ -13,12 +13,13 @@ from typing import Any
 
 from shared.decisions import agreement, chain
 from shared.decisions import consortium as rules
+from shared.decisions.onboarding import change_about
 from shared.fakes.clock import FakeClock
 from shared.fakes.keys import FakeKeyStore
 from shared.fakes.published import FakePeerReader, FakePublicStore, PublishedWorld
 from shared.fakes.queues import FakeQueues
 from shared.fakes.state import FakeStateStore
-from shared.services.consortium import Consortium, Identity
+from shared.services.consortium import Consortium, Identity, VersionAdopted
 from shared.services.records import Events, Rejections
 
 COUNTRY = {"bank-a": "GB", "bank-b": "FR", "bank-c": "NL", "bank-d": "DE", "bank-e": "IT"}
@@ -36,6 +37,12 @@ class Member:
     state: FakeStateStore
     queues: FakeQueues
     membership: list[tuple[str, int]] = field(default_factory=list)
+
+    def adopted(self, event: VersionAdopted) -> None:
+        """What its consortium announced about this member: each change, with the version that made it."""
+        change = change_about(self.member_id, event.version)
+        if change is not None:
+            self.membership.append((change, event.version.version))
 
     def entry(self) -> dict[str, Any]:
         key = self.keys.get_key(f"{self.member_id}-governance")
@@ -87,7 +94,7 @@ class World:
             jitter=lambda round_, m=member_id: agreement.digest_ballot(m, round_),
         )  # fmt: skip
         member = Member(member_id, service, keys, state, queues)
-        service.on_membership = lambda what, version: member.membership.append((what, version.version))
+        service.bus.subscribe(VersionAdopted, member.adopted)
         return member
 
     def members_ids(self) -> list[str]:

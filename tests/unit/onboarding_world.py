@@ -17,6 +17,7 @@ from shared.fakes.leases import FakeLeaseStore
 from shared.fakes.queues import FakeQueues, Sent
 from shared.fakes.scalesets import FakeScaleSets
 from shared.services import onboarding as ob
+from shared.services.consortium import ChainFollowed, VersionAdopted
 from shared.settings import TEMPLATE
 from tests.unit.consortium_world import Member, World
 
@@ -71,8 +72,8 @@ class Consortium(World):
                 queues=member.queues, leases=FakeLeaseStore(self.clock.now), clock=self.clock,
                 consortium=member.service, template=TEMPLATE, holder=f"{member_id}/1", poll_seconds=1,
             )  # fmt: skip
-            member.service.on_membership = service.on_membership
-            member.service.reconcile = service.reconcile
+            member.service.bus.subscribe(VersionAdopted, service.membership.version_adopted)
+            member.service.bus.subscribe(ChainFollowed, service.membership.chain_followed)
             self.deployments[member_id] = Deployment(member, service, scalesets)
 
     def post(self, member_id: str, queue: str, raw: str | bytes) -> ob.Outcome:

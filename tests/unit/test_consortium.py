@@ -14,7 +14,8 @@ import pytest
 
 from shared.decisions import chain
 from shared.decisions import consortium as rules
-from shared.services.consortium import HEAD, FastFollow, chain_path
+from shared.services.consortium import HEAD, FastFollow, TickOutcome, chain_path
+from shared.services.status import consortium_view
 from tests.unit.consortium_world import World, chain_time, endpoint
 
 
@@ -71,7 +72,7 @@ def test_a_proposal_refused_by_enough_members_is_rejected_and_never_lands(world:
     proposal_id = world.propose_admission("bank-d")
     world.members["bank-a"].service.decide(proposal_id, "reject")
     world.run(6)
-    view = world.members["bank-d"].service.view()
+    view = consortium_view(world.members["bank-d"].service)
     (proposal,) = view["proposals"]
     assert proposal["status"] == "rejected" and proposal["rejected_by"] == ["bank-a"]
     assert world.versions()["bank-a"] == 0
@@ -209,11 +210,11 @@ def test_two_valid_documents_of_one_version_are_a_fork_naming_the_members_who_si
     head["sig"] = chain.b64u(dishonest.keys.sign(kid, hashlib.sha256(rules.head_signing_bytes(head)).digest()))
     world.published.write(endpoint("bank-b"), HEAD, chain.canonical(head))
     world.tick("bank-c")
-    fork = world.members["bank-c"].service.view()["chain"]["fork"]
+    fork = consortium_view(world.members["bank-c"].service)["chain"]["fork"]
     assert fork is not None and fork["version"] == 2 and fork["signed_both"] == ["bank-a", "bank-b"]
     assert world.members["bank-c"].events("consortium.fork")[0]["signed_both"] == ["bank-a", "bank-b"]
     # and it applies no further change
-    assert world.members["bank-c"].service.tick() == {"fork": True}
+    assert world.members["bank-c"].service.tick() == TickOutcome(fork=True)
 
 
 def test_garbage_oversize_and_truncated_heads_are_refused_and_recorded(world: World) -> None:
@@ -306,7 +307,7 @@ def test_a_tick_reads_its_own_state_and_lists_its_chain_once_however_many_propos
         ))  # fmt: skip
     world.run(3)
     me = world.members["bank-a"]
-    assert len(me.service.view()["proposals"]) >= 12
+    assert len(consortium_view(me.service)["proposals"]) >= 12
     reads: list[str] = []
     read, listing = me.state.read, me.state.list_paths
     me.state.read = lambda path: (reads.append(path), read(path))[1]  # type: ignore[method-assign]
@@ -328,7 +329,7 @@ def close_follower(world: World, member_id: str, quiet: float = 5.0) -> Any:
 def test_an_idle_consortium_is_read_once_per_timer_occurrence(world: World) -> None:
     service = close_follower(world, "bank-a")
     outcome = service.follow_closely(lambda: True, sleep=world.clock.advance)
-    assert (outcome["ticks"], outcome["in_flight"]) == (1, False)
+    assert (outcome.ticks, outcome.in_flight) == (1, False)
 
 
 def test_an_admission_under_way_is_followed_to_its_version_within_one_timer_occurrence(world: World) -> None:
@@ -344,8 +345,8 @@ def test_an_admission_under_way_is_followed_to_its_version_within_one_timer_occu
             world.members[member_id].service.tick()
 
     outcome = service.follow_closely(lambda: True, sleep=others_act_meanwhile)
-    assert outcome["adopted"] == 1, outcome
-    assert 1 < outcome["ticks"] <= 60 / 0.25
+    assert outcome.adopted == 1, outcome
+    assert 1 < outcome.ticks <= 60 / 0.25
     assert world.members["bank-a"].version == 1
 
 
@@ -369,7 +370,7 @@ def test_the_approval_that_completes_the_majority_is_followed_without_waiting_fo
             world.members[member_id].service.tick()
 
     outcome = service.follow_closely(lambda: True, sleep=bank_b_decides_meanwhile)
-    assert outcome["adopted"] == 1, outcome
+    assert outcome.adopted == 1, outcome
 
 
 def test_a_change_that_stops_moving_falls_back_to_the_timers_pace(world: World) -> None:
@@ -380,11 +381,11 @@ def test_a_change_that_stops_moving_falls_back_to_the_timers_pace(world: World) 
     world.down = {"bank-b", "bank-c", "bank-d"}  # nobody else answers: the vote cannot complete
     service = close_follower(world, "bank-a", quiet=2.0)
     first = service.follow_closely(lambda: True, sleep=world.clock.advance)
-    assert first["in_flight"] and first["adopted"] is None
-    assert first["ticks"] <= 2.0 / 0.25 + 1, "it stops once nothing moved for CONSORTIUM_FAST_FOLLOW_SECONDS"
+    assert first.in_flight and first.adopted is None
+    assert first.ticks <= 2.0 / 0.25 + 1, "it stops once nothing moved for CONSORTIUM_FAST_FOLLOW_SECONDS"
     world.clock.advance(10)
     again = service.follow_closely(lambda: True, sleep=world.clock.advance)
-    assert again["ticks"] == 1, "a change that is stuck costs one read per timer occurrence"
+    assert again.ticks == 1, "a change that is stuck costs one read per timer occurrence"
 
 
 def test_following_closely_stops_when_the_deployment_is_no_longer_coordinator(world: World) -> None:
@@ -394,7 +395,7 @@ def test_following_closely_stops_when_the_deployment_is_no_longer_coordinator(wo
     world.tick()
     service = close_follower(world, "bank-a")
     outcome = service.follow_closely(lambda: False, sleep=world.clock.advance)
-    assert outcome["ticks"] == 1
+    assert outcome.ticks == 1
 
 
 def test_an_outcome_to_hand_on_ends_following_without_waiting_for_another_interval(world: World) -> None:
@@ -407,7 +408,7 @@ def test_an_outcome_to_hand_on_ends_following_without_waiting_for_another_interv
     service = close_follower(world, "bank-a")
     slept: list[float] = []
     outcome = service.follow_closely(lambda: False, sleep=slept.append)
-    assert outcome["in_flight"] and outcome["ticks"] == 1 and slept == []
+    assert outcome.in_flight and outcome.ticks == 1 and slept == []
 
 
 def test_fast_following_off_reads_once_per_timer_occurrence_even_with_a_change_in_flight(world: World) -> None:
@@ -416,4 +417,4 @@ def test_fast_following_off_reads_once_per_timer_occurrence_even_with_a_change_i
         world.members[founder].service.decide(proposal_id, "approve")
     world.tick()
     service = close_follower(world, "bank-a", quiet=0.0)
-    assert service.follow_closely(lambda: True, sleep=world.clock.advance)["ticks"] == 1
+    assert service.follow_closely(lambda: True, sleep=world.clock.advance).ticks == 1

@@ -12,6 +12,7 @@ from shared.fakes.clock import FakeClock
 from shared.fakes.published import FakePeerReader, FakePublicStore, PublishedWorld
 from shared.fakes.queues import FakeQueues
 from shared.fakes.state import FakeStateStore
+from shared.services.consortium import TickOutcome
 from shared.services.node_infos import Mirrored, NodeInfoMirror
 from shared.services.records import Events, Rejections
 from tests.unit.chain_world import Bank, Key, banks, genesis, new_key
@@ -128,17 +129,17 @@ def test_the_timer_mirrors_after_an_adoption_or_once_a_minute_and_never_on_a_for
     now = [1000.0]
     m.mirror.monotonic = lambda: now[0]
     publish(m.world, BANKS["bank-b"], [b"node-b1"], seq=1)
-    assert m.mirror.after_tick({"adopted": None}, HEAD) == {"bank-b": Mirrored.COPIED, "bank-c": Mirrored.NONE}
+    assert m.mirror.after_tick(TickOutcome(), HEAD) == {"bank-b": Mirrored.COPIED, "bank-c": Mirrored.NONE}
     publish(m.world, BANKS["bank-b"], [b"node-b1", b"node-b2"], seq=2)
     now[0] += 30
-    assert m.mirror.after_tick({"adopted": None}, HEAD) == {}, "within a minute of the last: not read"
-    assert m.mirror.after_tick({"adopted": None, "fork": True}, HEAD) == {}
-    assert m.mirror.after_tick({"adopted": 4}, HEAD)["bank-b"] is Mirrored.COPIED, "an adoption mirrors at once"
+    assert m.mirror.after_tick(TickOutcome(), HEAD) == {}, "within a minute of the last: not read"
+    assert m.mirror.after_tick(TickOutcome(fork=True), HEAD) == {}
+    assert m.mirror.after_tick(TickOutcome(adopted=4), HEAD)["bank-b"] is Mirrored.COPIED, "an adoption mirrors at once"
     publish(m.world, BANKS["bank-c"], [b"node-c1"], seq=1)
     now[0] += 61
-    assert m.mirror.after_tick({"adopted": None}, HEAD)["bank-c"] is Mirrored.COPIED
-    assert m.mirror.after_tick({"adopted": None}, None) == {}, "before the genesis there is nothing to mirror"
+    assert m.mirror.after_tick(TickOutcome(), HEAD)["bank-c"] is Mirrored.COPIED
+    assert m.mirror.after_tick(TickOutcome(), None) == {}, "before the genesis there is nothing to mirror"
     publish(m.world, BANKS["bank-c"], [b"node-c1", b"node-c2"], seq=2)
     now[0] += 1
     m.mirror.due()  # the tick that adopted gave its turn up (an activation was waiting to be delivered)
-    assert m.mirror.after_tick({"adopted": None}, HEAD)["bank-c"] is Mirrored.COPIED, "the next tick mirrors"
+    assert m.mirror.after_tick(TickOutcome(), HEAD)["bank-c"] is Mirrored.COPIED, "the next tick mirrors"

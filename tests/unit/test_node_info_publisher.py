@@ -19,6 +19,7 @@ from shared.fakes.published import FakePublicStore, PublishedWorld
 from shared.fakes.queues import FakeQueues
 from shared.fakes.state import FakeStateStore
 from shared.ports.keys import KeyStore
+from shared.services.consortium import TickOutcome
 from shared.services.node_infos import PUBLISH_SECONDS, NodeInfoPublisher, Publication
 from shared.services.records import Events, Rejections
 from tests.unit.chain_world import GovernanceKey, banks, genesis
@@ -130,7 +131,7 @@ def test_a_cold_start_or_an_unreadable_inbox_drops_nothing_until_the_nodes_could
     w.publisher.publish(HEAD)
     w.wait(CURRENT + 1)  # the account was down: no node could refresh
     w.inbox.down = True
-    assert w.publisher.after_tick({"adopted": 1}, HEAD) is Publication.UNREACHABLE
+    assert w.publisher.after_tick(TickOutcome(adopted=1), HEAD) is Publication.UNREACHABLE
     w.inbox.down = False
     w.wait(1)
     assert w.publisher.publish(HEAD) is Publication.UNCHANGED, "watching again only since now"
@@ -192,15 +193,17 @@ def test_the_seq_never_goes_back_even_if_the_index_was_lost(w: World) -> None:
 
 def test_the_timer_publishes_at_most_once_a_minute_never_on_a_fork_nor_before_the_genesis(w: World) -> None:
     w.inbox.offer(sha(node(1)), node(1), T0)
-    assert w.publisher.after_tick({}, None) is None
-    assert w.publisher.after_tick({"fork": {"version": 3}}, HEAD) is None
-    assert w.publisher.after_tick({}, HEAD) is Publication.PUBLISHED
+    assert w.publisher.after_tick(TickOutcome(), None) is None
+    assert w.publisher.after_tick(TickOutcome(fork=True), HEAD) is None
+    assert w.publisher.after_tick(TickOutcome(), HEAD) is Publication.PUBLISHED
     w.wait(PUBLISH_SECONDS - 1)
-    assert w.publisher.after_tick({}, HEAD) is None
+    assert w.publisher.after_tick(TickOutcome(), HEAD) is None
     w.wait(1)
-    assert w.publisher.after_tick({}, HEAD) is Publication.UNCHANGED
+    assert w.publisher.after_tick(TickOutcome(), HEAD) is Publication.UNCHANGED
     w.publisher.due()  # the tick that adopted gave its turn up (an activation was waiting to be delivered)
-    assert w.publisher.after_tick({}, HEAD) is Publication.UNCHANGED, "the next tick publishes, within the minute"
+    assert w.publisher.after_tick(TickOutcome(), HEAD) is Publication.UNCHANGED, (
+        "the next tick publishes, within the minute"
+    )
 
 
 def test_the_current_rule_one_row_per_boundary() -> None:
@@ -226,5 +229,5 @@ def test_a_failure_the_operator_must_fix_is_logged_and_the_timer_goes_on(w: Worl
         raise PermanentError("the vault refused: key disabled", reason="keyvault")
 
     w.key.sign = refuse  # type: ignore[method-assign]
-    assert w.publisher.after_tick({}, HEAD) is Publication.FAILED
+    assert w.publisher.after_tick(TickOutcome(), HEAD) is Publication.FAILED
     assert node_infos.index_path("bank-a") not in w.own()

@@ -15,6 +15,7 @@ import pytest
 from shared.decisions.onboarding import Intake, Membership, Status, decide_intake, decide_membership, membership_due
 from shared.services import onboarding as ob
 from shared.services.consortium import Follow
+from shared.services.status import consortium_view
 from tests.unit.onboarding_world import Consortium, request
 
 
@@ -110,7 +111,7 @@ def test_a_bank_joins_by_vote_and_goes_active_once_a_version_admits_it(world: Co
     world.drain("bank-c")
     assert c.status() == "pending" and c.capacity() == 0, "set up at capacity 0 until admitted"
     world.settle(rounds=3)
-    (proposal,) = world.members["bank-a"].service.view()["proposals"]
+    (proposal,) = consortium_view(world.members["bank-a"].service)["proposals"]
     assert proposal["change"] == {"kind": "admit", "member_id": "bank-c"} and proposal["status"] == "open"
     for approver in ("bank-a", "bank-b"):
         decided = world.post(approver, ob.APPROVALS, json.dumps({"proposal_id": proposal["proposal_id"],
@@ -150,10 +151,10 @@ def test_a_decision_on_an_unknown_proposal_is_refused_at_once(world: Consortium)
 def test_a_refused_admission_leaves_the_newcomer_outside_the_chain(world: Consortium) -> None:
     world.post("bank-c", ob.REQUESTS, request("bank-c"))
     world.settle(rounds=3)
-    (proposal,) = world.members["bank-a"].service.view()["proposals"]
+    (proposal,) = consortium_view(world.members["bank-a"].service)["proposals"]
     world.post("bank-a", ob.APPROVALS, json.dumps({"proposal_id": proposal["proposal_id"], "decision": "reject"}))
     world.settle(rounds=4)
-    (seen,) = world.members["bank-c"].service.view()["proposals"]
+    (seen,) = consortium_view(world.members["bank-c"].service)["proposals"]
     assert seen["status"] == "rejected"
     assert world.deployments["bank-c"].capacity() == 0
 
@@ -164,7 +165,7 @@ def join(world: Consortium, member_id: str) -> None:
     world.settle(rounds=3)
     head = world.members["bank-a"].service.head()
     assert head is not None
-    proposal = next(p for p in world.members["bank-a"].service.view()["proposals"] if p["status"] == "open")
+    proposal = next(p for p in consortium_view(world.members["bank-a"].service)["proposals"] if p["status"] == "open")
     for approver in head.document.member_ids:
         world.post(approver, ob.APPROVALS, json.dumps({"proposal_id": proposal["proposal_id"], "decision": "approve"}))
     world.settle(rounds=20, until=lambda: c.status() == "active")
@@ -200,7 +201,7 @@ def test_a_member_that_left_keeps_following_and_may_join_again_with_new_keys(wor
     record = c.service.record()
     assert record is not None and record["status"] == "pending"
     pid = record["proposal_id"]
-    assert pid in {p["proposal_id"] for p in world.members["bank-a"].service.view()["proposals"]}
+    assert pid in {p["proposal_id"] for p in consortium_view(world.members["bank-a"].service)["proposals"]}
     for approver in ("bank-a", "bank-b", "bank-d"):
         world.post(approver, ob.APPROVALS, json.dumps({"proposal_id": pid, "decision": "approve"}))
     world.settle(rounds=20, until=lambda: c.status() == "active")
@@ -237,7 +238,9 @@ def test_a_member_is_removed_by_the_others_and_retires_itself(world: Consortium)
                                                                "member_id": "bank-d"}))  # fmt: skip
     assert outcome.action == "proposed"
     world.settle(rounds=3)
-    proposal = next(p for p in world.members["bank-b"].service.view()["proposals"] if p["change"]["kind"] == "remove")
+    proposal = next(
+        p for p in consortium_view(world.members["bank-b"].service)["proposals"] if p["change"]["kind"] == "remove"
+    )
     for approver in ("bank-b", "bank-c"):
         world.post(approver, ob.APPROVALS, json.dumps({"proposal_id": proposal["proposal_id"], "decision": "approve"}))
     d = world.deployments["bank-d"]
@@ -271,7 +274,8 @@ def in_chain(world: Consortium, member_id: str) -> bool:
 def restart(world: Consortium, member_id: str) -> None:
     """A new process for ``member_id``'s deployment: its services' memories start empty."""
     world.members[member_id].service.memory = Follow()
-    world.deployments[member_id].service._recheck = None
+    sync = world.deployments[member_id].service.membership
+    sync.settled = sync.recheck = None
 
 
 def test_a_retirement_lost_with_its_host_is_carried_out_by_the_next_process(world: Consortium) -> None:
@@ -293,7 +297,7 @@ def test_an_activation_lost_is_posted_again_in_the_same_process_after_a_while(wo
     c = world.deployments["bank-c"]
     world.post("bank-c", ob.REQUESTS, request("bank-c"))
     world.settle(rounds=3)
-    proposal = next(p for p in world.members["bank-a"].service.view()["proposals"] if p["status"] == "open")
+    proposal = next(p for p in consortium_view(world.members["bank-a"].service)["proposals"] if p["status"] == "open")
     for approver in ("bank-a", "bank-b"):
         world.post(approver, ob.APPROVALS, json.dumps({"proposal_id": proposal["proposal_id"], "decision": "approve"}))
     lose_steps(world, "bank-c", "activate", until=lambda: in_chain(world, "bank-c"))
@@ -308,13 +312,13 @@ def test_an_activation_lost_is_posted_again_in_the_same_process_after_a_while(wo
 def test_a_member_whose_record_agrees_with_the_chain_is_read_once_per_version(world: Consortium) -> None:
     a = world.deployments["bank-a"]
     reads: list[int] = []
-    record = a.service.record
+    record = a.service.records.read  # what every onboarding part reads the member record with
 
     def counted() -> dict[str, Any] | None:
         reads.append(1)
         return record()
 
-    a.service.record = counted  # type: ignore[method-assign]
+    a.service.records.read = counted  # type: ignore[method-assign]
     for _ in range(10):
         world.tick("bank-a")
     assert reads == [], "settled at this version: no read per tick"
@@ -364,7 +368,7 @@ def test_a_late_copy_of_a_done_step_resumes_a_failed_member_where_its_record_sta
     assert outcome.action == "resumed", outcome.message
     world.settle(rounds=4)
     assert c.status() == "pending" and c.capacity() == 0, "it went on to provision and propose"
-    assert world.members["bank-a"].service.view()["proposals"], "its admission was proposed"
+    assert consortium_view(world.members["bank-a"].service)["proposals"], "its admission was proposed"
 
 
 def test_a_poison_record_does_not_fail_a_member_that_went_active_since_it_was_read(world: Consortium) -> None:

@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shared.services import onboarding as ob
+from shared.services.status import consortium_view
 from tests.unit.onboarding_world import Consortium, request
 
 MEMBERS = ("bank-a", "bank-b", "bank-c")
@@ -53,7 +54,7 @@ def run(schedule: st.DataObject | None) -> Consortium:
     voted: set[str] = set()
     for _ in range(3000):
         for approver in ("bank-a", "bank-b"):
-            open_ = [p for p in world.members[approver].service.view()["proposals"] if p["status"] == "open"]
+            open_ = [p for p in consortium_view(world.members[approver].service)["proposals"] if p["status"] == "open"]
             if approver not in voted and open_:
                 world.deployments[approver].queues.send(
                     ob.APPROVALS, json.dumps({"proposal_id": open_[0]["proposal_id"], "decision": "approve"})

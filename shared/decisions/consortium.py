@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from shared.decisions import agreement, chain
 from shared.decisions.own_documents import verify_own
@@ -58,6 +58,14 @@ class Proposal(Strict):
     proposer: str = Field(pattern=MEMBER_ID.pattern)
     proposed_at: str = Field(pattern=chain.TIMESTAMP_PATTERN)
     reason: str = Field(default="", max_length=500)
+
+    @model_validator(mode="after")
+    def _a_membership_change(self) -> Proposal:
+        # A parameters change needs the new network with it, which this proposal has no field for: this
+        # control plane cannot yet propose or vote on one (a version of that kind verifies and is adopted).
+        if self.kind == chain.Kind.PARAMETERS:
+            raise ValueError("a parameters change is not proposed this way yet")
+        return self
 
     @property
     def change(self) -> dict[str, str]:

@@ -243,8 +243,9 @@ def decide_poison(record: Mapping[str, Any] | None, *, governance: bool, request
 
 def change_about(member_id: str, version: chain.Trusted) -> Change | None:
     """What an adopted ``version`` did to ``member_id``: None when its change is about another member,
-    or is the genesis (a founder is set up by its own steps, not by the version)."""
+    is the genesis (a founder is set up by its own steps, not by the version), or moves the network's
+    parameters (its ``member_id`` is the proposer, whose membership it leaves as it was)."""
     change = version.document.change
-    if change.member_id != member_id or change.kind == chain.Kind.GENESIS:
+    if change.member_id != member_id or change.kind in (chain.Kind.GENESIS, chain.Kind.PARAMETERS):
         return None
     return CHANGE_OF_KIND[change.kind]

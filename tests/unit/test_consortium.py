@@ -418,3 +418,36 @@ def test_fast_following_off_reads_once_per_timer_occurrence_even_with_a_change_i
     world.tick()
     service = close_follower(world, "bank-a", quiet=0.0)
     assert service.follow_closely(lambda: True, sleep=world.clock.advance).ticks == 1
+
+
+def test_a_parameters_version_signed_by_a_majority_elsewhere_is_adopted_and_changes_no_membership(
+    world: World,
+) -> None:
+    """Contract v3: this control plane cannot propose a parameters change yet, but a version of that kind
+    that verifies (a majority, the epoch stepping) is adopted like any other and leaves every member as it
+    was, its proposer included."""
+    join(world, "bank-c", ("bank-a", "bank-b"))
+    base = world.members["bank-a"].service.verified()[1]
+    network = {"epoch": 1, "parameters_sha256": "c" * 64, "switch_at": chain_time(world.clock)}
+    change = {"kind": "parameters", "member_id": "bank-c", "proposal_id": "prop-params-1"}
+    moved = chain.unsigned_next(base, change, issued_at=chain_time(world.clock), network=network)
+    digest = bytes.fromhex(chain.document_hash(moved))
+    signatures = []
+    for m in ("bank-a", "bank-c"):
+        kid = base.document.member(m).governance_key.kid  # type: ignore[union-attr]
+        signatures.append({"member_id": m, "kid": kid, "sig": chain.b64u(world.members[m].keys.sign(kid, digest))})
+    moved = chain.with_signatures(moved, signatures)
+    world.published.write(endpoint("bank-c"), chain_path(2), chain.published_bytes(moved))
+    _claim(world, "bank-c", 2, chain.document_hash(moved))
+    memberships = {m: list(world.members[m].membership) for m in world.members}
+    world.run(10, until=lambda: all(world.members[m].version == 2 for m in ("bank-a", "bank-b", "bank-c")))
+    for m in ("bank-a", "bank-b", "bank-c"):
+        head = world.members[m].service.head()
+        assert head is not None and head.document.network is not None and head.document.network.epoch == 1, m
+    assert {m: list(world.members[m].membership) for m in world.members} == memberships
+
+
+def test_a_parameters_proposal_is_refused_as_bad_input_naming_why() -> None:
+    with pytest.raises(ValueError, match="a parameters change is not proposed this way yet"):
+        rules.Proposal.model_validate({"proposal_id": "prop-p", "kind": "parameters", "member_id": "bank-a",
+                                       "proposer": "bank-a", "proposed_at": "2026-12-01T10:00:00Z"})  # fmt: skip

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from shared.decisions import corda_pki
 from shared.decisions.onboarding import Intake, Membership, Status, decide_intake, decide_membership, membership_due
 from shared.services import onboarding as ob
 from shared.services.consortium import Follow
@@ -122,6 +123,12 @@ def test_a_bank_joins_by_vote_and_goes_active_once_a_version_admits_it(world: Co
     world.settle(rounds=3, until=lambda: {world.members[m].version for m in world.members} == {1})
     assert {world.members[m].version for m in world.members} == {1}
     assert len(world.events("bank-c", "member.activated")) == 1
+    # contract v3: the newcomer's entry carries its own Corda root, made from its own vault's key
+    head = world.members["bank-a"].service.head()
+    entry = head.document.member("bank-c") if head else None
+    root_key = c.member.keys.get_key("bank-c-corda-root")
+    assert entry is not None and entry.corda_root is not None and root_key is not None
+    assert corda_pki.check_root(entry.corda_root, "bank-c", entry.legal_name).accepted
 
 
 def test_the_same_request_again_changes_nothing(world: Consortium) -> None:
@@ -180,7 +187,7 @@ def test_a_member_leaves_scales_its_own_set_to_zero_and_disables_its_own_keys(wo
     c = world.deployments["bank-c"]
     world.settle(rounds=20, until=lambda: c.status() == "left")
     assert c.status() == "left" and c.capacity() == 0
-    assert not any(v.enabled for k in ("identity", "tls", "governance")
+    assert not any(v.enabled for k in ("identity", "tls", "governance", "corda-root")
                    for v in c.member.keys.list_versions(f"bank-c-{k}"))  # fmt: skip
     assert len(c.member.keys.list_versions("bank-c-governance")) == 1, "disabled, never deleted"
     head = world.members["bank-a"].service.head()

@@ -28,6 +28,7 @@ from shared.ports.keys import KeyStore
 from shared.ports.leases import LeaseStore
 from shared.ports.scalesets import Operation, ScaleSets, ScaleSetSpec
 from shared.reasons import Reason
+from shared.services import corda_root
 from shared.services.consortium import Consortium
 from shared.services.leadership import member_lock
 from shared.services.member_record import FOLLOWS, STEP_QUEUES, Action, MemberRecord, Outcome
@@ -109,7 +110,11 @@ class SetupSteps:
                 created += 1
             same = existing and existing.get("kid") == key.kid
             keys[kind] = existing if same else key_entry(key, now)
-        record = self.records.mark_step("keys", keys=keys)
+        # Contract v3: the member's own Corda root, its key in this vault, the certificate stored first.
+        root = corda_root.ensure_root(
+            self.keys, self.records.state, member_id=mid, legal_name=record["legal_name"], now=self.clock.now()
+        )
+        record = self.records.mark_step("keys", keys=keys, corda_root=root)
         self.records.advance("provision", record)
         return Outcome(Action.KEYS, f"{mid}: {created} key(s) created, {len(KEY_KINDS) - created} found", mid)
 
@@ -151,14 +156,18 @@ class SetupSteps:
         return Outcome(Action.PROVISIONED, f"{name} is ready with {current.capacity} node(s)", mid)
 
     def entry(self, record: dict[str, Any]) -> dict[str, Any]:
-        """This member's entry in the chain: its legal name, governance key and published container."""
+        """This member's entry in the chain: its legal name, governance key, published container and (contract
+        v3) its own Corda root, where its keys step made one."""
         governance = (record.get("keys") or {}).get("governance") or {}
-        return {
+        entry = {
             "member_id": self.member_id,
             "legal_name": record["legal_name"],
             "governance_key": {"kid": governance.get("kid"), "jwk": governance.get("public_jwk")},
             "endpoint": self.consortium.identity.endpoint,
         }
+        if record.get("corda_root"):
+            entry["corda_root"] = record["corda_root"]
+        return entry
 
     def _propose(self, record: dict[str, Any], message: StepMessage) -> Outcome:
         head = self.consortium.head() or self.consortium.follow()
@@ -245,8 +254,7 @@ class SetupSteps:
 
     def _disable_keys(self) -> int:
         disabled = 0
-        for kind in KEY_KINDS:
-            name = key_name(self.member_id, kind)
+        for name in [key_name(self.member_id, kind) for kind in KEY_KINDS] + [corda_root.root_key_name(self.member_id)]:
             for version in self.keys.list_versions(name):
                 if version.enabled:
                     self.keys.set_enabled(name, version.version, enabled=False)

@@ -1,6 +1,6 @@
 """Which member the CLI acts for, and that member's deployment's settings.
 
-Every command acts as one member's operator through that member's own deployment (CONTRACT.md,
+Every command acts as one member's operator through that member's own deployment (docs/contract.md,
 "Command line"): ``--member M`` or the environment variable ``CONSORTIUM_MEMBER`` names it. Its
 settings are found in this order:
 

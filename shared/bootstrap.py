@@ -174,7 +174,7 @@ class Platform:
         )
 
     def status(self) -> dict[str, Any]:
-        """This member's status model (CONTRACT.md, ``status --json``), read from its own storage."""
+        """This member's status model (docs/contract.md, ``status --json``), read from its own storage."""
         return build_status(self.member_id, self.state, self.leases, self.queues.count, self.consortium_view())
 
     def consortium_view(self) -> dict[str, Any]:

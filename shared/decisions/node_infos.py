@@ -1,7 +1,7 @@
 """What a member's Corda nodes may be told about the others: signed node-info indexes and flag days.
 
 The membership chain lists who is in the consortium and each member's governance key; what changes
-with capacity (which nodes a member runs, their ``NodeInfo`` files) is not in the chain (CONTRACT.md).
+with capacity (which nodes a member runs, their ``NodeInfo`` files) is not in the chain (docs/contract.md).
 Each member publishes it beside the chain, signed with the governance key the chain lists for it:
 
 - ``nodes/{member_id}/index.json``: the SHA-256 (and size) of each of the member's current

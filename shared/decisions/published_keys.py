@@ -3,7 +3,7 @@
 The chain carries each member's governance key; what else a member's nodes use (the TLS and node
 identity keys, which rotate without the consortium's say) is not agreed by the members, so it is not
 in the chain. Each member publishes it as ``keys.json`` in its own ``consortium-public`` container,
-signed with the governance key its verified chain lists (CONTRACT.md: "signed with a key the chain
+signed with the governance key its verified chain lists (docs/contract.md: "signed with a key the chain
 lists for it, and others accept it only if it verifies"). During a rotation's overlap a kind lists
 two keys, the current one first; afterwards one.
 

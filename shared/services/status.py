@@ -1,5 +1,5 @@
 """The status model of one member's deployment: one JSON object that `consortium status --json`, the
-status HTTP function and the dashboard all serve (CONTRACT.md, the ``status --json`` shape).
+status HTTP function and the dashboard all serve (docs/contract.md, the ``status --json`` shape).
 
 Everything in it is read from the member's own storage: its own record (``members/{me}.json``: its
 status, scale set and keys), the consortium as its own deployment verified it (``consortium_view``:

@@ -1,7 +1,7 @@
 """The membership chain: the signed document, its canonical form, and the one check of a version.
 
 Members agree on who is in the consortium through numbered versions of one document, each signed by
-the members of the version before it (CONTRACT.md, "The membership document"). This package is the
+the members of the version before it (docs/contract.md, "The membership chain"). This package is the
 only place that decides whether a version is valid. It reads like python-tuf's ``metadata.py``:
 
 - one typed model of the signed document (``Document``), strict: unknown fields, wrong types and

@@ -35,6 +35,7 @@ from shared.services.leadership import COORDINATOR
 from shared.services.rotation import STATE_PATH as ROTATION_STATE
 from shared.settings import Settings
 from tools import azurite, emulator
+from tools.harness.wait import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 FAILOVER_TRIALS = 20
@@ -47,12 +48,13 @@ DEPLOYMENTS = ("dep-a", "dep-b", "dep-c")
 HEARTBEAT_LISTENING = '"timer listener started (holds the listener lock)", "function": "coordinator_heartbeat"'
 
 
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out waiting for {what}")
-        time.sleep(0.05)
+#: How often the bench looks at the lease and the fenced documents: the resolution of its figures.
+POLL_SECONDS = 0.05
+
+
+def until(what: str, check: Callable[[], object], timeout: float) -> None:
+    """``wait_until`` at the bench's resolution; a RuntimeError (the bench fails) after ``timeout``."""
+    wait_until(what, check, timeout, every=POLL_SECONDS, error=RuntimeError)
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -83,10 +85,10 @@ class Hosts:
         log_file = self.work / f"{deployment}.log"
         proc = self.procs[deployment]
         try:
-            wait_until(lambda: ready.exists() or proc.poll() is not None, 120, f"{deployment} to start")
+            until(f"{deployment} to start", lambda: ready.exists() or proc.poll() is not None, 120)
             if proc.poll() is not None:
                 raise RuntimeError(f"{deployment} exited {proc.returncode}")
-            wait_until(lambda: HEARTBEAT_LISTENING in log_file.read_text(), 60, f"{deployment}'s heartbeat")
+            until(f"{deployment}'s heartbeat", lambda: HEARTBEAT_LISTENING in log_file.read_text(), 60)
         except RuntimeError as e:
             raise RuntimeError(f"{e}; its log ends:\n{log_file.read_text()[-3000:]}") from None
 
@@ -125,7 +127,7 @@ def _newer_action(hosts: Hosts, token: int) -> Callable[[], bool]:
 def host_takeover_times(hosts: Hosts, how: signal.Signals, trials: int) -> list[float]:
     times = []
     for trial in range(trials):
-        wait_until(lambda: _acting(hosts) is not None, 60, "a coordinator that has acted")
+        until("a coordinator that has acted", lambda: _acting(hosts) is not None, 60)
         acting = _acting(hosts)
         if acting is None:  # it stepped down between two reads: take the next trial's measure
             continue
@@ -134,7 +136,7 @@ def host_takeover_times(hosts: Hosts, how: signal.Signals, trials: int) -> list[
         time.sleep(random.uniform(0, 5))  # nosec B311
         t0 = time.monotonic()
         os.kill(hosts.procs[name].pid, how)
-        wait_until(_newer_action(hosts, token), 60, f"trial {trial}: a new coordinator's first action")
+        until(f"trial {trial}: a new coordinator's first action", _newer_action(hosts, token), 60)
         times.append(time.monotonic() - t0)
         hosts.procs[name].wait(timeout=30)
         print(f"  {how.name} of {name} (token {token}): next coordinator acted after {times[-1]:.2f} s", flush=True)
@@ -185,7 +187,7 @@ def host_split_brain(hosts: Hosts, trials: int) -> tuple[int, list[str], int]:
     """Pause the coordinator past its lease while another takes over and acts, then let it run on."""
     with TokenWatch(hosts) as watch:
         for trial in range(trials):
-            wait_until(lambda: _acting(hosts) is not None, 60, "a coordinator that has acted")
+            until("a coordinator that has acted", lambda: _acting(hosts) is not None, 60)
             acting = _acting(hosts)
             if acting is None:
                 continue
@@ -195,7 +197,7 @@ def host_split_brain(hosts: Hosts, trials: int) -> tuple[int, list[str], int]:
             pid = hosts.procs[name].pid
             os.kill(pid, signal.SIGSTOP)
             try:
-                wait_until(_newer_action(hosts, token), 60, f"trial {trial}: a new coordinator's first action")
+                until(f"trial {trial}: a new coordinator's first action", _newer_action(hosts, token), 60)
             finally:
                 os.kill(pid, signal.SIGCONT)
             time.sleep(1.5)  # the paused instance runs on: its term is over and its writes must be refused

@@ -73,6 +73,7 @@ from shared.services.node_infos import MIRROR_SECONDS, NodeInfoMirror
 from shared.services.records import Events, Rejections, member_path
 from shared.settings import Settings
 from tools import azurite, member_settings, provision, stack
+from tools.harness.wait import wait_until
 
 MEMBERS = ("bank-a", "bank-b", "bank-c", "bank-d", "bank-e")
 NEWCOMER = "bank-e"
@@ -120,14 +121,8 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
-def _wait(what: str, check: Callable[[], Any], timeout: float = 120, every: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(every)
-    raise RuntimeError(f"{what}: not within {timeout:.0f} s")
+def _wait(what: str, check: Callable[[], Any], timeout: float = 120) -> Any:
+    return wait_until(what, check, timeout, every=0.2, error=RuntimeError)
 
 
 class Stack:

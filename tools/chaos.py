@@ -90,6 +90,7 @@ from shared.services.rotation import request_report_path
 from shared.settings import Settings
 from tools import azurite, ceremony, member_settings, stack
 from tools.emulator import EmulatorHandle
+from tools.harness.wait import retrying, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 MEMBERS = azurite.MEMBER_IDS
@@ -123,28 +124,8 @@ def rng_for(seed: int) -> random.Random:
     return random.Random(seed)  # noqa: S311 - chaos timing, not security  # nosec B311
 
 
-def wait_until(what: str, check: Callable[[], Any], timeout: float, every: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        with contextlib.suppress(Exception):  # storage may be restarting: ask again
-            value = check()
-            if value:
-                return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not within {timeout:.0f} s")
-        time.sleep(every)
-
-
-def retrying(what: Callable[[], Any], timeout: float = 30.0) -> Any:
-    """Call ``what`` until it does not raise (a storm or an outage may be under way)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return what()
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
+#: What a check may meet while storage restarts or a storm goes on: not an answer yet, ask again.
+UNDER_CHAOS: tuple[type[BaseException], ...] = (Exception,)
 
 
 def request_body(member_id: str, request_id: str, node_count: int = 2, max_nodes: int = 4) -> str:
@@ -945,7 +926,9 @@ def run_trial(
     violations: list[str] = []
     histories: dict[str, list[str]] = {}
     with contextlib.suppress(TimeoutError):
-        wait_until("every message accounted for and the story told", settled, settle_seconds, every=1.0)
+        wait_until(
+            "every message accounted for and the story told", settled, settle_seconds, every=1.0, ignoring=UNDER_CHAOS
+        )
     for lost in retrying(trial.unaccounted):
         violation = unaccounted_violation(lost)
         violations.append(violation)
@@ -960,7 +943,7 @@ def run_trial(
         return not any(stack.platform(m).queues.count(q) for m in MEMBERS for q in QUEUE_MODELS)
 
     with contextlib.suppress(TimeoutError):  # late redeliveries land before the checks, not after them
-        wait_until("work queues drained", drained, 60)
+        wait_until("work queues drained", drained, 60, ignoring=UNDER_CHAOS)
     drained_after = time.monotonic() - calm
     observer.stop()
     if len(trial.done) < len(STEPS):  # a story that stalls after the faults stopped is a liveness failure
@@ -1222,7 +1205,7 @@ def start_founders(stack: MemberStack, tag: str = "good") -> None:
         stack.admin("PUT", f"/_admin/load/{scale_set_name(founder)}", {"tpm": STEADY_TPM})
         stack.platform(founder).queues.send(ob.REQUESTS, request_body(founder, f"req-{founder}-{tag}"))
     for founder in FOUNDERS:
-        wait_until(f"{founder} active", functools.partial(_is_active, stack, founder), timeout=120)
+        wait_until(f"{founder} active", functools.partial(_is_active, stack, founder), 120, ignoring=UNDER_CHAOS)
 
 
 def run_queue_corpus(stack: MemberStack, cases: list[tuple[str, str, str, str]]) -> BadInputResult:
@@ -1241,7 +1224,9 @@ def run_queue_corpus(stack: MemberStack, cases: list[tuple[str, str, str, str]])
         return found & set(paths)
 
     with contextlib.suppress(TimeoutError):
-        wait_until("every bad message recorded", lambda: len(recorded()) == len(paths), timeout=180, every=1.0)
+        wait_until(
+            "every bad message recorded", lambda: len(recorded()) == len(paths), 180, every=1.0, ignoring=UNDER_CHAOS
+        )
     done = recorded()
     for (member, path), (_, queue, raw, reason) in paths.items():
         if (member, path) not in done:
@@ -1254,7 +1239,7 @@ def run_queue_corpus(stack: MemberStack, cases: list[tuple[str, str, str, str]])
                                        f"expected {reason!r}")  # fmt: skip
     with contextlib.suppress(TimeoutError):  # the second deliveries land before the checks, not after them
         wait_until("queues drained", lambda: not any(stack.platform(m).queues.count(q) for m in MEMBERS
-                                                     for q in QUEUE_MODELS), 60)  # fmt: skip
+                                                     for q in QUEUE_MODELS), 60, ignoring=UNDER_CHAOS)  # fmt: skip
     after_poison = poison_counts(stack)
     result.poisoned = [f"{m} {q}-poison grew by {after_poison[(m, q)] - n}" for (m, q), n in before_poison.items()
                        if after_poison[(m, q)] > n]  # fmt: skip
@@ -1419,7 +1404,7 @@ def run_cli_cases(
                 result.wrong_reason.append(problem)
     with contextlib.suppress(TimeoutError):
         wait_until("queues drained", lambda: not any(stack.platform(m).queues.count(q) for m in MEMBERS
-                                                     for q in QUEUE_MODELS), 30)  # fmt: skip
+                                                     for q in QUEUE_MODELS), 30, ignoring=UNDER_CHAOS)  # fmt: skip
     result.changed = changed_between(before, snapshot(stack))
     return result
 

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from tools import azurite, member_settings, stack
+from tools.harness.wait import wait_until
 
 MEMBERS = azurite.MEMBER_IDS
 LEGAL_NAMES = {
@@ -88,21 +89,9 @@ def statuses() -> dict[str, dict[str, Any]]:
 
 
 def wait_for(what: str, check: Callable[[], T | None], timeout: float, seen: Callable[[], str] | None = None) -> T:
-    """Poll ``check`` every half second until it returns something; a DemoError after ``timeout``."""
-    deadline, last_error = time.monotonic() + timeout, ""
-    while True:
-        try:
-            result = check()
-            if result:
-                return result
-        except DemoError as e:  # a host restarting for a moment: keep waiting, say it if it lasts
-            last_error = str(e)
-        if time.monotonic() > deadline:
-            detail = seen() if seen else last_error
-            raise DemoError(
-                f"waited {timeout:.0f} s for {what}; it did not happen" + (f"\n  seen: {detail}" if detail else "")
-            )
-        time.sleep(0.5)
+    """Poll ``check`` every half second until it returns something; a DemoError after ``timeout`` (a host
+    restarting for a moment, a DemoError from ``status``, only counts as not yet)."""
+    return wait_until(what, check, timeout, ignoring=(DemoError,), seen=seen, error=DemoError)
 
 
 def short(value: str | None, n: int = 12) -> str:

@@ -27,6 +27,7 @@ tries" is that list staying empty.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import secrets
@@ -59,6 +60,7 @@ from shared.services.records import update_record
 from shared.settings import Settings
 from tools import azurite, ceremony, emulator, member_settings, provision
 from tools.emulator import EmulatorHandle
+from tools.harness.wait import wait_until
 
 MEMBERS = azurite.MEMBER_IDS
 NEWCOMER = "bank-c"
@@ -214,13 +216,9 @@ class Stack:
                 raise RuntimeError(f"{m}: {problem}")
 
     def settle(self, members: Iterable[str], until: Callable[[], bool], what: str, timeout: float = 90) -> None:
-        deadline = time.monotonic() + timeout
+        """Tick ``members`` until ``until()`` holds (in-process deployments move only when ticked)."""
         members = list(members)
-        while not until():
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{what}: not within {timeout:.0f} s")
-            self.tick(members)
-            time.sleep(0.05)
+        wait_until(what, until, timeout, every=0.05, between=lambda: self.tick(members), error=RuntimeError)
 
 
 def _entry(deployment: Deployment, key: KeyVersion) -> dict[str, Any]:
@@ -312,11 +310,13 @@ def _admit_newcomer(stack: Stack, say: Callable[[str], None]) -> None:
                                           capacity=1, tags={"member_id": m})  # fmt: skip
         d.scalesets.begin_create_or_update(spec)
     for m in MEMBERS:
-        deadline = time.monotonic() + 30
-        while (found := stack[m].scalesets.get(scale_set_name(m))) is None or found.provisioning_state != "Succeeded":
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{m}'s scale set was not created")
-            time.sleep(0.1)
+        wait_until(f"{m}'s scale set to be created", functools.partial(_scale_set_created, stack[m]), 30, every=0.1,
+                   error=RuntimeError)  # fmt: skip
+
+
+def _scale_set_created(d: Deployment) -> bool:
+    found = d.scalesets.get(scale_set_name(d.member_id))
+    return found is not None and found.provisioning_state == "Succeeded"
 
 
 def follow_outsider(stack: Stack) -> None:

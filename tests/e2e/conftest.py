@@ -32,20 +32,11 @@ from shared.settings import Settings
 from tests.conftest import admin
 from tools import azurite, member_settings, stack
 from tools.emulator import EmulatorHandle
+from tools.harness.wait import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Fast emulator operations for tests (ARM's long-running operations take 0.3 s, nodes boot at once).
 FAST_EMULATOR = {"operation_seconds": 0.3, "boot_delay_seconds": 0, "restart_seconds": 0.2}
-
-
-def wait_until(what: str, check: Callable[[], Any], timeout: float = 60, every: float = 0.25) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"{what}: not within {timeout} s")
 
 
 @dataclass

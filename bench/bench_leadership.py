@@ -22,7 +22,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -35,6 +34,7 @@ from shared.services.leadership import COORDINATOR
 from shared.services.rotation import STATE_PATH as ROTATION_STATE
 from shared.settings import Settings
 from tools import azurite, emulator
+from tools.harness import hosts
 from tools.harness.wait import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,16 +76,11 @@ class Hosts:
         settings.write_text(json.dumps({"IsEncrypted": False, "Values": values}))
         ready = self.work / f"{deployment}.ready"
         ready.unlink(missing_ok=True)
-        log = open(self.work / f"{deployment}.log", "ab")  # noqa: SIM115 - closed with the process
-        self.procs[deployment] = subprocess.Popen(  # our own interpreter and module, no shell  # nosec B603
-            [sys.executable, "-m", "tools.funchost", "--app-dir", str(ROOT), "--settings", str(settings),
-             "--no-http", "--ready-file", str(ready)],
-            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
         log_file = self.work / f"{deployment}.log"
-        proc = self.procs[deployment]
+        cmd = hosts.funchost(ready=ready, settings=settings, app_dir=ROOT, no_http=True)
+        proc = self.procs[deployment] = hosts.spawn(cmd, log_file)
         try:
-            until(f"{deployment} to start", lambda: ready.exists() or proc.poll() is not None, 120)
+            hosts.await_ready(proc, ready, deployment, log_file, 120)
             if proc.poll() is not None:
                 raise RuntimeError(f"{deployment} exited {proc.returncode}")
             until(f"{deployment}'s heartbeat", lambda: HEARTBEAT_LISTENING in log_file.read_text(), 60)

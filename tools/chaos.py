@@ -53,7 +53,6 @@ import random
 import re
 import signal
 import socket
-import ssl
 import string
 import subprocess
 import sys
@@ -87,9 +86,11 @@ from shared.services.consortium import SELF
 from shared.services.leadership import COORDINATOR
 from shared.services.records import member_path, rejection_path
 from shared.services.rotation import request_report_path
-from shared.settings import Settings
 from tools import azurite, ceremony, member_settings, stack
 from tools.emulator import EmulatorHandle
+from tools.harness import hosts
+from tools.harness import stack as harness_stack
+from tools.harness.stack import FAST_EMULATOR, LocalStack
 from tools.harness.wait import retrying, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -116,7 +117,6 @@ CHAOS_VALUES = {
 }  # fmt: skip
 #: The load two nodes serve (850 transactions a minute each at the target): a founder's steady state.
 STEADY_TPM = 1600
-FAST_EMULATOR = {"operation_seconds": 0.3, "boot_delay_seconds": 0, "restart_seconds": 0.2}
 LEGAL_NAMES = ceremony.LEGAL_NAMES
 
 
@@ -155,42 +155,34 @@ class Instance:
 
 
 class MemberStack:
-    """``up_members`` under ``work`` on free ports, and the host instances this harness runs itself."""
+    """The local stack (``tools.harness.stack``, hosts not started) under ``work``, and the host instances
+    this harness runs itself, so it can kill and restart them."""
 
     def __init__(self, work: Path, *, instances: Iterable[tuple[str, str, float, str]] = INSTANCES):
         self.work = work
         self.paths = stack.StackPaths(root=work)
         self.specs = list(instances)
+        self.local: LocalStack | None = None
         self.az: azurite.Azurite | None = None
         self.em: EmulatorHandle | None = None
         self.instances: list[Instance] = []
         self.crashes: list[str] = []
-        self._platforms: dict[str, Platform] = {}
         self._lock = threading.Lock()
 
     # -- lifecycle
     def start(self) -> MemberStack:
-        ports = azurite.free_ports(4 + len(self.specs))
-        for member in MEMBERS:  # the chaos timers, kept by member_settings.write under what makes the member
-            target = member_settings.settings_path(member, self.work)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(json.dumps({"IsEncrypted": False, "Values": CHAOS_VALUES}))
+        # the chaos timers, kept by member_settings.write under what makes the member
+        self.local = LocalStack.start(self.work, MEMBERS, values=CHAOS_VALUES, hosts=False,
+                                      emulator_config=FAST_EMULATOR)  # fmt: skip
+        self.az, self.em = self.local.az, self.local.emulator
         try:
-            stack.up_members(
-                self.paths, members=MEMBERS, emulator_port=ports[3], azurite_ports=(ports[0], ports[1], ports[2]),
-                host_ports={m: ports[4 + i] for i, m in enumerate(MEMBERS)}, quiet=True, start_hosts=False,
-            )  # fmt: skip
-            record = json.loads(self.paths.record.read_text())
-            self.az = azurite.Azurite(ports[0], ports[1], ports[2], pid=int(record["azurite"]["pid"]),
-                                      accounts=tuple(azurite.account_for(m) for m in MEMBERS))  # fmt: skip
-            self.em = EmulatorHandle(ports[3], self.paths.local / "emulator")
-            self.admin("PUT", "/_admin/config", FAST_EMULATOR)
             host_json = json.loads((ROOT / "host.json").read_text())
             host_json["singleton"] = {"listenerLockPeriod": "00:00:15",
                                       "listenerLockRecoveryPollingInterval": "00:00:05"}  # fmt: skip
             (self.work / "host.json").write_text(json.dumps(host_json))
-            self.instances = [Instance(m, d, skew, twice, ports[4 + n]) for n, (m, d, skew, twice) in
-                              enumerate(self.specs)]  # fmt: skip
+            ports = self._instance_ports()
+            self.instances = [Instance(m, d, skew, twice, port) for (m, d, skew, twice), port in
+                              zip(self.specs, ports, strict=True)]  # fmt: skip
             for n in range(len(self.instances)):
                 self.spawn(n)
             for n in range(len(self.instances)):
@@ -199,6 +191,12 @@ class MemberStack:
             self.stop()
             raise
         return self
+
+    def _instance_ports(self) -> list[int]:
+        """Each member's first deployment on the port its settings name; any other on a free port of its own."""
+        named = {m: member_settings.read(member_settings.settings_path(m, self.work))[1] for m in MEMBERS}
+        spare = [p for p in azurite.free_ports(len(self.specs) + len(named)) if p not in named.values()]
+        return [named[m] if d == f"{m}-local" else spare.pop() for m, d, _, _ in self.specs]
 
     def stop(self) -> None:
         for inst in self.instances:
@@ -215,15 +213,18 @@ class MemberStack:
             azurite.stop_pid(self.az.pid)
         stack.down(self.paths, quiet=True)
 
+    def _started(self) -> LocalStack:
+        if self.local is None:
+            raise RuntimeError("the stack is not started")
+        return self.local
+
     def values(self, member: str) -> dict[str, str]:
         """The settings ``member``'s deployment runs with (its ``.local/members/{id}/local.settings.json``)."""
-        return member_settings.read(member_settings.settings_path(member, self.work))[0]
+        return self._started().values(member)
 
     def platform(self, member: str) -> Platform:
         """``member``'s own storage, queues, vault and subscription, as its deployment sees them."""
-        if member not in self._platforms:
-            self._platforms[member] = Platform(Settings(self.values(member)))
-        return self._platforms[member]
+        return self._started().platform(member)
 
     def log_path(self, n: int) -> Path:
         return self.work / f"{self.instances[n].deployment}.log"
@@ -242,26 +243,18 @@ class MemberStack:
             SKEW_VARIABLE: str(inst.skew), "FUNCHOST_DELIVER_TWICE": inst.deliver_twice,
             "FUNCHOST_RECEIVE_VISIBILITY_SECONDS": "20",
         }  # fmt: skip
-        log = open(self.log_path(n), "ab")  # noqa: SIM115 - the child keeps it; closed when it exits
-        cmd = [
-            sys.executable, "-m", "tools.funchost", "--app-dir", str(ROOT), "--settings", str(settings_file),
-            "--host-json", str(self.work / "host.json"), "--port", str(inst.port), "--ready-file", str(ready),
-        ]  # fmt: skip
-        inst.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)  # our module  # nosec B603
-        log.close()
+        cmd = hosts.funchost(ready=ready, settings=settings_file, port=inst.port, app_dir=ROOT,
+                             host_json=self.work / "host.json")  # fmt: skip
+        inst.proc = hosts.spawn(cmd, self.log_path(n), env=env)
         inst.killed = False
 
     def await_ready(self, n: int, timeout: float = 90) -> None:
         inst = self.instances[n]
-        ready = self.work / f"{inst.deployment}.ready"
-        deadline = time.monotonic() + timeout
-        while not ready.exists():
-            if inst.proc is None or inst.proc.poll() is not None:
-                code = inst.proc.returncode if inst.proc else None
-                raise RuntimeError(f"host {inst.name} exited with {code}; see {self.log_path(n)}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"host {inst.name} did not start within {timeout:.0f} s")
-            time.sleep(0.1)
+        if inst.proc is None:
+            raise RuntimeError(f"host {inst.name} was never started")
+        hosts.await_ready(
+            inst.proc, self.work / f"{inst.deployment}.ready", f"host {inst.name}", self.log_path(n), timeout
+        )
 
     def start_instance(self, n: int) -> None:
         self.spawn(n)
@@ -316,14 +309,7 @@ class MemberStack:
     def admin(self, method: str, path: str, body: object = None) -> Any:
         if self.em is None:
             raise RuntimeError("the stack is not started")
-        context = ssl.create_default_context(cafile=str(self.em.ca))
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(  # noqa: S310 - the emulator's https://localhost URL
-            f"{self.em.url}{path}", data=data, method=method, headers={"Content-Type": "application/json"}
-        )
-        with urllib.request.urlopen(request, timeout=10, context=context) as response:  # noqa: S310 - https://localhost  # nosec B310
-            raw = response.read()
-        return json.loads(raw) if raw else None
+        return harness_stack.admin(self.em, method, path, body)
 
     def status(self, member: str) -> dict[str, Any]:
         """``GET /api/status`` of the member's own deployment (any of its instances that answers)."""

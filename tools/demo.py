@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from tools import azurite, member_settings, stack
+from tools.harness import hosts
 from tools.harness.wait import wait_until
 
 MEMBERS = azurite.MEMBER_IDS
@@ -250,13 +251,9 @@ def start_standby() -> None:
            member_settings.HOST_ID_SETTING: f"consortium-{STANDBY_DEPLOYMENT}"}  # fmt: skip
     log, ready = paths.logs / f"funchost-{STANDBY_DEPLOYMENT}.log", paths.local / f"{STANDBY_DEPLOYMENT}.ready"
     ready.unlink(missing_ok=True)
-    with open(log, "ab") as out:
-        # our own interpreter and module, no shell
-        STANDBY_PROC.append(subprocess.Popen(  # nosec B603
-            [sys.executable, "-m", "tools.funchost", "--settings", str(settings_file), "--port", str(port),
-             "--ready-file", str(ready)],
-            cwd=stack.ROOT, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True))  # fmt: skip
-    wait_for(f"{member}'s second deployment to start (log {log})", ready.exists, 90)
+    STANDBY_PROC.append(hosts.spawn(hosts.funchost(ready=ready, settings=settings_file, port=port), log, env=env,
+                                    new_session=True))  # fmt: skip
+    hosts.await_ready(STANDBY_PROC[-1], ready, f"{member}'s second deployment", log, 90, error=DemoError)
 
 
 def stop_standby() -> None:

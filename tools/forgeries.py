@@ -2,10 +2,11 @@
 
 The stack is built here, in-process, on free ports, as ``make up`` builds it: one Azurite serving a storage
 account per member (bank-a..bank-d), the Azure emulator with an identity, a subscription and a vault per
-member, each member's settings, and the founders' ceremony (bank-a and bank-b). Each member's deployment
-is ``Platform(Settings(its settings))`` with the real adapters. bank-c is then admitted for real: it
-creates its governance key in its own vault, proposes its admission through its own ``Consortium``,
-bank-a and bank-b decide ``approve`` through theirs, and every deployment ticks until all three hold
+member, each member's settings, and the founders' ceremony (bank-a and bank-b): ``tools.harness.stack``
+without the hosts. Each member's deployment is ``Platform(Settings(its settings))`` with the real adapters.
+bank-c is then admitted for real: it creates its governance key in its own vault, proposes its admission
+through its own ``Consortium``, bank-a and bank-b decide ``approve`` through theirs, and every deployment
+ticks until all three hold
 version 1. bank-d stays outside: a newcomer that applied and was never approved.
 
 Then every attack of issue 15's list is run, each by one dishonest party that writes only into its own
@@ -31,9 +32,7 @@ import functools
 import hashlib
 import json
 import secrets
-import ssl
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -58,8 +57,9 @@ from shared.services import rotation
 from shared.services.consortium import HEAD, SELF, chain_path
 from shared.services.records import update_record
 from shared.settings import Settings
-from tools import azurite, ceremony, emulator, member_settings, provision
+from tools import azurite, ceremony
 from tools.emulator import EmulatorHandle
+from tools.harness.stack import FAST_EMULATOR, LocalStack
 from tools.harness.wait import wait_until
 
 MEMBERS = azurite.MEMBER_IDS
@@ -184,16 +184,6 @@ class Deployment:
         return head.document.member(self.member_id) if head else None
 
 
-def _admin(handle: EmulatorHandle, method: str, path: str, body: object) -> None:
-    context = ssl.create_default_context(cafile=str(handle.ca))
-    request = urllib.request.Request(  # noqa: S310 - https://localhost
-        f"{handle.url}{path}", data=json.dumps(body).encode(), method=method,
-        headers={"Content-Type": "application/json"},
-    )  # fmt: skip
-    with urllib.request.urlopen(request, timeout=10, context=context):  # noqa: S310  # nosec B310 - the local emulator
-        pass
-
-
 # --- the stack -----------------------------------------------------------------------------------
 
 
@@ -245,43 +235,23 @@ def apply(deployment: Deployment) -> str:
 
 
 @contextmanager
-def local_stack(
-    root: Path, handle: EmulatorHandle | None = None, *, say: Callable[[str], None] = print
-) -> Iterator[Stack]:
-    """Azurite (own), the emulator (``handle`` or own), settings, ceremony, bank-c admitted, bank-d applied."""
+def local_stack(root: Path, *, say: Callable[[str], None] = print) -> Iterator[Stack]:
+    """The local stack (``tools.harness.stack``, no hosts: each deployment runs in-process here), the
+    ceremony, bank-c admitted, bank-d applied."""
     root.mkdir(parents=True, exist_ok=True)
-    ports = azurite.free_ports(3)
-    accounts = [azurite.account_for(m) for m in MEMBERS]
-    az, proc = azurite.start(root / "azurite", ports=(ports[0], ports[1], ports[2]), log_file=root / "azurite.log",
-                             accounts=accounts)  # fmt: skip
-    emulator_proc = None
+    local = LocalStack.start(root, MEMBERS, hosts=False, emulator_config=FAST_EMULATOR)
     try:
-        if handle is None:
-            state = root / "emulator"
-            state.mkdir(exist_ok=True)
-            handle, emulator_proc = emulator.start(state, azurite.free_ports(1)[0], log_file=state / "emulator.log")
-            _admin(handle, "PUT", "/_admin/config", {"operation_seconds": 0.3, "boot_delay_seconds": 0})
-        for account in accounts:
-            provision.provision(az.connection_string_for(account))
-        principals = {m: emulator.register_principal(handle, m) for m in MEMBERS}
-        where = member_settings.Emulator(handle.url, handle.ca, principals)
-        member_settings.write_all(az, root=root, emulator=where)
-        digest = ceremony.run(root, say=lambda _line: None)
+        digest = local.values(MEMBERS[0])[ceremony.GENESIS_SETTING]
         say(f"ceremony: bank-a and bank-b founded genesis {digest[:16]}…")
         foreign: list[str] = []
         deployments = {}
         for m in MEMBERS:
-            values = member_settings.read(member_settings.settings_path(m, root))[0]
-            deployments[m] = Deployment(m, {**values, "AGREEMENT_TIMEOUT_SECONDS": "1"}, foreign)
-        stack = Stack(root, handle, digest, deployments, foreign)
+            deployments[m] = Deployment(m, {**local.values(m), "AGREEMENT_TIMEOUT_SECONDS": "1"}, foreign)
+        stack = Stack(root, local.emulator, digest, deployments, foreign)
         _admit_newcomer(stack, say)
         yield stack
     finally:
-        azurite.stop_pid(proc.pid)
-        proc.wait(timeout=10)
-        if emulator_proc is not None:
-            azurite.stop_pid(emulator_proc.pid)
-            emulator_proc.wait(timeout=10)
+        local.stop()
 
 
 def _admit_newcomer(stack: Stack, say: Callable[[str], None]) -> None:

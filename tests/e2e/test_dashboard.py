@@ -37,7 +37,8 @@ import pytest
 from azure.storage.queue import QueueClient
 
 from shared.services import onboarding as ob
-from tools import azurite, stack
+from tools import azurite
+from tools.harness.stack import LocalStack
 from tools.harness.wait import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -57,14 +58,10 @@ def get(url: str) -> tuple[int, dict[str, str], bytes]:
 
 
 @dataclass
-class Deployments:
-    root: Path
-    record: dict[str, Any]
-    az: azurite.Azurite
-    proposal_id: str = ""
+class Deployments(LocalStack):
+    """The module's local stack (``tools.harness.stack``), read through each member's HTTP API and CLI."""
 
-    def url(self, member: str) -> str:
-        return f"http://localhost:{self.record[f'funchost:{member}']['port']}"
+    proposal_id: str = ""
 
     def status(self, member: str) -> dict[str, Any]:
         return dict(json.loads(get(f"{self.url(member)}/api/status")[2]))
@@ -79,15 +76,8 @@ class Deployments:
 
 @pytest.fixture(scope="module")
 def deployments(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployments]:
-    root = tmp_path_factory.mktemp("dashboard-stack")
-    paths = stack.StackPaths(root=root)
-    free = azurite.free_ports(4 + len(MEMBERS))
-    record = stack.up_members(
-        paths, members=MEMBERS, azurite_ports=(free[0], free[1], free[2]), emulator_port=free[3],
-        host_ports=dict(zip(MEMBERS, free[4:], strict=True)), quiet=True,
-    )  # fmt: skip
+    world = Deployments.start(tmp_path_factory.mktemp("dashboard-stack"), MEMBERS)
     try:
-        world = Deployments(root, record, azurite.Azurite(free[0], free[1], free[2]))
         for founder, name in (("bank-a", "O=Bank A, L=London, C=GB"), ("bank-b", "O=Bank B, L=Paris, C=FR")):
             world.cli(founder, "join", "--legal-name", name, "--wait", "90")
         world.cli("bank-a", "load", "--tpm", "1300")
@@ -105,7 +95,7 @@ def deployments(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment
             for p in world.status("bank-a")["proposals"]), 90)  # fmt: skip
         yield world
     finally:
-        stack.down(paths, quiet=True)
+        world.stop()
 
 
 def test_the_status_endpoint_serves_the_members_status_without_a_key_and_the_page_is_self_contained(

@@ -11,16 +11,15 @@ from pathlib import Path
 import pytest
 
 from tools import forgeries
-from tools.emulator import EmulatorHandle
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def test_every_kind_of_forgery_is_refused_with_a_record_by_every_honest_deployment(
-    tmp_path_factory: pytest.TempPathFactory, emulator_instance: EmulatorHandle
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     root = Path(tmp_path_factory.mktemp("forgeries"))
-    with forgeries.local_stack(root, emulator_instance, say=lambda _line: None) as stack:
+    with forgeries.local_stack(root, say=lambda _line: None) as stack:
         tally = forgeries.run_attacks(stack, per_kind=1, say=lambda _line: None)
         foreign = list(stack.foreign)
     rows = tally.by_kind()

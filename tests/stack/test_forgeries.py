@@ -1,4 +1,4 @@
-"""A short run of the forgeries bench (``tools/forgeries.py``): one forgery of every kind of issue 15's
+"""A short run of the forgeries bench (``tools/forgeries``): one forgery of every kind of issue 15's
 attacks, by one dishonest party against every honest member's deployment (three for most kinds), on a
 local stack of its own (Azurite with an account per member, the emulator with an identity and a vault
 per member, the ceremony, bank-c admitted for real). None is accepted, each refusal is recorded, and no honest

@@ -16,6 +16,7 @@ deployment then joins, so every trial has three live instances.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -33,8 +34,8 @@ from shared.bootstrap import Platform
 from shared.services.leadership import COORDINATOR
 from shared.services.rotation import STATE_PATH as ROTATION_STATE
 from shared.settings import Settings
-from tools import azurite, emulator
-from tools.harness import hosts
+from tools.harness.hosts import await_ready, funchost, spawn
+from tools.harness.stack import running_azurite, running_emulator
 from tools.harness.wait import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,10 +78,10 @@ class Hosts:
         ready = self.work / f"{deployment}.ready"
         ready.unlink(missing_ok=True)
         log_file = self.work / f"{deployment}.log"
-        cmd = hosts.funchost(ready=ready, settings=settings, app_dir=ROOT, no_http=True)
-        proc = self.procs[deployment] = hosts.spawn(cmd, log_file)
+        cmd = funchost(ready=ready, settings=settings, app_dir=ROOT, no_http=True)
+        proc = self.procs[deployment] = spawn(cmd, log_file)
         try:
-            hosts.await_ready(proc, ready, deployment, log_file, 120)
+            await_ready(proc, ready, deployment, log_file, 120)
             if proc.poll() is not None:
                 raise RuntimeError(f"{deployment} exited {proc.returncode}")
             until(f"{deployment}'s heartbeat", lambda: HEARTBEAT_LISTENING in log_file.read_text(), 60)
@@ -202,11 +203,10 @@ def host_split_brain(hosts: Hosts, trials: int) -> tuple[int, list[str], int]:
 
 
 def run() -> dict[str, float]:
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as running:
         work = Path(tmp)
-        ports = azurite.free_ports(4)
-        az, proc = azurite.start(work / "azurite", ports=(ports[0], ports[1], ports[2]))
-        em, em_proc = emulator.start(work / "emulator", ports[3])
+        az = running.enter_context(running_azurite(work / "azurite"))
+        em = running.enter_context(running_emulator(work / "emulator"))
         values = {
             **settings_module.local_defaults(),
             "AzureWebJobsStorage": az.connection_string,
@@ -224,8 +224,6 @@ def run() -> dict[str, float]:
             trials, landed, samples = host_split_brain(hosts, SPLIT_BRAIN_TRIALS)
         finally:
             hosts.stop_all()
-            azurite.stop_pid(em_proc.pid)
-            azurite.stop_pid(proc.pid)
     print(f"{'figure':34} {'value':>8}  goal")
     print(f"{'failover p50 (kill -9), s':34} {percentile(failover, 50):8.2f}")
     print(f"{'failover p99 (kill -9), s':34} {percentile(failover, 99):8.2f}  <= 17 ({len(failover)} trials)")

@@ -16,7 +16,7 @@ from shared.settings import Settings, local_defaults
 from tests.preflight import Preflight
 from tools import azurite, emulator
 from tools.emulator import EmulatorHandle
-from tools.harness.stack import FAST_EMULATOR, admin
+from tools.harness.stack import FAST_EMULATOR, running_azurite, running_emulator
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -26,13 +26,8 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture(scope="session")
 def azurite_instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[azurite.Azurite]:
     location = tmp_path_factory.mktemp("azurite")
-    ports = azurite.free_ports(3)
-    az, proc = azurite.start(Path(location), ports=(ports[0], ports[1], ports[2]), log_file=location / "azurite.log")
-    try:
+    with running_azurite(Path(location), log_file=location / "azurite.log") as az:
         yield az
-    finally:
-        azurite.stop_pid(proc.pid)
-        proc.wait(timeout=10)
 
 
 @pytest.fixture(scope="session")
@@ -49,14 +44,9 @@ def unique_name() -> str:
 @pytest.fixture(scope="session")
 def emulator_instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorHandle]:
     """The Azure emulator on a free port with its own state folder, fast operations for tests."""
-    state_dir = tmp_path_factory.mktemp("emulator")
-    handle, proc = emulator.start(Path(state_dir), azurite.free_ports(1)[0], log_file=Path(state_dir) / "emulator.log")
-    admin(handle, "PUT", "/_admin/config", FAST_EMULATOR)
-    try:
+    state_dir = Path(tmp_path_factory.mktemp("emulator"))
+    with running_emulator(state_dir, config=FAST_EMULATOR, log_file=state_dir / "emulator.log") as handle:
         yield handle
-    finally:
-        azurite.stop_pid(proc.pid)
-        proc.wait(timeout=10)
 
 
 @pytest.fixture(scope="session")

@@ -4,8 +4,9 @@
 ``make up`` does (``tools.stack.up_members``: Azurite with an account per member, each provisioned,
 the emulator with each member's identity, vault and subscription, each member's settings file, the
 founders' genesis ceremony, one local host per member), but in a temporary folder and on free ports,
-never the default ones, so a test session runs beside a ``make up`` stack and beside other sessions.
-A module starts one stack and its tests share it.
+never the default ones, so a test session runs beside a ``make up`` stack and beside other sessions:
+the harness's ``LocalStack`` (``tools/harness/stack.py``), with the emulator fast. A module starts one
+stack and its tests share it.
 
 ``run_app`` and ``app_settings`` start version 1's single host on the session Azurite, for the tests
 that still run on that shape.

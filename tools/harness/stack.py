@@ -14,6 +14,10 @@ What a member's deployment sees is read back through the member's OWN settings (
 ``platform``): its storage, queues, vault and subscription, never the harness's notes. Starting and
 stopping the hosts of a chaos trial (kill -9, restart) is the chaos monkey's own business
 (``tools/chaos``); this module only starts what ``make up`` starts.
+
+``running_azurite`` and ``running_emulator`` are the pieces alone, on free ports, for what runs without
+the members' stack: the test session's Azurite and emulator, the storage tests' fresh accounts, and the
+benches that run version 1's single deployment.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from __future__ import annotations
 import json
 import ssl
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -29,7 +34,7 @@ from typing import Any, TypeVar
 from shared.bootstrap import Platform
 from shared.services.records import member_path
 from shared.settings import Settings
-from tools import azurite, member_settings, stack
+from tools import azurite, emulator, member_settings, stack
 from tools.emulator import EmulatorHandle
 
 #: Fast emulator operations for tests and chaos (ARM's long-running operations take 0.3 s, nodes boot at once).
@@ -140,3 +145,33 @@ class LocalStack:
     def log(self, member: str) -> str:
         path = self.paths.logs / f"{stack.HOST_KEY}-{member}.log"
         return path.read_text(errors="replace") if path.exists() else ""
+
+
+@contextmanager
+def running_azurite(
+    location: Path, *, accounts: Iterable[str] = azurite.ACCOUNTS, log_file: Path | None = None
+) -> Iterator[azurite.Azurite]:
+    """An Azurite of its own on free ports, its data in ``location``, serving ``accounts``; stopped on leaving."""
+    ports = azurite.free_ports(3)
+    az, proc = azurite.start(location, ports=(ports[0], ports[1], ports[2]), log_file=log_file, accounts=accounts)
+    try:
+        yield az
+    finally:
+        azurite.stop_pid(proc.pid)
+        proc.wait(timeout=10)
+
+
+@contextmanager
+def running_emulator(
+    state_dir: Path, *, config: Mapping[str, object] | None = None, log_file: Path | None = None
+) -> Iterator[EmulatorHandle]:
+    """The Azure emulator on a free port with its state in ``state_dir``, configured with ``config`` when
+    given; stopped on leaving."""
+    handle, proc = emulator.start(state_dir, azurite.free_ports(1)[0], log_file=log_file)
+    try:
+        if config is not None:
+            admin(handle, "PUT", "/_admin/config", dict(config))
+        yield handle
+    finally:
+        azurite.stop_pid(proc.pid)
+        proc.wait(timeout=10)

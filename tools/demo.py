@@ -21,8 +21,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -74,15 +72,7 @@ def ports() -> dict[str, list[int]]:
 
 def status(member: str) -> dict[str, Any]:
     """``GET /api/status`` of the member's own deployment (any of its hosts that answers)."""
-    errors = []
-    for port in ports()[member]:
-        try:
-            # a local http URL of the member's own host
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status", timeout=10) as r:  # nosec B310
-                return dict(json.loads(r.read()))
-        except (urllib.error.URLError, OSError, ValueError) as e:
-            errors.append(f"port {port}: {e}")
-    raise DemoError(f"{member}'s deployment does not answer ({'; '.join(errors)})")
+    return hosts.api_status(member, ports()[member], error=DemoError)
 
 
 def statuses() -> dict[str, dict[str, Any]]:

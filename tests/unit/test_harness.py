@@ -4,13 +4,17 @@ ready (``tools/harness/hosts.py``), on checks and processes that need no stack."
 from __future__ import annotations
 
 import itertools
+import json
 import subprocess
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
-from tools.harness.hosts import await_ready
+from tools import azurite
+from tools.harness.hosts import api_status, await_ready
 from tools.harness.wait import WaitTimeout, retrying, wait_until
 
 
@@ -102,3 +106,28 @@ def test_a_host_that_exits_before_it_is_ready_stops_the_wait_at_once_with_its_co
     proc = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
     with pytest.raises(RuntimeError, match=r"the host exited with 3; see .*host\.log"):
         await_ready(proc, tmp_path / "host.ready", "the host", tmp_path / "host.log", 60)
+
+
+class StatusHandler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = json.dumps({"member_id": "bank-b", "status": "active"}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+def test_a_members_status_comes_from_whichever_of_its_hosts_answers_and_names_every_port_when_none_does() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), StatusHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    silent = azurite.free_ports(1)[0]
+    try:
+        assert api_status("bank-b", [silent, server.server_address[1]])["status"] == "active"
+        with pytest.raises(LookupError, match=f"bank-b's deployment does not answer \\(port {silent}: "):
+            api_status("bank-b", [silent], error=LookupError)
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -13,7 +13,6 @@ import re
 import signal
 import subprocess
 import threading
-import urllib.request
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -254,14 +253,7 @@ class MemberStack:
 
     def status(self, member: str) -> dict[str, Any]:
         """``GET /api/status`` of the member's own deployment (any of its instances that answers)."""
-        errors = []
-        for port in self.ports(member):
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status", timeout=10) as r:  # a local http URL  # nosec B310
-                    return dict(json.loads(r.read()))
-            except (OSError, ValueError) as e:
-                errors.append(f"port {port}: {e}")
-        raise RuntimeError(f"{member}'s deployment does not answer ({'; '.join(errors)})")
+        return hosts.api_status(member, self.ports(member))
 
     def second_deliveries(self) -> int:
         """Invocations of a message's second delivery (dequeue count 2), as the hosts' invocation logs record them."""

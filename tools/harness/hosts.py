@@ -4,15 +4,19 @@ instances it kills and restarts, the benches' hosts.
 
 Each is ``python -m tools.funchost`` of this checkout with a settings file, writing its log to a file;
 ``await_ready`` waits for its ready file (every listener and timer started), and stops waiting at once,
-with the exit code and where the log is, when the process exits first.
+with the exit code and where the log is, when the process exits first. ``api_status`` reads a member's
+``/api/status`` from whichever of its hosts answers.
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
-from collections.abc import Callable, Mapping
+import urllib.request
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from tools.harness.wait import wait_until
 
@@ -74,3 +78,18 @@ def await_ready(
         return False
 
     wait_until(f"{what} to start (log {log})", started, timeout, every=0.1, error=error)
+
+
+def api_status(
+    member: str, ports: Iterable[int], *, error: Callable[[str], Exception] = RuntimeError
+) -> dict[str, Any]:
+    """``GET /api/status`` of ``member``'s own deployment: the first of its hosts on ``ports`` that answers."""
+    errors = []
+    for port in ports:
+        try:
+            # a local http URL of the member's own host
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status", timeout=10) as r:  # nosec B310
+                return dict(json.loads(r.read()))
+        except (OSError, ValueError) as e:
+            errors.append(f"port {port}: {e}")
+    raise error(f"{member}'s deployment does not answer ({'; '.join(errors)})")

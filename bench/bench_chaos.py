@@ -1,6 +1,6 @@
 """Chaos and bad input on the four member deployments: the figures of issues 10, 15 and 19.
 
-The harness is ``tools/chaos.py`` (the same one ``tests/chaos`` runs): each stack is what ``make up``
+The harness is ``tools/chaos`` (the same one ``tests/chaos`` runs): each stack is what ``make up``
 starts (Azurite with an account per member, the emulator with each member's identity, vault and
 subscription, the founders' ceremony) on free ports, with one deployment per member and a second one
 of bank-b on bank-b's storage, every message delivered twice, clocks skewed by up to 37 s. First the

@@ -2,7 +2,7 @@
 
 Issue 15's "Bad input and attacks", each run by one dishonest party (writing only its own storage
 account, calling with its own identity) against every other member's deployment, which ticks after it
-(``tools/forgeries.py`` builds the stack, admits bank-c for real and runs them). Figures:
+(``tools/forgeries`` builds the stack, admits bank-c for real and runs them). Figures:
 
 - ``forgeries_tried``: (forgery, honest deployment) pairs tried (goal: at least 100);
 - ``forgeries_accepted``: pairs where the deployment's verified chain, its view of another member's

@@ -31,6 +31,7 @@ from azure.storage.queue import QueueClient
 
 from shared.adapters.storage import expand_connection_string
 from tools import azurite
+from tools.harness.wait import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 MESSAGES = 600
@@ -108,17 +109,13 @@ def through_host(conn: str, raw_conn: str, instances: int, workdir: Path) -> flo
 
 
 def _wait_http(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+    def answers() -> bool:
         if proc.poll() is not None:
             raise RuntimeError(log.read_text()[-2000:])
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:  # noqa: S310 - a loopback URL built here  # nosec B310
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"{url} did not answer within 60 s")
+        with urllib.request.urlopen(url, timeout=2) as r:  # noqa: S310 - a loopback URL built here  # nosec B310
+            return bool(r.status == 200)
+
+    wait_until(f"{url} to answer", answers, 60, every=0.05, ignoring=(OSError,), error=RuntimeError)
 
 
 def drive(port: int, path: str, requests: int = REQUESTS, clients: int = CLIENTS) -> float:

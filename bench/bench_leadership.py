@@ -16,13 +16,13 @@ deployment then joins, so every trial has three live instances.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import random
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -34,7 +34,9 @@ from shared.bootstrap import Platform
 from shared.services.leadership import COORDINATOR
 from shared.services.rotation import STATE_PATH as ROTATION_STATE
 from shared.settings import Settings
-from tools import azurite, emulator
+from tools.harness.hosts import await_ready, funchost, spawn
+from tools.harness.stack import running_azurite, running_emulator
+from tools.harness.wait import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 FAILOVER_TRIALS = 20
@@ -47,12 +49,13 @@ DEPLOYMENTS = ("dep-a", "dep-b", "dep-c")
 HEARTBEAT_LISTENING = '"timer listener started (holds the listener lock)", "function": "coordinator_heartbeat"'
 
 
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out waiting for {what}")
-        time.sleep(0.05)
+#: How often the bench looks at the lease and the fenced documents: the resolution of its figures.
+POLL_SECONDS = 0.05
+
+
+def until(what: str, check: Callable[[], object], timeout: float) -> None:
+    """``wait_until`` at the bench's resolution; a RuntimeError (the bench fails) after ``timeout``."""
+    wait_until(what, check, timeout, every=POLL_SECONDS, error=RuntimeError)
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -74,19 +77,14 @@ class Hosts:
         settings.write_text(json.dumps({"IsEncrypted": False, "Values": values}))
         ready = self.work / f"{deployment}.ready"
         ready.unlink(missing_ok=True)
-        log = open(self.work / f"{deployment}.log", "ab")  # noqa: SIM115 - closed with the process
-        self.procs[deployment] = subprocess.Popen(  # our own interpreter and module, no shell  # nosec B603
-            [sys.executable, "-m", "tools.funchost", "--app-dir", str(ROOT), "--settings", str(settings),
-             "--no-http", "--ready-file", str(ready)],
-            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
         log_file = self.work / f"{deployment}.log"
-        proc = self.procs[deployment]
+        cmd = funchost(ready=ready, settings=settings, app_dir=ROOT, no_http=True)
+        proc = self.procs[deployment] = spawn(cmd, log_file)
         try:
-            wait_until(lambda: ready.exists() or proc.poll() is not None, 120, f"{deployment} to start")
+            await_ready(proc, ready, deployment, log_file, 120)
             if proc.poll() is not None:
                 raise RuntimeError(f"{deployment} exited {proc.returncode}")
-            wait_until(lambda: HEARTBEAT_LISTENING in log_file.read_text(), 60, f"{deployment}'s heartbeat")
+            until(f"{deployment}'s heartbeat", lambda: HEARTBEAT_LISTENING in log_file.read_text(), 60)
         except RuntimeError as e:
             raise RuntimeError(f"{e}; its log ends:\n{log_file.read_text()[-3000:]}") from None
 
@@ -125,7 +123,7 @@ def _newer_action(hosts: Hosts, token: int) -> Callable[[], bool]:
 def host_takeover_times(hosts: Hosts, how: signal.Signals, trials: int) -> list[float]:
     times = []
     for trial in range(trials):
-        wait_until(lambda: _acting(hosts) is not None, 60, "a coordinator that has acted")
+        until("a coordinator that has acted", lambda: _acting(hosts) is not None, 60)
         acting = _acting(hosts)
         if acting is None:  # it stepped down between two reads: take the next trial's measure
             continue
@@ -134,7 +132,7 @@ def host_takeover_times(hosts: Hosts, how: signal.Signals, trials: int) -> list[
         time.sleep(random.uniform(0, 5))  # nosec B311
         t0 = time.monotonic()
         os.kill(hosts.procs[name].pid, how)
-        wait_until(_newer_action(hosts, token), 60, f"trial {trial}: a new coordinator's first action")
+        until(f"trial {trial}: a new coordinator's first action", _newer_action(hosts, token), 60)
         times.append(time.monotonic() - t0)
         hosts.procs[name].wait(timeout=30)
         print(f"  {how.name} of {name} (token {token}): next coordinator acted after {times[-1]:.2f} s", flush=True)
@@ -185,7 +183,7 @@ def host_split_brain(hosts: Hosts, trials: int) -> tuple[int, list[str], int]:
     """Pause the coordinator past its lease while another takes over and acts, then let it run on."""
     with TokenWatch(hosts) as watch:
         for trial in range(trials):
-            wait_until(lambda: _acting(hosts) is not None, 60, "a coordinator that has acted")
+            until("a coordinator that has acted", lambda: _acting(hosts) is not None, 60)
             acting = _acting(hosts)
             if acting is None:
                 continue
@@ -195,7 +193,7 @@ def host_split_brain(hosts: Hosts, trials: int) -> tuple[int, list[str], int]:
             pid = hosts.procs[name].pid
             os.kill(pid, signal.SIGSTOP)
             try:
-                wait_until(_newer_action(hosts, token), 60, f"trial {trial}: a new coordinator's first action")
+                until(f"trial {trial}: a new coordinator's first action", _newer_action(hosts, token), 60)
             finally:
                 os.kill(pid, signal.SIGCONT)
             time.sleep(1.5)  # the paused instance runs on: its term is over and its writes must be refused
@@ -205,11 +203,10 @@ def host_split_brain(hosts: Hosts, trials: int) -> tuple[int, list[str], int]:
 
 
 def run() -> dict[str, float]:
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as running:
         work = Path(tmp)
-        ports = azurite.free_ports(4)
-        az, proc = azurite.start(work / "azurite", ports=(ports[0], ports[1], ports[2]))
-        em, em_proc = emulator.start(work / "emulator", ports[3])
+        az = running.enter_context(running_azurite(work / "azurite"))
+        em = running.enter_context(running_emulator(work / "emulator"))
         values = {
             **settings_module.local_defaults(),
             "AzureWebJobsStorage": az.connection_string,
@@ -227,8 +224,6 @@ def run() -> dict[str, float]:
             trials, landed, samples = host_split_brain(hosts, SPLIT_BRAIN_TRIALS)
         finally:
             hosts.stop_all()
-            azurite.stop_pid(em_proc.pid)
-            azurite.stop_pid(proc.pid)
     print(f"{'figure':34} {'value':>8}  goal")
     print(f"{'failover p50 (kill -9), s':34} {percentile(failover, 50):8.2f}")
     print(f"{'failover p99 (kill -9), s':34} {percentile(failover, 99):8.2f}  <= 17 ({len(failover)} trials)")

@@ -61,7 +61,6 @@ from shared.adapters import metering
 from shared.adapters.blob_state import CONTAINER, BlobStateStore
 from shared.adapters.published_blobs import PUBLIC_CONTAINER, PeerBlobs, PublicBlobs
 from shared.adapters.storage import blob_service
-from shared.bootstrap import Platform
 from shared.decisions import chain
 from shared.fakes.keys import FakeKeyStore
 from shared.fakes.queues import FakeQueues
@@ -71,8 +70,9 @@ from shared.services import onboarding as ob
 from shared.services.consortium import Consortium, Identity, TickOutcome, chain_path
 from shared.services.node_infos import MIRROR_SECONDS, NodeInfoMirror
 from shared.services.records import Events, Rejections, member_path
-from shared.settings import Settings
-from tools import azurite, member_settings, provision, stack
+from tools import azurite, provision
+from tools.harness.stack import LocalStack
+from tools.harness.wait import wait_until
 
 MEMBERS = ("bank-a", "bank-b", "bank-c", "bank-d", "bank-e")
 NEWCOMER = "bank-e"
@@ -120,29 +120,20 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
-def _wait(what: str, check: Callable[[], Any], timeout: float = 120, every: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(every)
-    raise RuntimeError(f"{what}: not within {timeout:.0f} s")
+def _wait(what: str, check: Callable[[], Any], timeout: float = 120) -> Any:
+    return wait_until(what, check, timeout, every=0.2, error=RuntimeError)
 
 
 class Stack:
+    """The local stack of the bench (``tools.harness.stack``, five members, the emulator as ``make up``
+    leaves it), read through each member's own deployment."""
+
     def __init__(self, root: Path) -> None:
-        self.paths = stack.StackPaths(root=root)
-        ports = azurite.free_ports(4 + len(MEMBERS))
-        self.record = stack.up_members(
-            self.paths, members=MEMBERS, emulator_port=ports[3], azurite_ports=(ports[0], ports[1], ports[2]),
-            host_ports={m: ports[4 + i] for i, m in enumerate(MEMBERS)}, quiet=True,
-        )  # fmt: skip
+        self.local = LocalStack.start(root, MEMBERS)
+        self.paths, self.record = self.local.paths, self.local.record
         #: per admission: seconds to the first member's adoption, the last one's, and the newcomer active
         self.phases: list[tuple[float, float, float]] = []
-        self.platforms = {
-            m: Platform(Settings(member_settings.read(member_settings.settings_path(m, root))[0])) for m in MEMBERS
-        }
+        self.platforms = {m: self.local.platform(m) for m in MEMBERS}
 
     def send(self, member: str, queue: str, body: str | dict[str, Any]) -> None:
         self.platforms[member].queues.send(queue, body if isinstance(body, str) else json.dumps(body))
@@ -250,7 +241,7 @@ def _admissions(root: Path) -> list[float]:
             )
         return samples
     finally:
-        stack.down(s.paths, quiet=True)
+        s.local.stop()
 
 
 def _peer(

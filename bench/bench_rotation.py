@@ -19,6 +19,7 @@ for the governance key. Figures:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -39,18 +40,18 @@ from shared.services.leadership import COORDINATOR
 from shared.services.records import Events, Rejections, key_entry, member_path
 from shared.services.rotation import KeyRotator
 from shared.settings import Settings
-from tools import azurite, emulator
+from tools import emulator
+from tools.harness.stack import running_azurite, running_emulator
 
 MEMBER = "bank-bench"
 ENDPOINT = "https://stbankbench.blob.core.windows.net/consortium-public"
 
 
 def run() -> dict[str, float]:
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as running:
         work = Path(tmp)
-        ports = azurite.free_ports(4)
-        az, az_proc = azurite.start(work / "azurite", ports=(ports[0], ports[1], ports[2]))
-        em, em_proc = emulator.start(work / "emulator", ports[3])
+        az = running.enter_context(running_azurite(work / "azurite"))
+        em = running.enter_context(running_emulator(work / "emulator"))
         os.environ[metering.ENV] = str(work / "counts.json")  # count the requests of the clients built below
         try:
             registered = emulator.register_principal(em, MEMBER)
@@ -117,8 +118,6 @@ def run() -> dict[str, float]:
         finally:
             os.environ.pop(metering.ENV, None)
             metering.stop()
-            azurite.stop_pid(em_proc.pid)
-            azurite.stop_pid(az_proc.pid)
     keys = first.count_action("rotated") + adopted.count_action("rotated")
     if keys != 2 or retired.count_action("retired") != 2:
         raise RuntimeError(f"rotated {keys}, retired {retired.count_action('retired')} of 2 keys: {first.summary()}")

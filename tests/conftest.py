@@ -6,9 +6,6 @@ sessions can run at once.
 
 from __future__ import annotations
 
-import json
-import ssl
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +16,7 @@ from shared.settings import Settings, local_defaults
 from tests.preflight import Preflight
 from tools import azurite, emulator
 from tools.emulator import EmulatorHandle
+from tools.harness.stack import FAST_EMULATOR, running_azurite, running_emulator
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -28,13 +26,8 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture(scope="session")
 def azurite_instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[azurite.Azurite]:
     location = tmp_path_factory.mktemp("azurite")
-    ports = azurite.free_ports(3)
-    az, proc = azurite.start(Path(location), ports=(ports[0], ports[1], ports[2]), log_file=location / "azurite.log")
-    try:
+    with running_azurite(Path(location), log_file=location / "azurite.log") as az:
         yield az
-    finally:
-        azurite.stop_pid(proc.pid)
-        proc.wait(timeout=10)
 
 
 @pytest.fixture(scope="session")
@@ -51,26 +44,9 @@ def unique_name() -> str:
 @pytest.fixture(scope="session")
 def emulator_instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorHandle]:
     """The Azure emulator on a free port with its own state folder, fast operations for tests."""
-    state_dir = tmp_path_factory.mktemp("emulator")
-    handle, proc = emulator.start(Path(state_dir), azurite.free_ports(1)[0], log_file=Path(state_dir) / "emulator.log")
-    admin(handle, "PUT", "/_admin/config", {"operation_seconds": 0.3, "boot_delay_seconds": 0, "restart_seconds": 0.2})
-    try:
+    state_dir = Path(tmp_path_factory.mktemp("emulator"))
+    with running_emulator(state_dir, config=FAST_EMULATOR, log_file=state_dir / "emulator.log") as handle:
         yield handle
-    finally:
-        azurite.stop_pid(proc.pid)
-        proc.wait(timeout=10)
-
-
-def admin(handle: EmulatorHandle, method: str, path: str, body: object = None) -> object:
-    """Call the emulator's admin API (load, faults, configuration)."""
-    context = ssl.create_default_context(cafile=str(handle.ca))
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(
-        f"{handle.url}{path}", data=data, method=method, headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=10, context=context) as response:
-        raw = response.read()
-    return json.loads(raw) if raw else None
 
 
 @pytest.fixture(scope="session")

@@ -238,7 +238,7 @@ def restart(
 ) -> tuple[Azurite, subprocess.Popen[bytes]]:
     """Stop the Azurite ``az`` names (by its pid) and start it again on the same ports and data folder.
 
-    A storage outage for the chaos suite (``tools/chaos.py``): clients see refused connections for
+    A storage outage for the chaos suite (``tools/chaos``): clients see refused connections for
     ``down_seconds``, then the same account with the data Azurite saved when it stopped.
     """
     if az.pid is not None:

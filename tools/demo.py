@@ -21,8 +21,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,6 +28,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from tools import azurite, member_settings, stack
+from tools.harness import hosts
+from tools.harness.wait import wait_until
 
 MEMBERS = azurite.MEMBER_IDS
 LEGAL_NAMES = {
@@ -72,15 +72,7 @@ def ports() -> dict[str, list[int]]:
 
 def status(member: str) -> dict[str, Any]:
     """``GET /api/status`` of the member's own deployment (any of its hosts that answers)."""
-    errors = []
-    for port in ports()[member]:
-        try:
-            # a local http URL of the member's own host
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status", timeout=10) as r:  # nosec B310
-                return dict(json.loads(r.read()))
-        except (urllib.error.URLError, OSError, ValueError) as e:
-            errors.append(f"port {port}: {e}")
-    raise DemoError(f"{member}'s deployment does not answer ({'; '.join(errors)})")
+    return hosts.api_status(member, ports()[member], error=DemoError)
 
 
 def statuses() -> dict[str, dict[str, Any]]:
@@ -88,21 +80,9 @@ def statuses() -> dict[str, dict[str, Any]]:
 
 
 def wait_for(what: str, check: Callable[[], T | None], timeout: float, seen: Callable[[], str] | None = None) -> T:
-    """Poll ``check`` every half second until it returns something; a DemoError after ``timeout``."""
-    deadline, last_error = time.monotonic() + timeout, ""
-    while True:
-        try:
-            result = check()
-            if result:
-                return result
-        except DemoError as e:  # a host restarting for a moment: keep waiting, say it if it lasts
-            last_error = str(e)
-        if time.monotonic() > deadline:
-            detail = seen() if seen else last_error
-            raise DemoError(
-                f"waited {timeout:.0f} s for {what}; it did not happen" + (f"\n  seen: {detail}" if detail else "")
-            )
-        time.sleep(0.5)
+    """Poll ``check`` every half second until it returns something; a DemoError after ``timeout`` (a host
+    restarting for a moment, a DemoError from ``status``, only counts as not yet)."""
+    return wait_until(what, check, timeout, ignoring=(DemoError,), seen=seen, error=DemoError)
 
 
 def short(value: str | None, n: int = 12) -> str:
@@ -261,13 +241,9 @@ def start_standby() -> None:
            member_settings.HOST_ID_SETTING: f"consortium-{STANDBY_DEPLOYMENT}"}  # fmt: skip
     log, ready = paths.logs / f"funchost-{STANDBY_DEPLOYMENT}.log", paths.local / f"{STANDBY_DEPLOYMENT}.ready"
     ready.unlink(missing_ok=True)
-    with open(log, "ab") as out:
-        # our own interpreter and module, no shell
-        STANDBY_PROC.append(subprocess.Popen(  # nosec B603
-            [sys.executable, "-m", "tools.funchost", "--settings", str(settings_file), "--port", str(port),
-             "--ready-file", str(ready)],
-            cwd=stack.ROOT, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True))  # fmt: skip
-    wait_for(f"{member}'s second deployment to start (log {log})", ready.exists, 90)
+    STANDBY_PROC.append(hosts.spawn(hosts.funchost(ready=ready, settings=settings_file, port=port), log, env=env,
+                                    new_session=True))  # fmt: skip
+    hosts.await_ready(STANDBY_PROC[-1], ready, f"{member}'s second deployment", log, 90, error=DemoError)
 
 
 def stop_standby() -> None:

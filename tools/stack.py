@@ -27,7 +27,6 @@ import signal
 import ssl
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -39,6 +38,7 @@ import psutil
 
 from shared.errors import ControlPlaneError
 from tools import azurite, ceremony, member_settings, provision
+from tools.harness.wait import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 SHAPES = ("single", "members")
@@ -128,15 +128,16 @@ def _configure_emulator(url: str, ca: Path) -> str:
 
 
 def _wait(check: Any, proc: subprocess.Popen[bytes], what: str, log: Path, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def ready() -> bool:
         if check():
-            return
+            return True
         if proc.poll() is not None:
             tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
             raise StackError(f"{what} exited with code {proc.returncode} before it was ready; log {log}:\n{tail}")
-        time.sleep(0.1)
-    raise StackError(f"{what} was not ready within {timeout:.0f} s; see {log}")
+        return False
+
+    wait_until(what, ready, timeout, every=0.1,
+               error=lambda _: StackError(f"{what} was not ready within {timeout:.0f} s; see {log}"))  # fmt: skip
 
 
 def _spawn(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:

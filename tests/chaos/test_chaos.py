@@ -7,7 +7,7 @@ The founders join, bank-c joins by their vote and bank-d by a split decision,
 load swings on bank-a's scale set, keys rotate through the chain, bank-c leaves and bank-d is removed,
 while deployments (bank-b's second one included) are killed and restarted, Azurite restarts on the
 same data, and the emulator throttles, fails and slows down; then the invariants are read back from
-each member's own storage, vault and subscription (see ``tools/chaos.py``). A violation fails the test
+each member's own storage, vault and subscription (see ``tools/chaos``). A violation fails the test
 with the history that names its cause. The short run is one trial; ``--chaos-long`` runs six seeds.
 """
 

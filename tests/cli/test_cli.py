@@ -26,10 +26,10 @@ from shared.decisions import chain
 from shared.fakes.clock import FakeClock
 from shared.services import onboarding as ob
 from shared.settings import Settings, local_defaults
-from tests.conftest import admin
 from tests.unit.consortium_world import World
 from tools import azurite, provision
 from tools.emulator import EmulatorHandle
+from tools.harness.stack import admin
 
 MEMBERS = ("bank-a", "bank-b", "bank-c", "bank-d")
 PROPOSAL = "prop-admit-bank-c"

@@ -87,7 +87,7 @@ def test_throttling_and_server_errors_surface_as_transient(backend: str, keys: K
                                                           status: int, retry_after: float | None) -> None:  # fmt: skip
     if backend == "fake":
         pytest.skip("faults are injected by the emulator")
-    from tests.conftest import admin
+    from tools.harness.stack import admin
 
     handle = request.getfixturevalue("emulator_instance")
     admin(handle, "PUT", "/_admin/faults/keyvault", {"status": status, "count": 20, "retry_after": 1})

@@ -24,7 +24,7 @@ def arrange(backend: str, metrics: MetricsSource, request: pytest.FixtureRequest
         metrics.set(rid, TPM, tpm)  # type: ignore[attr-defined]
         return rid
     from shared.adapters.compute import ArmScaleSets
-    from tests.conftest import admin
+    from tools.harness.stack import admin
 
     scalesets = ArmScaleSets.from_settings(request.getfixturevalue("backend_settings"))
     scalesets.begin_create_or_update(ScaleSetSpec(name, "westeurope", 2, "Standard_D2s_v5", "a:b:c:d", "", "", "", ""))
@@ -73,7 +73,7 @@ def test_metrics_throttling_surfaces_as_transient(
 ) -> None:
     if backend == "fake":
         pytest.skip("faults are injected by the emulator")
-    from tests.conftest import admin
+    from tools.harness.stack import admin
 
     rid = arrange(backend, metrics, request, tpm=100)
     handle = request.getfixturevalue("emulator_instance")

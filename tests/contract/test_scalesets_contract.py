@@ -84,7 +84,7 @@ def test_arm_throttling_surfaces_as_transient_with_its_retry_after(
 ) -> None:
     if backend == "fake":
         pytest.skip("faults are injected by the emulator")
-    from tests.conftest import admin
+    from tools.harness.stack import admin
 
     handle = request.getfixturevalue("emulator_instance")
     admin(handle, "PUT", "/_admin/faults/compute", {"status": 429, "count": 20, "retry_after": 1})

@@ -4,8 +4,9 @@
 ``make up`` does (``tools.stack.up_members``: Azurite with an account per member, each provisioned,
 the emulator with each member's identity, vault and subscription, each member's settings file, the
 founders' genesis ceremony, one local host per member), but in a temporary folder and on free ports,
-never the default ones, so a test session runs beside a ``make up`` stack and beside other sessions.
-A module starts one stack and its tests share it.
+never the default ones, so a test session runs beside a ``make up`` stack and beside other sessions:
+the harness's ``LocalStack`` (``tools/harness/stack.py``), with the emulator fast. A module starts one
+stack and its tests share it.
 
 ``run_app`` and ``app_settings`` start version 1's single host on the session Azurite, for the tests
 that still run on that shape.
@@ -16,70 +17,24 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from shared import settings as settings_module
-from shared.bootstrap import Platform
-from shared.services.records import list_rejections, member_path
-from shared.settings import Settings
-from tests.conftest import admin
-from tools import azurite, member_settings, stack
-from tools.emulator import EmulatorHandle
+from shared.services.records import list_rejections
+from tools import azurite
+from tools.harness import hosts
+from tools.harness.stack import FAST_EMULATOR, LocalStack
+from tools.harness.wait import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
-#: Fast emulator operations for tests (ARM's long-running operations take 0.3 s, nodes boot at once).
-FAST_EMULATOR = {"operation_seconds": 0.3, "boot_delay_seconds": 0, "restart_seconds": 0.2}
 
 
-def wait_until(what: str, check: Callable[[], Any], timeout: float = 60, every: float = 0.25) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"{what}: not within {timeout} s")
-
-
-@dataclass
-class MemberStack:
-    """The local stack of one test module: every member's deployment, each read through its own settings."""
-
-    paths: stack.StackPaths
-    members: tuple[str, ...]
-    az: azurite.Azurite
-    emulator: EmulatorHandle
-    record: dict[str, Any]
-    _platforms: dict[str, Platform] = field(default_factory=dict)
-
-    def values(self, member: str) -> dict[str, str]:
-        """The settings ``member``'s deployment runs with (its ``.local/members/{id}/local.settings.json``)."""
-        return member_settings.read(member_settings.settings_path(member, self.paths.root))[0]
-
-    def platform(self, member: str) -> Platform:
-        """``member``'s own storage, queues, vault and subscription, as its deployment sees them."""
-        if member not in self._platforms:
-            self._platforms[member] = Platform(Settings(self.values(member)))
-        return self._platforms[member]
-
-    def as_(self, member: str, **changes: str) -> Settings:
-        """``member``'s identity with some settings changed (another member's vault or subscription)."""
-        return Settings({**self.values(member), **changes})
-
-    def send(self, member: str, queue: str, body: str | Mapping[str, Any]) -> None:
-        """Post to ``member``'s own queue, as its operator does."""
-        self.platform(member).queues.send(queue, body if isinstance(body, str) else json.dumps(body))
-
-    def own_record(self, member: str) -> dict[str, Any] | None:
-        doc = self.platform(member).state.read(member_path(member))
-        return doc.body if doc else None
+class MemberStack(LocalStack):
+    """The local stack of one test module (``tools.harness.stack``), with what its tests ask of a member."""
 
     def status(self, member: str) -> str:
         record = self.own_record(member)
@@ -92,16 +47,6 @@ class MemberStack:
     def rejections(self, member: str) -> list[dict[str, Any]]:
         return list_rejections(self.platform(member).state)
 
-    def admin(self, method: str, path: str, body: object = None) -> object:
-        return admin(self.emulator, method, path, body)
-
-    def host_pid(self, member: str) -> int:
-        return int(self.record[f"{stack.HOST_KEY}:{member}"]["pid"])
-
-    def log(self, member: str) -> str:
-        path = self.paths.logs / f"{stack.HOST_KEY}-{member}.log"
-        return path.read_text(errors="replace") if path.exists() else ""
-
 
 def start_member_stack(
     root: Path,
@@ -110,31 +55,9 @@ def start_member_stack(
     values: Mapping[str, str] | None = None,
     per_member: Mapping[str, Mapping[str, str]] | None = None,
 ) -> MemberStack:
-    """``tools.stack.up_members`` in ``root`` on free ports; ``values`` (and ``per_member``) are settings
-    each member's file starts with, before the stack writes what makes it that member's deployment."""
-    ports = azurite.free_ports(4 + len(members))
-    for member in members:
-        extra = {**(values or {}), **((per_member or {}).get(member) or {})}
-        if extra:
-            target = member_settings.settings_path(member, root)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(json.dumps({"IsEncrypted": False, "Values": extra}))
-    paths = stack.StackPaths(root=root)
-    try:
-        record = stack.up_members(
-            paths,
-            members=members,
-            emulator_port=ports[3],
-            azurite_ports=(ports[0], ports[1], ports[2]),
-            host_ports={m: ports[4 + i] for i, m in enumerate(members)},
-            quiet=True,
-        )
-    except BaseException:
-        stack.down(paths, quiet=True)
-        raise
-    handle = EmulatorHandle(ports[3], paths.local / "emulator")
-    admin(handle, "PUT", "/_admin/config", FAST_EMULATOR)
-    return MemberStack(paths, members, azurite.Azurite(ports[0], ports[1], ports[2]), handle, record)
+    """``tools.stack.up_members`` in ``root`` on free ports, the emulator fast; ``values`` (and ``per_member``)
+    are settings each member's file starts with, before the stack writes what makes it that member's deployment."""
+    return MemberStack.start(root, members, values=values, per_member=per_member, emulator_config=FAST_EMULATOR)
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +72,7 @@ def member_stack_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[C
 
     yield start
     for running in started:
-        stack.down(running.paths, quiet=True)
+        running.stop()
 
 
 @pytest.fixture
@@ -163,20 +86,11 @@ def start_host(
     """One more local host of the real app on ``values`` (a free port), returned once it takes messages."""
     settings_file = tmp_path / f"{name}.settings.json"
     settings_file.write_text(json.dumps({"IsEncrypted": False, "Values": dict(values)}))
-    ready = tmp_path / f"{name}.ready"
+    ready, log = tmp_path / f"{name}.ready", tmp_path / f"{name}.log"
     port = azurite.free_ports(1)[0]
-    log = open(tmp_path / f"{name}.log", "wb")  # noqa: SIM115 - closed when the process ends
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tools.funchost", "--app-dir", str(ROOT), "--settings", str(settings_file),
-         "--port", str(port), "--ready-file", str(ready)],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    proc = hosts.spawn(hosts.funchost(ready=ready, settings=settings_file, port=port, app_dir=ROOT), log, append=False)
     started.append(proc)
-    deadline = time.monotonic() + 60
-    while not ready.exists():
-        assert proc.poll() is None, (tmp_path / f"{name}.log").read_text()
-        assert time.monotonic() < deadline, "the host did not start"
-        time.sleep(0.1)
+    hosts.await_ready(proc, ready, f"the host {name}", log, 60)
     return proc
 
 

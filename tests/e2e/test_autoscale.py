@@ -16,8 +16,9 @@ import pytest
 
 from shared.services import onboarding as ob
 from shared.services.autoscale import STATE_PATH
-from tests.e2e.conftest import MemberStack, wait_until
+from tests.e2e.conftest import MemberStack
 from tests.unit.onboarding_world import request
+from tools.harness.wait import wait_until
 
 pytestmark = pytest.mark.e2e
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +14,11 @@ import pytest
 from shared.bootstrap import Platform
 from shared.settings import Settings
 from tests.e2e.conftest import MemberStack, start_host, stop_hosts
+from tools.harness.wait import wait_until
 
 pytestmark = pytest.mark.e2e
+#: What the host logs each time a deployment's heartbeat ran (it tried the coordinator lease).
+HEARTBEAT_RAN = "Executed 'coordinator_heartbeat' (Succeeded)"
 
 
 def status(values: dict[str, str]) -> dict[str, Any]:
@@ -24,13 +26,12 @@ def status(values: dict[str, str]) -> dict[str, Any]:
 
 
 def wait_for_holder(values: dict[str, str], prefix: str, timeout: float = 30) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def held() -> dict[str, Any] | None:
         coordinator = status(values)["coordinator"]
-        if (coordinator["holder"] or "").startswith(prefix):
-            return dict(coordinator)
-        time.sleep(0.2)
-    raise AssertionError(f"no coordinator from {prefix!r} within {timeout} s: {status(values)['coordinator']}")
+        return dict(coordinator) if (coordinator["holder"] or "").startswith(prefix) else None
+
+    return wait_until(f"a coordinator from {prefix!r}", held, timeout, every=0.2,
+                      seen=lambda: str(status(values)["coordinator"]))  # fmt: skip
 
 
 def test_one_of_two_deployments_of_a_member_becomes_coordinator_and_a_graceful_stop_hands_over(
@@ -46,7 +47,9 @@ def test_one_of_two_deployments_of_a_member_becomes_coordinator_and_a_graceful_s
     started: list[Any] = []
     try:
         start_host(tmp_path, "bank-a-east", second, started)
-        time.sleep(3)
+        log = tmp_path / "bank-a-east.log"
+        wait_until("two heartbeats of the standby (two tries at the lease)",
+                   lambda: log.read_text(errors="replace").count(HEARTBEAT_RAN) >= 2, 30)  # fmt: skip
         assert status(a)["coordinator"]["holder"].startswith("bank-a-local/"), "the standby does not steal the role"
         os.kill(first, signal.SIGTERM)
         _, code = os.waitpid(first, 0)

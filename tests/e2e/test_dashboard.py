@@ -27,18 +27,19 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from azure.storage.queue import QueueClient
 
 from shared.services import onboarding as ob
-from tools import azurite, stack
+from tools import azurite
+from tools.harness.stack import LocalStack
+from tools.harness.wait import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -49,17 +50,6 @@ SCREENSHOTS = ROOT / ".local" / "screenshots"
 CLI = Path(sys.executable).parent / "consortium"
 MEMBERS = ("bank-a", "bank-b", "bank-c")
 POISON_QUEUE = f"{ob.OFFBOARDING}-poison"
-T = TypeVar("T")
-
-
-def wait_until(what: str, check: Callable[[], T | None], timeout: float = 90) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = check()
-        if found:
-            return found
-        assert time.monotonic() < deadline, f"timed out after {timeout:.0f} s waiting for {what}"
-        time.sleep(0.5)
 
 
 def get(url: str) -> tuple[int, dict[str, str], bytes]:
@@ -68,14 +58,10 @@ def get(url: str) -> tuple[int, dict[str, str], bytes]:
 
 
 @dataclass
-class Deployments:
-    root: Path
-    record: dict[str, Any]
-    az: azurite.Azurite
-    proposal_id: str = ""
+class Deployments(LocalStack):
+    """The module's local stack (``tools.harness.stack``), read through each member's HTTP API and CLI."""
 
-    def url(self, member: str) -> str:
-        return f"http://localhost:{self.record[f'funchost:{member}']['port']}"
+    proposal_id: str = ""
 
     def status(self, member: str) -> dict[str, Any]:
         return dict(json.loads(get(f"{self.url(member)}/api/status")[2]))
@@ -90,15 +76,8 @@ class Deployments:
 
 @pytest.fixture(scope="module")
 def deployments(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployments]:
-    root = tmp_path_factory.mktemp("dashboard-stack")
-    paths = stack.StackPaths(root=root)
-    free = azurite.free_ports(4 + len(MEMBERS))
-    record = stack.up_members(
-        paths, members=MEMBERS, azurite_ports=(free[0], free[1], free[2]), emulator_port=free[3],
-        host_ports=dict(zip(MEMBERS, free[4:], strict=True)), quiet=True,
-    )  # fmt: skip
+    world = Deployments.start(tmp_path_factory.mktemp("dashboard-stack"), MEMBERS)
     try:
-        world = Deployments(root, record, azurite.Azurite(free[0], free[1], free[2]))
         for founder, name in (("bank-a", "O=Bank A, L=London, C=GB"), ("bank-b", "O=Bank B, L=Paris, C=FR")):
             world.cli(founder, "join", "--legal-name", name, "--wait", "90")
         world.cli("bank-a", "load", "--tpm", "1300")
@@ -109,14 +88,14 @@ def deployments(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment
             found = [p for p in world.status("bank-a")["proposals"] if p["change"] == wanted]
             return found[0]["proposal_id"] if found else None
 
-        world.proposal_id = wait_until("bank-c's admission in bank-a's view", admission)
+        world.proposal_id = wait_until("bank-c's admission in bank-a's view", admission, 90)
         world.cli("bank-a", "approve", world.proposal_id)
         wait_until("bank-a's approval of bank-c in its own view", lambda: any(
             p["proposal_id"] == world.proposal_id and p["signed_by"] == ["bank-a"]
-            for p in world.status("bank-a")["proposals"]))  # fmt: skip
+            for p in world.status("bank-a")["proposals"]), 90)  # fmt: skip
         yield world
     finally:
-        stack.down(paths, quiet=True)
+        world.stop()
 
 
 def test_the_status_endpoint_serves_the_members_status_without_a_key_and_the_page_is_self_contained(
@@ -179,7 +158,7 @@ def test_one_members_dashboard_shows_its_own_view_and_the_consortiums_in_headles
     if missing:
         pytest.skip(f"dashboard browser test skipped: {missing}")
     with PoisonMessage(deployments.az.connection_string_for(azurite.account_for("bank-a"))):
-        wait_until("the poison message counted", lambda: deployments.status("bank-a")["poison"][POISON_QUEUE] >= 1)
+        wait_until("the poison message counted", lambda: deployments.status("bank-a")["poison"][POISON_QUEUE] >= 1, 90)
         report = look_at(f"{deployments.url('bank-a')}/api/dashboard", deployments.proposal_id)
         model = deployments.status("bank-a")
     check_what_a_person_sees(report, model, deployments.proposal_id)

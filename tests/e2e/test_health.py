@@ -20,8 +20,9 @@ import pytest
 from shared.services import onboarding as ob
 from shared.services.health import STATE_PATH
 from shared.services.records import EVENTS_QUEUE
-from tests.e2e.conftest import MemberStack, wait_until
+from tests.e2e.conftest import MemberStack
 from tests.unit.onboarding_world import request
+from tools.harness.wait import wait_until
 
 pytestmark = pytest.mark.e2e
 

@@ -27,9 +27,10 @@ from shared.errors import ForbiddenError
 from shared.naming import KEY_KINDS, key_name, scale_set_name
 from shared.services import onboarding as ob
 from shared.services.poison import replay
-from tests.e2e.conftest import MemberStack, wait_until
+from tests.e2e.conftest import MemberStack
 from tests.unit.onboarding_world import request
 from tests.unit.test_onboarding_properties import HANDWRITTEN
+from tools.harness.wait import wait_until
 
 pytestmark = pytest.mark.e2e
 

@@ -21,8 +21,9 @@ import pytest
 
 from shared.naming import key_name
 from shared.services import onboarding as ob
-from tests.e2e.conftest import MemberStack, wait_until
+from tests.e2e.conftest import MemberStack
 from tests.unit.onboarding_world import request
+from tools.harness.wait import wait_until
 
 pytestmark = pytest.mark.e2e
 MEMBERS = ("bank-a", "bank-b")

@@ -17,9 +17,9 @@ from shared.adapters.keyvault import KeyVaultKeyStore
 from shared.adapters.metrics import MonitorMetrics
 from shared.ports.scalesets import ScaleSetSpec
 from shared.settings import Settings
-from tests.conftest import admin
 from tools import azurite, emulator
 from tools.emulator import EmulatorHandle
+from tools.harness.stack import admin
 
 pytestmark = pytest.mark.integration
 

@@ -23,10 +23,11 @@ from shared.errors import ForbiddenError, PermanentError
 from shared.ports.keys import RotationPolicy
 from shared.ports.scalesets import ScaleSetSpec
 from shared.settings import Settings
-from tests.conftest import admin, member_settings
+from tests.conftest import member_settings
 from tools import azurite, emulator
 from tools.emulator import EmulatorHandle
 from tools.emulator.identity import object_id_for, subscription_for
+from tools.harness.stack import admin
 
 pytestmark = pytest.mark.integration
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import admin
 from tools.emulator import EmulatorHandle, identity, imds
+from tools.harness.stack import admin
 
 pytestmark = pytest.mark.integration
 

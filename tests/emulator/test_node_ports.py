@@ -13,9 +13,9 @@ from shared.adapters.compute import ArmScaleSets
 from shared.ports.scalesets import Instance
 from shared.services.health import tcp_probe
 from shared.settings import Settings
-from tests.conftest import admin
 from tests.emulator.test_emulator import make_scale_set
 from tools.emulator import EmulatorHandle
+from tools.harness.stack import admin
 
 pytestmark = pytest.mark.integration
 PORTS = (10002, 10003)

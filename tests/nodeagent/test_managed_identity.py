@@ -23,11 +23,11 @@ from azure.core.exceptions import AzureError, ClientAuthenticationError, HttpRes
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from shared.decisions import node_infos
-from tests.conftest import admin
 from tests.nodeagent.conftest import ACCOUNT, Published
 from tests.nodeagent.test_agent_azurite import World, publish_all
 from tools import azurite
 from tools.emulator import EmulatorHandle, imds, tls
+from tools.harness.stack import admin
 
 pytestmark = pytest.mark.integration
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tools import azurite
+from tools.harness.stack import running_azurite
 
 #: The local members.
 MEMBERS = azurite.MEMBER_IDS
@@ -20,13 +21,6 @@ MEMBERS = azurite.MEMBER_IDS
 @pytest.fixture(scope="package")
 def member_azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[azurite.Azurite]:
     location = Path(tmp_path_factory.mktemp("azurite-members"))
-    ports = azurite.free_ports(3)
     accounts = [azurite.account_for(m) for m in MEMBERS]
-    az, proc = azurite.start(
-        location, ports=(ports[0], ports[1], ports[2]), log_file=location / "azurite.log", accounts=accounts
-    )
-    try:
+    with running_azurite(location, accounts=accounts, log_file=location / "azurite.log") as az:
         yield az
-    finally:
-        azurite.stop_pid(proc.pid)
-        proc.wait(timeout=10)

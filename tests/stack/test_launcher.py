@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import ssl
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -19,6 +18,7 @@ from azure.storage.queue import QueueServiceClient
 
 from shared.decisions import chain
 from tools import azurite, member_settings, provision, stack
+from tools.harness.wait import wait_until
 
 
 def _gone(entry: dict[str, Any]) -> bool:
@@ -123,11 +123,10 @@ def test_one_host_per_member_each_taking_its_own_messages(tmp_path: Path) -> Non
             listed = state[member].get_container_client("consortium").list_blobs(name_starts_with="rejections/")
             return [b.name for b in listed]
 
-        deadline = time.monotonic() + 60
         # taken (the rejection recorded) and completed (the message deleted after the function returned)
-        while not rejected("bank-a") or inbox.get_queue_properties().approximate_message_count:
-            assert time.monotonic() < deadline, (paths.logs / "funchost-bank-a.log").read_text()[-3000:]
-            time.sleep(0.2)
+        wait_until("bank-a's host to take the message and record its rejection",
+                   lambda: rejected("bank-a") and not inbox.get_queue_properties().approximate_message_count, 60,
+                   every=0.2, seen=lambda: (paths.logs / "funchost-bank-a.log").read_text()[-3000:])  # fmt: skip
         assert len(rejected("bank-a")) == 1
         assert rejected("bank-b") == []
 

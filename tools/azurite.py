@@ -34,7 +34,7 @@ DEFAULT_PORTS = (10000, 10001, 10002)
 ACCOUNT = "devstoreaccount1"
 #: Azurite's public, documented development key (not a secret).
 ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-#: The members of the local stack (CONTRACT.md, "The local stack").
+#: The members of the local stack (docs/contract.md, "The local stack").
 MEMBER_IDS = ("bank-a", "bank-b", "bank-c", "bank-d")
 _ACCOUNT_NAME = re.compile(r"^[a-z0-9]{3,24}$")
 

@@ -1,7 +1,7 @@
 """The founders' genesis ceremony: one genesis that lists every founder, signed by each founder's own vault.
 
-The consortium begins with version 0 of the membership chain (CONTRACT.md, "The membership
-document"): it lists the founders and is signed by every one of them. No party may hold another's
+The consortium begins with version 0 of the membership chain (docs/contract.md, "The membership
+chain"): it lists the founders and is signed by every one of them. No party may hold another's
 key, so the ceremony is a sequence of steps in which each founder acts only through its own
 deployment's settings: its own vault (its own identity; in the emulator its own principal, refused
 with 403 anywhere else) and its own storage account. What passes between founders is public: entries

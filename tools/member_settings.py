@@ -1,6 +1,6 @@
 """Each local member deployment's settings: ``.local/members/{member_id}/local.settings.json``.
 
-The local stack runs one deployment per member (CONTRACT.md, "The local stack"). Each member's file
+The local stack runs one deployment per member (docs/contract.md, "The local stack"). Each member's file
 is ``local.settings.sample.json`` plus the values that make it that member's deployment:
 
 - ``CONSORTIUM_MEMBER_ID``: the member it serves (``bank-a``);

@@ -11,7 +11,7 @@ here: every queue a function is triggered by (and its ``-poison`` twin, where th
 message after ``maxDequeueCount``), ``member-events``, the private state container (``consortium``,
 which also holds the coordinator leases under ``leases/``), the host's own ``azure-webjobs-hosts``
 (timer schedules and listener locks) and ``consortium-public``, where the member publishes what
-the other members read (CONTRACT.md, "The consortium model").
+the other members read (docs/contract.md, "Members and their deployments").
 
 Another member reads ``consortium-public`` only with :func:`public_read_sas`: a service SAS scoped to
 that one container, read and list only, with a bounded lifetime, the local stand-in for an Entra

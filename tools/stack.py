@@ -8,7 +8,7 @@ runs. A taken port is reported by number before anything starts.
 
 Two shapes: ``members`` (:func:`up_members`, what ``make up`` starts: one host per member,
 bank-a..bank-d, each on its own account, port and ``.local/members/{member_id}/local.settings.json``,
-its identity registered in the emulator, CONTRACT.md "The local stack"; the founders' genesis
+its identity registered in the emulator, docs/contract.md "The local stack"; the founders' genesis
 ceremony, ``tools/ceremony.py``, runs before the hosts start, so each starts with
 ``CONSORTIUM_GENESIS_HASH`` in its settings) and ``single`` (version 1's one host on
 ``local.settings.json`` and the account ``devstoreaccount1``, kept while the end-to-end tests, the

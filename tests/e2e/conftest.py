@@ -1,6 +1,6 @@
 """Run the real ``function_app.py`` on the local host against the local stack.
 
-``member_stack`` starts the one-deployment-per-member shape (CONTRACT.md, "The local stack") the way
+``member_stack`` starts the one-deployment-per-member shape (docs/contract.md, "The local stack") the way
 ``make up`` does (``tools.stack.up_members``: Azurite with an account per member, each provisioned,
 the emulator with each member's identity, vault and subscription, each member's settings file, the
 founders' genesis ceremony, one local host per member), but in a temporary folder and on free ports,

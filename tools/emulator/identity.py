@@ -60,7 +60,7 @@ DEFAULT_VAULT = "kv-consortium-local"
 #: Resource group every emulated vault is reported in (ARM resource ids need one).
 VAULT_RESOURCE_GROUP = "rg-consortium-local"
 VAULT_LOCATION = "westeurope"
-#: A principal's name, as member ids are named (CONTRACT.md), or the legacy principal.
+#: A principal's name, as member ids are named (docs/contract.md), or the legacy principal.
 NAME_PATTERN = r"[a-z][a-z0-9-]{1,30}[a-z0-9]"
 
 #: Built-in roles, reduced to what this emulator serves: (actions, data actions). ARM and metrics

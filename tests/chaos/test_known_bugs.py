@@ -15,7 +15,7 @@ from shared.fakes.leases import FakeLeaseStore
 from shared.services import onboarding as ob
 from shared.services.leadership import COORDINATOR
 from shared.services.rotation import KeyRotator
-from tests.unit.onboarding_world import Consortium, request
+from tests.support.onboarding_world import Consortium, request
 from tests.unit.rotation_world import POLICIES
 
 

@@ -26,7 +26,7 @@ from shared.decisions import chain
 from shared.fakes.clock import FakeClock
 from shared.services import onboarding as ob
 from shared.settings import Settings, local_defaults
-from tests.unit.consortium_world import World
+from tests.support.consortium_world import World
 from tools import azurite, provision
 from tools.emulator import EmulatorHandle
 from tools.harness.stack import admin

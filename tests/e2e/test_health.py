@@ -21,7 +21,7 @@ from shared.services import onboarding as ob
 from shared.services.health import STATE_PATH
 from shared.services.records import EVENTS_QUEUE
 from tests.e2e.conftest import MemberStack
-from tests.unit.onboarding_world import request
+from tests.support.onboarding_world import request
 from tools.harness.wait import wait_until
 
 pytestmark = pytest.mark.e2e

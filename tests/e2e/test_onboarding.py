@@ -28,7 +28,7 @@ from shared.naming import KEY_KINDS, key_name, scale_set_name
 from shared.services import onboarding as ob
 from shared.services.poison import replay
 from tests.e2e.conftest import MemberStack
-from tests.unit.onboarding_world import request
+from tests.support.onboarding_world import request
 from tests.unit.test_onboarding_properties import HANDWRITTEN
 from tools.harness.wait import wait_until
 

@@ -22,7 +22,7 @@ import pytest
 from shared.naming import key_name
 from shared.services import onboarding as ob
 from tests.e2e.conftest import MemberStack
-from tests.unit.onboarding_world import request
+from tests.support.onboarding_world import request
 from tools.harness.wait import wait_until
 
 pytestmark = pytest.mark.e2e

@@ -15,7 +15,7 @@ from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from nodeagent.config import AgentConfig, Credential
 from shared.decisions import chain, node_infos
-from tests.unit.chain_world import Bank, Key
+from tests.support.chain_world import Bank, Key
 from tools import azurite, provision
 
 ACCOUNT = "nodeagent"

@@ -25,7 +25,7 @@ from nodeagent.disk import StateError
 from nodeagent.run import Report, run_once
 from shared.decisions import chain, node_infos
 from tests.nodeagent.conftest import Published, config_for, signed_flag_day, signed_index
-from tests.unit.chain_world import Bank, banks, genesis, new_key, next_version, sign
+from tests.support.chain_world import Bank, banks, genesis, new_key, next_version, sign
 
 pytestmark = pytest.mark.integration
 

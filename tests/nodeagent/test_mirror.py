@@ -23,7 +23,7 @@ from shared.fakes.state import FakeStateStore
 from shared.services.node_infos import Mirrored, NodeInfoMirror
 from shared.services.records import Events, Rejections
 from tests.nodeagent.conftest import ACCOUNT, PEER_ACCOUNT, Published, config_for, signed_index
-from tests.unit.chain_world import banks, sign
+from tests.support.chain_world import banks, sign
 from tools import azurite, provision
 
 pytestmark = pytest.mark.integration

@@ -31,7 +31,7 @@ from shared.ports.keys import KeyStore
 from shared.services.node_infos import Mirrored, NodeInfoMirror, NodeInfoPublisher, Publication
 from shared.services.records import Events, Rejections
 from tests.nodeagent.conftest import ACCOUNT, PEER_ACCOUNT, Published, config_for
-from tests.unit.chain_world import GovernanceKey, banks, sign
+from tests.support.chain_world import GovernanceKey, banks, sign
 from tools import azurite, provision
 
 pytestmark = pytest.mark.integration

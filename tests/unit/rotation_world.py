@@ -19,7 +19,7 @@ from shared.ports.keys import KeyVersion
 from shared.services.leadership import COORDINATOR
 from shared.services.records import key_entry, member_path
 from shared.services.rotation import KeyRotator
-from tests.unit.consortium_world import World, chain_time
+from tests.support.consortium_world import World, chain_time
 
 DAY = 86400.0
 POLICIES: dict[str, KeyPolicy] = {

@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.decisions import chain
-from tests.unit.chain_world import Bank, banks, genesis, new_key, next_version, sign
+from tests.support.chain_world import Bank, banks, genesis, new_key, next_version, sign
 
 VECTORS = json.loads((Path(__file__).parent.parent / "data" / "membership-chain.json").read_text(encoding="utf-8"))
 VALID = VECTORS["valid"]

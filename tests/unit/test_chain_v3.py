@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from shared.decisions import chain
-from tests.unit.chain_world import banks, genesis, sign
-from tests.unit.test_corda_pki import vault_root
+from tests.support.chain_world import banks, genesis, sign
+from tests.support.corda_roots import vault_root
 
 VECTORS = json.loads((Path(__file__).parent.parent / "data" / "membership-chain-v3.json").read_text(encoding="utf-8"))
 VALID = VECTORS["valid"]

@@ -16,7 +16,7 @@ from shared.decisions import chain
 from shared.decisions import consortium as rules
 from shared.services.consortium import HEAD, FastFollow, TickOutcome, chain_path
 from shared.services.status import consortium_view
-from tests.unit.consortium_world import World, chain_time, endpoint
+from tests.support.consortium_world import World, chain_time, endpoint
 
 
 def sign_head(member: Any, kid: str, head: dict[str, Any]) -> str:

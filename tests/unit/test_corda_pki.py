@@ -9,9 +9,8 @@ sentence that explains it.
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -23,21 +22,10 @@ from cryptography.x509.oid import NameOID
 
 from shared.decisions import corda_pki
 from shared.decisions.corda_pki import RootReason
-from shared.fakes.keys import FakeKeyStore
+from tests.support.corda_roots import BANK_A, DAY, vault_root
 
 V3 = json.loads((Path(__file__).resolve().parents[1] / "data" / "membership-chain-v3.json").read_text())
 GENESIS = V3["valid"]["chain"]["versions"][0]
-DAY = datetime(2026, 12, 1, tzinfo=UTC)
-BANK_A = "O=Bank A, L=London, C=GB"
-
-
-def vault_root(member_id: str = "bank-a", legal_name: str = BANK_A) -> str:
-    """A root built as a deployment builds it: the key in the vault, the vault signs the TBS digest."""
-    keys = FakeKeyStore(now=lambda: DAY)
-    key = keys.create_key(f"{member_id}-corda-root", "EC", tags={"kind": "corda-root"})
-    public_key = corda_pki.public_key_from_jwk(key.public_jwk)
-    tbs = corda_pki.root_tbs(member_id, legal_name, public_key, serial=corda_pki.serial_for(key.kid), not_before=DAY)
-    return corda_pki.encode(corda_pki.assemble(tbs, keys.sign(key.kid, hashlib.sha256(tbs).digest())))
 
 
 @pytest.mark.parametrize("entry", GENESIS["members"], ids=lambda e: e["member_id"])

@@ -20,7 +20,7 @@ from shared.messages import Rejection
 from shared.naming import key_name
 from shared.services.leadership import COORDINATOR
 from shared.services.rotation import PUBLISHED_PATH, RotationRun
-from tests.unit.consortium_world import chain_time
+from tests.support.consortium_world import chain_time
 from tests.unit.rotation_world import RotationWorld
 
 A = "bank-a"

@@ -15,7 +15,7 @@ from shared.fakes.state import FakeStateStore
 from shared.services.consortium import TickOutcome
 from shared.services.node_infos import Mirrored, NodeInfoMirror
 from shared.services.records import Events, Rejections
-from tests.unit.chain_world import Bank, Key, banks, genesis, new_key
+from tests.support.chain_world import Bank, Key, banks, genesis, new_key
 
 BANKS = banks("bank-a", "bank-b", "bank-c")
 V0 = genesis(BANKS)

@@ -22,7 +22,7 @@ from shared.ports.keys import KeyStore
 from shared.services.consortium import TickOutcome
 from shared.services.node_infos import PUBLISH_SECONDS, NodeInfoPublisher, Publication
 from shared.services.records import Events, Rejections
-from tests.unit.chain_world import GovernanceKey, banks, genesis
+from tests.support.chain_world import GovernanceKey, banks, genesis
 
 BANKS = banks("bank-a", "bank-b")
 V0 = genesis(BANKS)

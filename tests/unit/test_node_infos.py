@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from shared.decisions import chain, node_infos
 from shared.decisions.node_infos import NodeInfoError, RestartReason, Rule
-from tests.unit.chain_world import Bank, Key, banks, new_key
+from tests.support.chain_world import Bank, Key, banks, new_key
 
 A, B = banks("bank-a", "bank-b").values()
 MEMBER_A = chain.Member.model_validate(A.entry)

@@ -17,7 +17,7 @@ from shared.decisions.onboarding import Intake, Membership, Status, decide_intak
 from shared.services import onboarding as ob
 from shared.services.consortium import Follow
 from shared.services.status import consortium_view
-from tests.unit.onboarding_world import Consortium, request
+from tests.support.onboarding_world import Consortium, request
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from shared.services import onboarding as ob
 from shared.services.status import consortium_view
-from tests.unit.onboarding_world import Consortium, request
+from tests.support.onboarding_world import Consortium, request
 
 MEMBERS = ("bank-a", "bank-b", "bank-c")
 

@@ -15,7 +15,7 @@ import pytest
 
 from shared.decisions import chain, published_keys, signed
 from shared.decisions import consortium as rules
-from tests.unit.chain_world import Key, new_key
+from tests.support.chain_world import Key, new_key
 
 A, B = new_key("bank-a"), new_key("bank-b")
 KEY_A = chain.KeyRef.model_validate(A.ref)

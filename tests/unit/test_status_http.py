@@ -30,7 +30,7 @@ from shared.services.dashboard import scaling_view
 from shared.services.leadership import COORDINATOR
 from shared.services.records import key_entry
 from shared.settings import Settings, local_defaults
-from tests.unit.consortium_world import World, chain_time, endpoint
+from tests.support.consortium_world import World, chain_time, endpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -25,7 +25,7 @@ import functions.onboarding as handlers
 from functions import coordination, telemetry
 from shared.adapters import telemetry as setup
 from shared.services import onboarding as ob
-from tests.unit.onboarding_world import Consortium, request
+from tests.support.onboarding_world import Consortium, request
 from tools.funchost.invoke import Out
 
 SPANS = InMemorySpanExporter()

@@ -13,7 +13,7 @@ import pytest
 from shared import verification
 from shared.decisions import chain
 from shared.verification import pools
-from tests.unit.chain_world import banks, genesis, next_version, sign
+from tests.support.chain_world import banks, genesis, next_version, sign
 
 VECTORS = json.loads((Path(__file__).parent.parent / "data" / "membership-chain.json").read_text(encoding="utf-8"))
 VALID = VECTORS["valid"]

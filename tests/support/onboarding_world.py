@@ -19,7 +19,7 @@ from shared.fakes.scalesets import FakeScaleSets
 from shared.services import onboarding as ob
 from shared.services.consortium import ChainFollowed, VersionAdopted
 from shared.settings import TEMPLATE
-from tests.unit.consortium_world import Member, World
+from tests.support.consortium_world import Member, World
 
 EVENTS = "member-events"
 LEGAL = {"bank-a": "O=Bank A, L=London, C=GB", "bank-b": "O=Banque Generale, L=Paris, C=FR",

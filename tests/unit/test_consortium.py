@@ -87,6 +87,16 @@ def test_the_same_decision_twice_changes_nothing_and_a_changed_mind_is_refused(w
         service.decide(proposal_id, "reject")
 
 
+def signed_by(world: World, base: chain.Trusted, unsigned: dict[str, Any], *members: str) -> dict[str, Any]:
+    """``unsigned`` signed by ``members``, each with its own vault's key as ``base`` lists it."""
+    digest = bytes.fromhex(chain.document_hash(unsigned))
+    signatures = []
+    for m in members:
+        kid = base.document.member(m).governance_key.kid  # type: ignore[union-attr]
+        signatures.append({"member_id": m, "kid": kid, "sig": chain.b64u(world.members[m].keys.sign(kid, digest))})
+    return chain.with_signatures(unsigned, signatures)
+
+
 def join(world: World, member_id: str, approvers: tuple[str, ...]) -> None:
     proposal_id = world.propose_admission(member_id)
     target = (world.members["bank-a"].version or 0) + 1
@@ -196,12 +206,7 @@ def test_two_valid_documents_of_one_version_are_a_fork_naming_the_members_who_si
     # bank-a and bank-b (a majority of version 1) also sign another version 2: a removal of bank-c
     other = chain.unsigned_next(base, {"kind": "remove", "member_id": "bank-c", "proposal_id": "prop-other"},
                                 issued_at=chain_time(world.clock))  # fmt: skip
-    digest = bytes.fromhex(chain.document_hash(other))
-    signatures = []
-    for m in ("bank-a", "bank-b"):
-        kid = base.document.member(m).governance_key.kid  # type: ignore[union-attr]
-        signatures.append({"member_id": m, "kid": kid, "sig": chain.b64u(world.members[m].keys.sign(kid, digest))})
-    other = chain.with_signatures(other, signatures)
+    other = signed_by(world, base, other, "bank-a", "bank-b")
     world.published.write(endpoint("bank-b"), chain_path(2), chain.published_bytes(other))
     dishonest = world.members["bank-b"]
     kid = base.document.member("bank-b").governance_key.kid  # type: ignore[union-attr]
@@ -431,12 +436,7 @@ def test_a_parameters_version_signed_by_a_majority_elsewhere_is_adopted_and_chan
     network = {"epoch": 1, "parameters_sha256": "c" * 64, "switch_at": chain_time(world.clock)}
     change = {"kind": "parameters", "member_id": "bank-c", "proposal_id": "prop-params-1"}
     moved = chain.unsigned_next(base, change, issued_at=chain_time(world.clock), network=network)
-    digest = bytes.fromhex(chain.document_hash(moved))
-    signatures = []
-    for m in ("bank-a", "bank-c"):
-        kid = base.document.member(m).governance_key.kid  # type: ignore[union-attr]
-        signatures.append({"member_id": m, "kid": kid, "sig": chain.b64u(world.members[m].keys.sign(kid, digest))})
-    moved = chain.with_signatures(moved, signatures)
+    moved = signed_by(world, base, moved, "bank-a", "bank-c")
     world.published.write(endpoint("bank-c"), chain_path(2), chain.published_bytes(moved))
     _claim(world, "bank-c", 2, chain.document_hash(moved))
     memberships = {m: list(world.members[m].membership) for m in world.members}

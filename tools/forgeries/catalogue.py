@@ -10,9 +10,10 @@ import json
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
-from shared.decisions import chain
+from shared.decisions import chain, corda_pki
 from shared.decisions import consortium as rules
 from shared.naming import key_name
 from shared.ports.keys import KeyVersion
@@ -28,6 +29,7 @@ KINDS = (
     "skipped_version", "repeated_version", "wrong_previous", "members_beyond_change", "unknown_fields",
     "non_canonical", "replayed_old_version", "genesis_not_pinned", "fork", "key_named_like_another",
     "asked_to_sign_for_another", "garbage_oversize_truncated", "onboarding_for_another", "cross_identity_403",
+    "root_for_another_member",
 )  # fmt: skip
 
 
@@ -577,10 +579,45 @@ def fork_forgeries(stack: Stack) -> list[Forgery]:
     return out
 
 
+def _root_for(a: Attacker, victim: str) -> str:
+    """A Corda root the attacker makes in its own vault (the only place it can sign) for ``victim``'s
+    organisation: subject and name constraints are the victim's, the key is the attacker's."""
+    vault = a.d.vault
+    name = f"{a.member_id}-corda-root-forged"
+    key = vault.get_key(name) or vault.create_key(name, "EC", tags={"made_by": a.member_id})
+    legal_name = _need(a.base.document.member(victim), f"{victim}'s entry").legal_name
+    day = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    public_key = corda_pki.public_key_from_jwk(key.public_jwk)
+    tbs = corda_pki.root_tbs(a.member_id, legal_name, public_key, serial=corda_pki.serial_for(key.kid), not_before=day)
+    return corda_pki.encode(corda_pki.assemble(tbs, vault.sign(key.kid, hashlib.sha256(tbs).digest())))
+
+
+def root_for_another_member(stack: Stack) -> list[Forgery]:
+    """Contract v3: a member's chain entry carrying a Corda root that vouches for another member's
+    organisation, so that its nodes could speak as that member; refused by every member whoever signs."""
+    out = []
+    for x in MEMBER_ATTACKERS:
+        y = _others(x)[0]
+        change = {"kind": "rotate", "member_id": x, "proposal_id": _pid()}
+
+        def rooted(a: Attacker, doc: dict[str, Any], y: str = y) -> dict[str, Any]:
+            members = [{**m, "corda_root": _root_for(a, y)} if m["member_id"] == a.member_id else m
+                       for m in doc["members"]]  # fmt: skip
+            return {**doc, "members": members}
+
+        def own_entry(x: str = x) -> dict[str, Any]:
+            entry = _entry_of(_need(stack[x].consortium.head(), "base"), x)
+            return {**entry, "endpoint": f"{entry['endpoint']}/rooted{next(_counter)}"}
+
+        out.append(_signed_by("root_for_another_member", x, f"rotate {x}: a root of its own for {y}'s name", change,
+                              own_entry(), lambda a, doc: [a.sign(doc)], rooted))  # fmt: skip
+    return out
+
+
 PUBLISHED: tuple[Callable[[Stack], list[Forgery]], ...] = (
     bad_signature, missing_signature, key_not_in_previous, non_member, too_few_members, skipped_version,
     repeated_version, wrong_previous, members_beyond_change, unknown_fields, non_canonical, replayed_old_version,
-    genesis_against_members, key_named_like_another, garbage,
+    genesis_against_members, key_named_like_another, garbage, root_for_another_member,
 )  # fmt: skip
 
 

@@ -13,6 +13,7 @@ The stack is stopped at the end, also after a failure or Ctrl-C, unless ``--keep
 from __future__ import annotations
 
 import argparse
+import base64
 import hashlib
 import json
 import os
@@ -26,6 +27,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
+
+from cryptography import x509
 
 from tools import azurite, member_settings, stack
 from tools.harness import hosts
@@ -132,6 +135,12 @@ def founding() -> None:
     genesis = json.loads((stack.StackPaths().local / "genesis.json").read_text())
     say(f"  the founders' ceremony ran before the hosts started: genesis {genesis['hash']}")
     say("  (signed by bank-a and bank-b in their own vaults; every deployment was started with this hash)")
+    for entry in genesis["genesis"]["members"]:
+        if entry.get("corda_root"):
+            root = x509.load_der_x509_certificate(base64.b64decode(entry["corda_root"]))
+            names = root.extensions.get_extension_for_class(x509.NameConstraints).value.permitted_subtrees or []
+            say(f"  {entry['member_id']}'s own Corda root: {root.subject.rfc4514_string()}, its key in its own vault, "
+                f"vouching only for {', '.join(n.value.rfc4514_string() for n in names)}")  # fmt: skip
     consortium("bank-a", "chain")
     for founder in ("bank-a", "bank-b"):
         consortium(founder, "join", "--legal-name", LEGAL_NAMES[founder], "--wait", "90")

@@ -42,7 +42,7 @@ from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
-from shared.decisions.rotation import Action, KeyPolicy
+from shared.decisions.rotation import Action, KeyPolicy, rotates
 from shared.errors import BusyError
 from shared.messages import KeyRotationRequest, Rejection, parse
 from shared.naming import key_name
@@ -187,4 +187,4 @@ class KeyRotator:
 
     @staticmethod
     def _active(record: dict[str, Any] | None) -> bool:
-        return bool(record) and record.get("status") == "active" and not record.get("offboarding")  # type: ignore[union-attr]
+        return record is not None and rotates(record.get("status"), bool(record.get("offboarding")))

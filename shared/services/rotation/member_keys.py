@@ -13,7 +13,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from shared.decisions.rotation import Action, KeyPolicy, KeyView, Plan, Rotation, Stage, plan, rotation_id
+from shared.decisions.rotation import (
+    Action,
+    KeyPolicy,
+    KeyView,
+    Move,
+    Plan,
+    Rotation,
+    Stage,
+    is_published,
+    move_on,
+    outside_chain,
+    plan,
+    rotation_id,
+)
 from shared.errors import FencedError
 from shared.naming import KEY_KINDS, key_name
 from shared.ports.keys import KeyVersion
@@ -58,12 +71,11 @@ class MemberKeys:
     governance: GovernanceSide
     publisher: KeysPublisher
 
-    def _shown(self, kind: str, entry: dict[str, Any]) -> bool:
+    def _shown(self, kind: str, entry: dict[str, Any], chain_kid: str | None) -> bool:
         """Is what the entry's stage needs published? (see ``KeyView.published``)"""
-        if kind == "governance":
-            return self.governance.chain_kid() == entry.get("kid")
-        shown = self.publisher.shown_kids(kind)
-        return shown == [entry.get("kid"), *([entry["previous"]["kid"]] if entry.get("previous") else [])]
+        previous = entry["previous"]["kid"] if entry.get("previous") else None
+        document = self.publisher.shown_kids(kind) if kind != "governance" else []
+        return is_published(kind, entry.get("kid"), previous, chain_kid=chain_kid, document_kids=document)
 
     def plans(self, record: dict[str, Any], force: bool, request_id: str | None) -> list[tuple[str, Plan]]:
         w = self.wiring
@@ -73,13 +85,10 @@ class MemberKeys:
             entry = (record.get("keys") or {}).get(kind)
             if kind not in self.policies or not entry or not entry.get("kid"):
                 continue
-            name = key_name(w.member_id, kind)
-            decided = plan(key_view(name, kind, entry, self._shown(kind, entry)), self.policies[kind], now,
-                           force=force, request_id=request_id)  # fmt: skip
-            if kind == "governance" and decided.action is Action.START and self.governance.chain_kid() is None:
-                # A new governance key goes through a rotate version: not possible outside the chain.
-                decided = Plan(Action.NONE, "not_in_chain", f"{name}: {w.member_id} is not in the verified chain")
-            plans.append((kind, decided))
+            chain_kid = self.governance.chain_kid() if kind == "governance" else None
+            view = key_view(key_name(w.member_id, kind), kind, entry, self._shown(kind, entry, chain_kid))
+            decided = plan(view, self.policies[kind], now, force=force, request_id=request_id)
+            plans.append((kind, outside_chain(decided, view, w.member_id, in_chain=chain_kid is not None)))
         return plans
 
     def _write(self, token: int, entries: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -168,16 +177,17 @@ class MemberKeys:
             entry = entries.get(kind) or {}
             rotation = entry.get("rotation") or {}
             name = key_name(me, kind)
-            stage = rotation.get("stage")
-            if stage not in (Stage.ANNOUNCED.value, Stage.RETIRING.value):
-                continue
-            if not self._shown(kind, entry):
-                if stage == Stage.ANNOUNCED.value and kind == "governance":
-                    result(kind, "awaiting", "awaiting_version",
-                           f"{name}: {rotation.get('proposal_id')} is proposed; v{str(rotation['from_version'])[:8]} "
-                           "signs until a verified version lists the new kid")  # fmt: skip
-                continue
-            if stage == Stage.ANNOUNCED.value:
+            stage = Stage(rotation["stage"]) if rotation.get("stage") else None
+            under_way = stage in (Stage.ANNOUNCED, Stage.RETIRING)
+            chain_kid = self.governance.chain_kid() if kind == "governance" and under_way else None
+            old = rotation.get("retiring") or {}
+            step = move_on(kind, stage, shown=under_way and self._shown(kind, entry, chain_kid),
+                           old_listed=chain_kid == old.get("kid"))  # fmt: skip
+            if step.move is Move.AWAIT:
+                result(kind, "awaiting", step.reason,
+                       f"{name}: {rotation.get('proposal_id')} is proposed; v{str(rotation['from_version'])[:8]} "
+                       "signs until a verified version lists the new kid")  # fmt: skip
+            elif step.move is Move.PUBLISH:
                 retire_after = iso_time(now + self.policies[kind].overlap)
                 moved[kind] = {**entry, "rotation": {**rotation, "stage": Stage.PUBLISHED.value, "published_at": at,
                                                      "retire_after": retire_after}}  # fmt: skip
@@ -188,14 +198,11 @@ class MemberKeys:
                     retire_after=retire_after, reason=rotation.get("reason"), request_id=rotation.get("request_id"),
                     chain_version=self.governance.chain_version() if kind == "governance" else None,
                 )  # fmt: skip
-                result(kind, "rotated", "published",
+                result(kind, "rotated", step.reason,
                        f"{name}: v{str(rotation.get('to_version'))[:8]} {where} beside "
                        f"v{str(rotation['from_version'])[:8]} until {retire_after}")  # fmt: skip
-            else:
-                old = rotation.get("retiring") or {}
+            elif step.move is Move.DISABLE:  # never while the chain lists the old kid: the member signs with it
                 version = str(old.get("version") or rotation["from_version"])
-                if kind == "governance" and self.governance.chain_kid() == old.get("kid"):
-                    continue  # never: the chain still lists the old kid, and the member signs with it
                 current = w.keys.get_key(name, version)
                 if current is not None and current.enabled:
                     w.keys.set_enabled(name, version, enabled=False)
@@ -204,7 +211,7 @@ class MemberKeys:
                 moved[kind] = {**{k: v for k, v in entry.items() if k != "rotation"}, "rotations": history}
                 w.events.emit("key.retired", me, (rotation["id"], "retired"), key_name=name, kind=kind,
                               version=version)  # fmt: skip
-                result(kind, "retired", "overlap_over", f"{name}: v{version[:8]} disabled (kept, never deleted)")
+                result(kind, "retired", step.reason, f"{name}: v{version[:8]} disabled (kept, never deleted)")
         if moved:
             self._write(token, moved)
         return [results.get(kind) or KeyResult(me, key_name(me, kind), kind, p.action.value, p.reason, p.message)

@@ -9,7 +9,7 @@ rotation id, so a stopped run finds it instead of creating another.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -65,6 +65,25 @@ def key_view(name: str, kind: str, entry: dict[str, Any], published: bool) -> Ke
 
 
 @dataclass
+class _Pass:
+    """One pass over the keys: its plans, the record's key entries as last written, and what it did."""
+
+    member_id: str
+    token: int
+    plans: dict[str, Plan]
+    entries: dict[str, dict[str, Any]]
+    now: datetime
+    at: str
+    results: dict[str, KeyResult] = field(default_factory=dict)
+
+    def due(self, action: Action) -> list[str]:
+        return [kind for kind, p in self.plans.items() if p.action is action]
+
+    def result(self, kind: str, action: str, reason: str, message: str) -> None:
+        self.results[kind] = KeyResult(self.member_id, key_name(self.member_id, kind), kind, action, reason, message)
+
+
+@dataclass
 class MemberKeys:
     wiring: Wiring
     policies: Mapping[str, KeyPolicy]
@@ -104,77 +123,95 @@ class MemberKeys:
         return doc.body
 
     def rotate(self, token: int, force: bool, request_id: str | None) -> list[KeyResult]:
+        """One pass over this member's keys, each stage written before the next: warn, start, retire,
+        publish what the others need, then move on what is now published."""
         w = self.wiring
         body = w.read(member_path(w.member_id)) or {}
         plans = dict(self.plans(body, force, request_id))  # planned again under the lease
+        run = _Pass(w.member_id, token, plans, dict(body.get("keys") or {}), w.clock.now(), iso_time(w.clock.now()))
+        self._warn(run)
+        self._start(run, force, request_id)
+        self._retire(run)
+        # Publish what the others need: the keys document, and a new governance key's rotate proposal.
+        self.publisher.publish(token, run.entries)
+        governance = run.entries.get("governance") or {}
+        if (governance.get("rotation") or {}).get("stage") == Stage.ANNOUNCED.value:
+            self.governance.propose(governance)
+        self._move_on(run)
         me = w.member_id
-        now, at = w.clock.now(), iso_time(w.clock.now())
-        entries: dict[str, dict[str, Any]] = dict(body.get("keys") or {})
-        results: dict[str, KeyResult] = {}
+        return [run.results.get(kind) or KeyResult(me, key_name(me, kind), kind, p.action.value, p.reason, p.message)
+                for kind, p in plans.items()]  # fmt: skip
 
-        def result(kind: str, action: str, reason: str, message: str) -> None:
-            results[kind] = KeyResult(me, key_name(me, kind), kind, action, reason, message)
-
-        warn = [k for k, p in plans.items() if p.action is Action.WARN]
+    def _warn(self, run: _Pass) -> None:
+        """``key.expiring``, once per version: the version warned about is recorded."""
+        me = run.member_id
+        warn = run.due(Action.WARN)
         for kind in warn:
-            entry, p = entries[kind], plans[kind]
-            w.events.emit(
+            entry, p = run.entries[kind], run.plans[kind]
+            self.wiring.events.emit(
                 "key.expiring", me, (entry["kid"],), key_name=key_name(me, kind), kind=kind,
                 version=entry["version"], due_at=iso_time(p.due_at) if p.due_at else None,
             )  # fmt: skip
-            result(kind, "warn", p.reason, p.message)
+            run.result(kind, "warn", p.reason, p.message)
         if warn:
-            entries = self._write(token, {k: {**entries[k], "warned_version": entries[k]["version"]} for k in warn})[
-                "keys"
-            ]
+            entries = run.entries
+            run.entries = self._write(run.token, {k: {**entries[k], "warned_version": entries[k]["version"]}
+                                                  for k in warn})["keys"]  # fmt: skip
 
-        start = [k for k, p in plans.items() if p.action is Action.START]
-        if start:
-            intents = {
-                kind: entries[kind].get("rotation") or {
-                    "id": rotation_id(key_name(me, kind), str(entries[kind]["version"])),
-                    "stage": Stage.STARTED.value, "from_version": entries[kind]["version"],
-                    "reason": plans[kind].reason, "request_id": request_id if force else None, "started_at": at,
-                }
-                for kind in start
+    def _start(self, run: _Pass, force: bool, request_id: str | None) -> None:
+        """The intent recorded first, then the new version (found again if a stopped run made it) made
+        current with the old kept as ``previous``."""
+        me, at = run.member_id, run.at
+        start = run.due(Action.START)
+        if not start:
+            return
+        entries = run.entries
+        intents = {
+            kind: entries[kind].get("rotation") or {
+                "id": rotation_id(key_name(me, kind), str(entries[kind]["version"])),
+                "stage": Stage.STARTED.value, "from_version": entries[kind]["version"],
+                "reason": run.plans[kind].reason, "request_id": request_id if force else None, "started_at": at,
+            }
+            for kind in start
+        }  # fmt: skip
+        entries = self._write(run.token, {k: {**entries[k], "rotation": intents[k]} for k in start})["keys"]
+        run.entries = entries
+        announced = {}
+        for kind in start:
+            entry, intent = entries[kind], intents[kind]
+            key = self._new_version(kind, intent)
+            previous = {k: entry.get(k) for k in ("kid", "version", "public_jwk", "created_at")}
+            rotation = {**intent, "stage": Stage.ANNOUNCED.value, "to_version": key.version}
+            if kind == "governance":
+                rotation["proposal_id"] = rotate_proposal_id(me, key.version)
+            announced[kind] = {
+                **{k: v for k, v in entry.items() if k != "warned_version"}, **key_entry(key, at),
+                "previous": previous, "rotation": rotation,
             }  # fmt: skip
-            entries = self._write(token, {k: {**entries[k], "rotation": intents[k]} for k in start})["keys"]
-            announced = {}
-            for kind in start:
-                entry, intent = entries[kind], intents[kind]
-                key = self._new_version(kind, intent)
-                previous = {k: entry.get(k) for k in ("kid", "version", "public_jwk", "created_at")}
-                rotation = {**intent, "stage": Stage.ANNOUNCED.value, "to_version": key.version}
-                if kind == "governance":
-                    rotation["proposal_id"] = rotate_proposal_id(me, key.version)
-                announced[kind] = {
-                    **{k: v for k, v in entry.items() if k != "warned_version"}, **key_entry(key, at),
-                    "previous": previous, "rotation": rotation,
-                }  # fmt: skip
-                said = f"v{key.version[:8]} created beside v{str(intent['from_version'])[:8]}"
-                result(kind, "start", plans[kind].reason, f"{key_name(me, kind)}: {said}")
-            entries = self._write(token, announced)["keys"]
+            said = f"v{key.version[:8]} created beside v{str(intent['from_version'])[:8]}"
+            run.result(kind, "start", run.plans[kind].reason, f"{key_name(me, kind)}: {said}")
+        run.entries = self._write(run.token, announced)["keys"]
 
-        retire = [k for k, p in plans.items() if p.action is Action.RETIRE]
-        if retire:
-            retiring = {}
-            for kind in retire:
-                entry = entries[kind]
-                rotation = {**entry["rotation"], "stage": Stage.RETIRING.value, "retiring": entry.get("previous")}
-                retiring[kind] = {**{k: v for k, v in entry.items() if k != "previous"}, "rotation": rotation}
-                result(kind, "retire", plans[kind].reason, plans[kind].message)
-            entries = self._write(token, retiring)["keys"]
+    def _retire(self, run: _Pass) -> None:
+        """The overlap is over: ``previous`` leaves the record (and so the keys document) before it is disabled."""
+        retire = run.due(Action.RETIRE)
+        if not retire:
+            return
+        retiring = {}
+        for kind in retire:
+            entry = run.entries[kind]
+            rotation = {**entry["rotation"], "stage": Stage.RETIRING.value, "retiring": entry.get("previous")}
+            retiring[kind] = {**{k: v for k, v in entry.items() if k != "previous"}, "rotation": rotation}
+            run.result(kind, "retire", run.plans[kind].reason, run.plans[kind].message)
+        run.entries = self._write(run.token, retiring)["keys"]
 
-        # Publish what the others need: the keys document, and a new governance key's rotate proposal.
-        self.publisher.publish(token, entries)
-        governance = entries.get("governance") or {}
-        if (governance.get("rotation") or {}).get("stage") == Stage.ANNOUNCED.value:
-            self.governance.propose(governance)
-
-        # What is now published moves on.
+    def _move_on(self, run: _Pass) -> None:
+        """What is now published moves on: its overlap starts (``key.rotated``), or its old version is
+        disabled, never deleted (``key.retired``)."""
+        w, me, at = self.wiring, run.member_id, run.at
         moved: dict[str, dict[str, Any]] = {}
         for kind in KEY_KINDS:
-            entry = entries.get(kind) or {}
+            entry = run.entries.get(kind) or {}
             rotation = entry.get("rotation") or {}
             name = key_name(me, kind)
             stage = Stage(rotation["stage"]) if rotation.get("stage") else None
@@ -184,11 +221,11 @@ class MemberKeys:
             step = move_on(kind, stage, shown=under_way and self._shown(kind, entry, chain_kid),
                            old_listed=chain_kid == old.get("kid"))  # fmt: skip
             if step.move is Move.AWAIT:
-                result(kind, "awaiting", step.reason,
-                       f"{name}: {rotation.get('proposal_id')} is proposed; v{str(rotation['from_version'])[:8]} "
-                       "signs until a verified version lists the new kid")  # fmt: skip
+                run.result(kind, "awaiting", step.reason,
+                           f"{name}: {rotation.get('proposal_id')} is proposed; v{str(rotation['from_version'])[:8]} "
+                           "signs until a verified version lists the new kid")  # fmt: skip
             elif step.move is Move.PUBLISH:
-                retire_after = iso_time(now + self.policies[kind].overlap)
+                retire_after = iso_time(run.now + self.policies[kind].overlap)
                 moved[kind] = {**entry, "rotation": {**rotation, "stage": Stage.PUBLISHED.value, "published_at": at,
                                                      "retire_after": retire_after}}  # fmt: skip
                 where = "listed by the chain" if kind == "governance" else "published"
@@ -198,9 +235,9 @@ class MemberKeys:
                     retire_after=retire_after, reason=rotation.get("reason"), request_id=rotation.get("request_id"),
                     chain_version=self.governance.chain_version() if kind == "governance" else None,
                 )  # fmt: skip
-                result(kind, "rotated", step.reason,
-                       f"{name}: v{str(rotation.get('to_version'))[:8]} {where} beside "
-                       f"v{str(rotation['from_version'])[:8]} until {retire_after}")  # fmt: skip
+                run.result(kind, "rotated", step.reason,
+                           f"{name}: v{str(rotation.get('to_version'))[:8]} {where} beside "
+                           f"v{str(rotation['from_version'])[:8]} until {retire_after}")  # fmt: skip
             elif step.move is Move.DISABLE:  # never while the chain lists the old kid: the member signs with it
                 version = str(old.get("version") or rotation["from_version"])
                 current = w.keys.get_key(name, version)
@@ -211,11 +248,9 @@ class MemberKeys:
                 moved[kind] = {**{k: v for k, v in entry.items() if k != "rotation"}, "rotations": history}
                 w.events.emit("key.retired", me, (rotation["id"], "retired"), key_name=name, kind=kind,
                               version=version)  # fmt: skip
-                result(kind, "retired", step.reason, f"{name}: v{version[:8]} disabled (kept, never deleted)")
+                run.result(kind, "retired", step.reason, f"{name}: v{version[:8]} disabled (kept, never deleted)")
         if moved:
-            self._write(token, moved)
-        return [results.get(kind) or KeyResult(me, key_name(me, kind), kind, p.action.value, p.reason, p.message)
-                for kind, p in plans.items()]  # fmt: skip
+            self._write(run.token, moved)
 
     def _new_version(self, kind: str, intent: dict[str, Any]) -> KeyVersion:
         """The rotation's new version: the one a stopped run created (found by its tag), else a new one."""

@@ -23,11 +23,16 @@ A key is *due* ``rotate_after`` after its current version was created; ``warn_be
 *expiring* and ``key.expiring`` is announced once for that version. ``force`` starts a rotation that
 is not due yet, once per request id. A kind whose policy is off (node identity, by default: Corda
 cannot rotate a node's legal identity key without R3's tool) is never rotated, forced or not.
+
+Around the plan, the rules the rotator applies, pure as well: whose keys rotate (``rotates``), that a
+member outside the chain starts no governance rotation (``outside_chain``), what counts as published
+(``is_published``) and what a rotation under way does once its publication is known (``move_on``).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -148,6 +153,69 @@ def _resume(key: KeyView, rotation: Rotation, now: datetime) -> Plan:
             return Plan(Action.WAIT, "overlap", f"{rotation.id}: old version retires at {_iso(rotation.retire_after)}")
         return Plan(Action.RETIRE, "overlap_over", f"{rotation.id}: the overlap is over, the old version retires")
     return Plan(Action.FINISH, "retiring", f"{rotation.id}: the old version leaves publication and is disabled")
+
+
+# ------------------------------------------------------------------------------- around the plan
+
+
+def rotates(status: str | None, offboarding: bool) -> bool:
+    """Only an active member's keys rotate; a member on its way out (offboarding) rotates none."""
+    return status == "active" and not offboarding
+
+
+def outside_chain(decided: Plan, key: KeyView, member_id: str, *, in_chain: bool) -> Plan:
+    """A new governance key goes through a rotate version of the chain: a member outside it starts none."""
+    if key.kind == "governance" and decided.action is Action.START and not in_chain:
+        return Plan(Action.NONE, "not_in_chain", f"{key.name}: {member_id} is not in the verified chain")
+    return decided
+
+
+def is_published(
+    kind: str, kid: str | None, previous_kid: str | None, *, chain_kid: str | None, document_kids: Sequence[str]
+) -> bool:
+    """Is what the key's stage needs published (``KeyView.published``)?
+
+    A governance key is published when the verified chain lists its kid for the member; a TLS or
+    identity key when the keys document lists exactly the current kid, then the previous one while
+    there is one (old and new in an overlap, the new alone once the old is off the record).
+    """
+    if kind == "governance":
+        return chain_kid == kid
+    return list(document_kids) == [kid, *([previous_kid] if previous_kid is not None else [])]
+
+
+class Move(StrEnum):
+    """What a rotation under way does once its publication is known, after the keys document is written."""
+
+    NONE = "none"  # not announced nor retiring, or what it needs is not published yet
+    AWAIT = "await"  # a new governance key is proposed; the old one signs until a version lists the new
+    PUBLISH = "publish"  # old and new are published: the overlap starts now (``key.rotated``)
+    DISABLE = "disable"  # the old version left publication: disable it (never delete) and close the rotation
+
+
+@dataclass(frozen=True)
+class Next:
+    move: Move
+    reason: str
+
+
+def move_on(kind: str, stage: Stage | None, *, shown: bool, old_listed: bool) -> Next:
+    """What is now published moves on: announced to published, retiring to done.
+
+    ``shown`` is ``is_published(...)`` for the entry as it now stands; ``old_listed`` says the verified
+    chain still lists the governance kid being retired, which is never disabled: the member signs with it.
+    """
+    if stage not in (Stage.ANNOUNCED, Stage.RETIRING):
+        return Next(Move.NONE, "not_under_way")
+    if not shown:
+        if stage is Stage.ANNOUNCED and kind == "governance":
+            return Next(Move.AWAIT, "awaiting_version")
+        return Next(Move.NONE, "unpublished")
+    if stage is Stage.ANNOUNCED:
+        return Next(Move.PUBLISH, "published")
+    if kind == "governance" and old_listed:
+        return Next(Move.NONE, "old_kid_listed")
+    return Next(Move.DISABLE, "overlap_over")
 
 
 # ---------------------------------------------------------------------------------------- settings

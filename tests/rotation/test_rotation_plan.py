@@ -1,4 +1,4 @@
-"""The rotation plan, a row per rule with the sentence that explains it, and the policy settings."""
+"""The rotation plan and the rules around it, a row per rule with the sentence that explains it; the settings."""
 
 from __future__ import annotations
 
@@ -6,7 +6,20 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.decisions.rotation import Action, KeyView, Rotation, Stage, parse_policy, plan
+from shared.decisions.rotation import (
+    Action,
+    KeyView,
+    Move,
+    Plan,
+    Rotation,
+    Stage,
+    is_published,
+    move_on,
+    outside_chain,
+    parse_policy,
+    plan,
+    rotates,
+)
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -100,3 +113,99 @@ def test_policies_parse_iso_durations_and_off() -> None:
     assert (TLS.rotate_after, TLS.overlap, TLS.warn_before, TLS.enabled) == (90 * DAY, 7 * DAY, 14 * DAY, True)
     assert not IDENTITY.enabled
     assert parse_policy("tls", "rotate=P90D overlap=PT60S warn=P14D").overlap == timedelta(seconds=60)
+
+
+ROTATES = [
+    ("an active member's keys rotate", "active", False, True),
+    ("a member on its way out rotates none", "active", True, False),
+    ("a member still onboarding rotates none", "pending", False, False),
+    ("a failed member rotates none", "failed", False, False),
+    ("no record, no status: nothing rotates", None, False, False),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("sentence", "status", "offboarding", "expected"), ROTATES, ids=[r[0] for r in ROTATES])
+def test_rotates(sentence: str, status: str | None, offboarding: bool, expected: bool) -> None:
+    assert rotates(status, offboarding) is expected, sentence
+
+
+START = Plan(Action.START, "due", "due")
+OUTSIDE = [
+    ("a governance key outside the chain starts no rotation", "governance", START, False, Action.NONE, "not_in_chain"),
+    ("a governance key in the chain starts its rotation", "governance", START, True, Action.START, "due"),
+    ("a TLS key rotates whether or not the member is in the chain", "tls", START, False, Action.START, "due"),
+    ("outside the chain a governance key still waits out its overlap", "governance",
+     Plan(Action.WAIT, "overlap", "overlap"), False, Action.WAIT, "overlap"),
+    ("outside the chain a governance retirement still finishes", "governance",
+     Plan(Action.FINISH, "retiring", "retiring"), False, Action.FINISH, "retiring"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("sentence", "kind", "decided", "in_chain", "action", "reason"), OUTSIDE, ids=[r[0] for r in OUTSIDE]
+)
+def test_outside_chain(sentence: str, kind: str, decided: Plan, in_chain: bool, action: Action, reason: str) -> None:
+    gated = outside_chain(decided, key(kind=kind, name=f"bank-a-{kind}"), "bank-a", in_chain=in_chain)
+    assert (gated.action, gated.reason) == (action, reason), sentence
+    if reason == "not_in_chain":
+        assert gated.message == "bank-a-governance: bank-a is not in the verified chain"
+
+
+PUBLISHED = [
+    ("a governance key is published when the chain lists its kid", "governance", "k2", "k1", "k2", [], True),
+    ("a governance key the chain does not list yet is not", "governance", "k2", "k1", "k1", [], False),
+    ("outside the chain a governance key is not published", "governance", "k2", None, None, [], False),
+    ("the keys document does not count for a governance key", "governance", "k2", None, "k1", ["k2"], False),
+    ("in an overlap a TLS key is published when the document lists new then old", "tls", "k2", "k1", None,
+     ["k2", "k1"], True),
+    ("the new alone is not old and new", "tls", "k2", "k1", None, ["k2"], False),
+    ("old and new in the wrong order are not what the entry says", "tls", "k2", "k1", None, ["k1", "k2"], False),
+    ("once the old is off the record the new alone is published", "tls", "k2", None, None, ["k2"], True),
+    ("a document still listing the old is not yet", "tls", "k2", None, None, ["k2", "k1"], False),
+    ("no document, nothing published", "identity", "k1", None, None, [], False),
+    ("the chain's kid does not count for a TLS key", "tls", "k2", None, "k2", [], False),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("sentence", "kind", "kid", "previous", "chain_kid", "document", "expected"), PUBLISHED,
+    ids=[r[0] for r in PUBLISHED],
+)  # fmt: skip
+def test_is_published(
+    sentence: str, kind: str, kid: str, previous: str | None, chain_kid: str | None, document: list[str],
+    expected: bool,
+) -> None:  # fmt: skip
+    assert is_published(kind, kid, previous, chain_kid=chain_kid, document_kids=document) is expected, sentence
+
+
+MOVES = [
+    ("a key with no rotation under way does not move", "tls", None, True, False, Move.NONE, "not_under_way"),
+    ("a rotation still starting does not move", "tls", Stage.STARTED, True, False, Move.NONE, "not_under_way"),
+    ("a published rotation waits for its overlap, not here", "tls", Stage.PUBLISHED, True, False,
+     Move.NONE, "not_under_way"),
+    ("an announced TLS key not published yet waits", "tls", Stage.ANNOUNCED, False, False, Move.NONE, "unpublished"),
+    ("an announced governance key waits for a verified version listing it", "governance", Stage.ANNOUNCED, False,
+     True, Move.AWAIT, "awaiting_version"),
+    ("an announced key whose old and new are published starts its overlap", "tls", Stage.ANNOUNCED, True, False,
+     Move.PUBLISH, "published"),
+    ("a governance key the chain lists starts its overlap", "governance", Stage.ANNOUNCED, True, False,
+     Move.PUBLISH, "published"),
+    ("a retiring TLS key still in the document is not disabled", "tls", Stage.RETIRING, False, False,
+     Move.NONE, "unpublished"),
+    ("a retiring key out of publication is disabled", "tls", Stage.RETIRING, True, False,
+     Move.DISABLE, "overlap_over"),
+    ("a retiring governance key is disabled once the chain lists the new alone", "governance", Stage.RETIRING, True,
+     False, Move.DISABLE, "overlap_over"),
+    ("an old governance kid the chain still lists is never disabled", "governance", Stage.RETIRING, True, True,
+     Move.NONE, "old_kid_listed"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("sentence", "kind", "stage", "shown", "old_listed", "move", "reason"), MOVES, ids=[r[0] for r in MOVES]
+)
+def test_move_on(
+    sentence: str, kind: str, stage: Stage | None, shown: bool, old_listed: bool, move: Move, reason: str
+) -> None:
+    step = move_on(kind, stage, shown=shown, old_listed=old_listed)
+    assert (step.move, step.reason) == (move, reason), sentence

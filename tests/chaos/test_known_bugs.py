@@ -16,7 +16,7 @@ from shared.services import onboarding as ob
 from shared.services.leadership import COORDINATOR
 from shared.services.rotation import KeyRotator
 from tests.support.onboarding_world import Consortium, request
-from tests.unit.rotation_world import POLICIES
+from tests.support.rotation_world import POLICIES
 
 
 def test_a_keys_step_redelivered_after_a_rotation_changes_nothing() -> None:

@@ -21,7 +21,7 @@ from shared.naming import key_name
 from shared.services.leadership import COORDINATOR
 from shared.services.rotation import PUBLISHED_PATH, RotationRun
 from tests.support.consortium_world import chain_time
-from tests.unit.rotation_world import RotationWorld
+from tests.support.rotation_world import RotationWorld
 
 A = "bank-a"
 

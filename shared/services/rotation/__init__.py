@@ -1,6 +1,6 @@
 """Key rotation of this member's own keys, in its own vault: new version, published, old disabled.
 
-A deployment serves one member (CONTRACT.md) and rotates only that member's identity, TLS and
+A deployment serves one member (docs/contract.md) and rotates only that member's identity, TLS and
 governance keys, in its own Key Vault. One run, on the member's coordinator (the caller passes its
 fencing token), under the member's lease (so it never interleaves with an onboarding step):
 1. plan each key with the pure plan (``shared.decisions.rotation``) from its entry on the member's

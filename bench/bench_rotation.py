@@ -38,7 +38,7 @@ from shared.naming import KEY_KINDS, key_name
 from shared.services.consortium import Consortium, Identity
 from shared.services.leadership import COORDINATOR
 from shared.services.records import Events, Rejections, key_entry, member_path
-from shared.services.rotation import KeyRotator
+from shared.services.rotation import KeyRotator, Result
 from shared.settings import Settings
 from tools import emulator
 from tools.harness.stack import running_azurite, running_emulator
@@ -118,9 +118,11 @@ def run() -> dict[str, float]:
         finally:
             os.environ.pop(metering.ENV, None)
             metering.stop()
-    keys = first.count_action("rotated") + adopted.count_action("rotated")
-    if keys != 2 or retired.count_action("retired") != 2:
-        raise RuntimeError(f"rotated {keys}, retired {retired.count_action('retired')} of 2 keys: {first.summary()}")
+    keys = first.count_action(Result.ROTATED) + adopted.count_action(Result.ROTATED)
+    if keys != 2 or retired.count_action(Result.RETIRED) != 2:
+        raise RuntimeError(
+            f"rotated {keys}, retired {retired.count_action(Result.RETIRED)} of 2 keys: {first.summary()}"
+        )
     ops = sum(counts.values()) / keys
     print("one member's own keys (TLS due, governance forced); its coordinator, Azurite + emulator on this machine")
     print(f"{'figure':44} {'value':>10}")

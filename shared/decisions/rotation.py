@@ -57,6 +57,29 @@ class Action(StrEnum):
     FINISH = "finish"  # the keys document must drop the old version; then disable it and close the rotation
 
 
+class Why(StrEnum):
+    """Why a key's plan or its next move is what it is (stored and shown with the plan's message)."""
+
+    OFF = "off"  # rotation is off for this kind of key
+    DONE = "done"  # already rotated for this request
+    FORCED = "forced"  # rotated on request before its time
+    DUE = "due"  # its age made it due
+    EXPIRING = "expiring"  # due within the warning period: key.expiring is announced
+    NOT_DUE = "not_due"  # nothing to do yet
+    NOT_IN_CHAIN = "not_in_chain"  # a member outside the verified chain starts no governance rotation
+    RESUME = "resume"  # a stopped rotation resumes: its new version was not recorded yet
+    ANNOUNCE = "announce"  # the new version is to be published (keys document, or a rotate proposal)
+    PUBLISHED = "published"  # old and new are published
+    UNPUBLISHED = "unpublished"  # the new version is not published yet: the old one stays
+    OVERLAP = "overlap"  # in the overlap: the old version stays enabled
+    OVERLAP_OVER = "overlap_over"  # the overlap is over: the old version retires
+    RETIRING = "retiring"  # the old version leaves publication and is disabled
+    NOT_UNDER_WAY = "not_under_way"  # no rotation is announced or retiring
+    AWAITING_VERSION = "awaiting_version"  # a new governance key waits for a version that lists it
+    OLD_KID_LISTED = "old_kid_listed"  # the chain still lists the old governance kid: never disabled
+    MEMBER_BUSY = "member_busy"  # another step holds the member's lease: nothing was done this run
+
+
 @dataclass(frozen=True)
 class KeyPolicy:
     """How one kind of key rotates. ``enabled=False`` means never, whatever is asked."""
@@ -111,7 +134,7 @@ class KeyView:
 @dataclass(frozen=True)
 class Plan:
     action: Action
-    reason: str
+    reason: Why
     message: str
     due_at: datetime | None = None
 
@@ -126,33 +149,35 @@ def plan(key: KeyView, policy: KeyPolicy, now: datetime, *, force: bool = False,
     if key.rotation is not None:
         return _resume(key, key.rotation, now)
     if not policy.enabled:
-        return Plan(Action.NONE, "off", f"{key.name}: {policy.off_reason}")
+        return Plan(Action.NONE, Why.OFF, f"{key.name}: {policy.off_reason}")
     if force:
         if request_id is not None and request_id == key.last_request_id:
-            return Plan(Action.NONE, "done", f"{key.name} was already rotated for request {request_id}", due_at)
-        return Plan(Action.START, "forced", f"{key.name} v{_short(key.version)} rotated on request", due_at)
+            return Plan(Action.NONE, Why.DONE, f"{key.name} was already rotated for request {request_id}", due_at)
+        return Plan(Action.START, Why.FORCED, f"{key.name} v{_short(key.version)} rotated on request", due_at)
     if now >= due_at:
-        return Plan(Action.START, "due", f"{key.name} v{_short(key.version)} is due since {_iso(due_at)}", due_at)
+        return Plan(Action.START, Why.DUE, f"{key.name} v{_short(key.version)} is due since {_iso(due_at)}", due_at)
     if now >= due_at - policy.warn_before and key.warned_version != key.version:
-        return Plan(Action.WARN, "expiring", f"{key.name} v{_short(key.version)} is due at {_iso(due_at)}", due_at)
-    return Plan(Action.NONE, "not_due", f"{key.name} is due at {_iso(due_at)}", due_at)
+        return Plan(Action.WARN, Why.EXPIRING, f"{key.name} v{_short(key.version)} is due at {_iso(due_at)}", due_at)
+    return Plan(Action.NONE, Why.NOT_DUE, f"{key.name} is due at {_iso(due_at)}", due_at)
 
 
 def _resume(key: KeyView, rotation: Rotation, now: datetime) -> Plan:
     if rotation.stage is Stage.STARTED:
-        return Plan(Action.START, "resume", f"{rotation.id}: resuming, its new version was not recorded yet")
+        return Plan(Action.START, Why.RESUME, f"{rotation.id}: resuming, its new version was not recorded yet")
     if rotation.stage is Stage.ANNOUNCED:
         if key.published:
-            return Plan(Action.PUBLISH, "published", f"{rotation.id}: old and new are published")
+            return Plan(Action.PUBLISH, Why.PUBLISHED, f"{rotation.id}: old and new are published")
         where = "a verified version must list the new kid" if key.kind == "governance" else "publish old and new"
-        return Plan(Action.PUBLISH, "announce", f"{rotation.id}: {where}")
+        return Plan(Action.PUBLISH, Why.ANNOUNCE, f"{rotation.id}: {where}")
     if rotation.stage is Stage.PUBLISHED:
         if not key.published:
-            return Plan(Action.WAIT, "unpublished", f"{rotation.id}: the new version is not published; the old stays")
+            return Plan(Action.WAIT, Why.UNPUBLISHED, f"{rotation.id}: the new version is not published; the old stays")
         if rotation.retire_after is not None and now < rotation.retire_after:
-            return Plan(Action.WAIT, "overlap", f"{rotation.id}: old version retires at {_iso(rotation.retire_after)}")
-        return Plan(Action.RETIRE, "overlap_over", f"{rotation.id}: the overlap is over, the old version retires")
-    return Plan(Action.FINISH, "retiring", f"{rotation.id}: the old version leaves publication and is disabled")
+            return Plan(
+                Action.WAIT, Why.OVERLAP, f"{rotation.id}: old version retires at {_iso(rotation.retire_after)}"
+            )
+        return Plan(Action.RETIRE, Why.OVERLAP_OVER, f"{rotation.id}: the overlap is over, the old version retires")
+    return Plan(Action.FINISH, Why.RETIRING, f"{rotation.id}: the old version leaves publication and is disabled")
 
 
 # ------------------------------------------------------------------------------- around the plan
@@ -166,7 +191,7 @@ def rotates(status: str | None, offboarding: bool) -> bool:
 def outside_chain(decided: Plan, key: KeyView, member_id: str, *, in_chain: bool) -> Plan:
     """A new governance key goes through a rotate version of the chain: a member outside it starts none."""
     if key.kind == "governance" and decided.action is Action.START and not in_chain:
-        return Plan(Action.NONE, "not_in_chain", f"{key.name}: {member_id} is not in the verified chain")
+        return Plan(Action.NONE, Why.NOT_IN_CHAIN, f"{key.name}: {member_id} is not in the verified chain")
     return decided
 
 
@@ -196,7 +221,7 @@ class Move(StrEnum):
 @dataclass(frozen=True)
 class Next:
     move: Move
-    reason: str
+    reason: Why
 
 
 def move_on(kind: str, stage: Stage | None, *, shown: bool, old_listed: bool) -> Next:
@@ -206,16 +231,16 @@ def move_on(kind: str, stage: Stage | None, *, shown: bool, old_listed: bool) ->
     chain still lists the governance kid being retired, which is never disabled: the member signs with it.
     """
     if stage not in (Stage.ANNOUNCED, Stage.RETIRING):
-        return Next(Move.NONE, "not_under_way")
+        return Next(Move.NONE, Why.NOT_UNDER_WAY)
     if not shown:
         if stage is Stage.ANNOUNCED and kind == "governance":
-            return Next(Move.AWAIT, "awaiting_version")
-        return Next(Move.NONE, "unpublished")
+            return Next(Move.AWAIT, Why.AWAITING_VERSION)
+        return Next(Move.NONE, Why.UNPUBLISHED)
     if stage is Stage.ANNOUNCED:
-        return Next(Move.PUBLISH, "published")
+        return Next(Move.PUBLISH, Why.PUBLISHED)
     if kind == "governance" and old_listed:
-        return Next(Move.NONE, "old_kid_listed")
-    return Next(Move.DISABLE, "overlap_over")
+        return Next(Move.NONE, Why.OLD_KID_LISTED)
+    return Next(Move.DISABLE, Why.OVERLAP_OVER)
 
 
 # ---------------------------------------------------------------------------------------- settings

@@ -42,7 +42,7 @@ from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
-from shared.decisions.rotation import Action, KeyPolicy, rotates
+from shared.decisions.rotation import Action, KeyPolicy, Why, rotates
 from shared.errors import BusyError
 from shared.messages import KeyRotationRequest, Rejection, parse
 from shared.naming import key_name
@@ -59,11 +59,19 @@ from shared.services.rotation.governance import GovernanceSide, rotate_proposal_
 from shared.services.rotation.member_keys import HISTORY_KEPT, MemberKeys, key_view
 from shared.services.rotation.paths import PUBLISHED_PATH, REQUESTS, STATE_PATH, request_report_path
 from shared.services.rotation.publication import KeysPublisher
-from shared.services.rotation.report import RECENT_LIMIT, KeyResult, RotationRun, RunRecords, key_status, rotation_view
+from shared.services.rotation.report import (
+    RECENT_LIMIT,
+    KeyResult,
+    Result,
+    RotationRun,
+    RunRecords,
+    key_status,
+    rotation_view,
+)
 from shared.services.rotation.wiring import Wiring
 
 __all__ = [
-    "HISTORY_KEPT", "PUBLISHED_PATH", "RECENT_LIMIT", "REQUESTS", "STATE_PATH", "KeyResult", "KeyRotator",
+    "HISTORY_KEPT", "PUBLISHED_PATH", "RECENT_LIMIT", "REQUESTS", "STATE_PATH", "KeyResult", "KeyRotator", "Result",
     "RotationRun", "key_status", "key_view", "request_report_path", "rotate_proposal_id", "rotation_view",
 ]  # fmt: skip
 
@@ -177,7 +185,7 @@ class KeyRotator:
                 except BusyError:
                     run.busy = [self.member_id]
                     run.results = [
-                        KeyResult(self.member_id, key_name(self.member_id, kind), kind, "busy", "member_busy",
+                        KeyResult(self.member_id, key_name(self.member_id, kind), kind, Result.BUSY, Why.MEMBER_BUSY,
                                   f"{self.member_id} is busy with another step; the next run retries")
                         for kind, p in self.member_keys.plans(record, force, request_id) if p.action is not Action.NONE
                     ]  # fmt: skip

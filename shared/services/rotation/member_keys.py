@@ -21,6 +21,7 @@ from shared.decisions.rotation import (
     Plan,
     Rotation,
     Stage,
+    Why,
     is_published,
     move_on,
     outside_chain,
@@ -33,7 +34,7 @@ from shared.ports.keys import KeyVersion
 from shared.services.records import iso_time, key_entry, member_path, parse_time, update_record
 from shared.services.rotation.governance import GovernanceSide, rotate_proposal_id
 from shared.services.rotation.publication import KeysPublisher
-from shared.services.rotation.report import KeyResult
+from shared.services.rotation.report import KeyResult, Result
 from shared.services.rotation.wiring import Wiring
 
 HISTORY_KEPT = 5
@@ -79,7 +80,7 @@ class _Pass:
     def due(self, action: Action) -> list[str]:
         return [kind for kind, p in self.plans.items() if p.action is action]
 
-    def result(self, kind: str, action: str, reason: str, message: str) -> None:
+    def result(self, kind: str, action: Result, reason: Why, message: str) -> None:
         self.results[kind] = KeyResult(self.member_id, key_name(self.member_id, kind), kind, action, reason, message)
 
 
@@ -139,8 +140,10 @@ class MemberKeys:
             self.governance.propose(governance)
         self._move_on(run)
         me = w.member_id
-        return [run.results.get(kind) or KeyResult(me, key_name(me, kind), kind, p.action.value, p.reason, p.message)
-                for kind, p in plans.items()]  # fmt: skip
+        return [
+            run.results.get(kind) or KeyResult(me, key_name(me, kind), kind, Result.of(p.action), p.reason, p.message)
+            for kind, p in plans.items()
+        ]
 
     def _warn(self, run: _Pass) -> None:
         """``key.expiring``, once per version: the version warned about is recorded."""
@@ -152,7 +155,7 @@ class MemberKeys:
                 "key.expiring", me, (entry["kid"],), key_name=key_name(me, kind), kind=kind,
                 version=entry["version"], due_at=iso_time(p.due_at) if p.due_at else None,
             )  # fmt: skip
-            run.result(kind, "warn", p.reason, p.message)
+            run.result(kind, Result.WARN, p.reason, p.message)
         if warn:
             entries = run.entries
             run.entries = self._write(run.token, {k: {**entries[k], "warned_version": entries[k]["version"]}
@@ -189,7 +192,7 @@ class MemberKeys:
                 "previous": previous, "rotation": rotation,
             }  # fmt: skip
             said = f"v{key.version[:8]} created beside v{str(intent['from_version'])[:8]}"
-            run.result(kind, "start", run.plans[kind].reason, f"{key_name(me, kind)}: {said}")
+            run.result(kind, Result.START, run.plans[kind].reason, f"{key_name(me, kind)}: {said}")
         run.entries = self._write(run.token, announced)["keys"]
 
     def _retire(self, run: _Pass) -> None:
@@ -202,7 +205,7 @@ class MemberKeys:
             entry = run.entries[kind]
             rotation = {**entry["rotation"], "stage": Stage.RETIRING.value, "retiring": entry.get("previous")}
             retiring[kind] = {**{k: v for k, v in entry.items() if k != "previous"}, "rotation": rotation}
-            run.result(kind, "retire", run.plans[kind].reason, run.plans[kind].message)
+            run.result(kind, Result.RETIRE, run.plans[kind].reason, run.plans[kind].message)
         run.entries = self._write(run.token, retiring)["keys"]
 
     def _move_on(self, run: _Pass) -> None:
@@ -221,7 +224,7 @@ class MemberKeys:
             step = move_on(kind, stage, shown=under_way and self._shown(kind, entry, chain_kid),
                            old_listed=chain_kid == old.get("kid"))  # fmt: skip
             if step.move is Move.AWAIT:
-                run.result(kind, "awaiting", step.reason,
+                run.result(kind, Result.AWAITING, step.reason,
                            f"{name}: {rotation.get('proposal_id')} is proposed; v{str(rotation['from_version'])[:8]} "
                            "signs until a verified version lists the new kid")  # fmt: skip
             elif step.move is Move.PUBLISH:
@@ -235,7 +238,7 @@ class MemberKeys:
                     retire_after=retire_after, reason=rotation.get("reason"), request_id=rotation.get("request_id"),
                     chain_version=self.governance.chain_version() if kind == "governance" else None,
                 )  # fmt: skip
-                run.result(kind, "rotated", step.reason,
+                run.result(kind, Result.ROTATED, step.reason,
                            f"{name}: v{str(rotation.get('to_version'))[:8]} {where} beside "
                            f"v{str(rotation['from_version'])[:8]} until {retire_after}")  # fmt: skip
             elif step.move is Move.DISABLE:  # never while the chain lists the old kid: the member signs with it
@@ -248,7 +251,7 @@ class MemberKeys:
                 moved[kind] = {**{k: v for k, v in entry.items() if k != "rotation"}, "rotations": history}
                 w.events.emit("key.retired", me, (rotation["id"], "retired"), key_name=name, kind=kind,
                               version=version)  # fmt: skip
-                run.result(kind, "retired", step.reason, f"{name}: v{version[:8]} disabled (kept, never deleted)")
+                run.result(kind, Result.RETIRED, step.reason, f"{name}: v{version[:8]} disabled (kept, never deleted)")
         if moved:
             self._write(run.token, moved)
 

@@ -10,15 +10,36 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
-from shared.decisions.rotation import Action
+from shared.decisions.rotation import Action, Why
 from shared.ports.state import StateStore
 from shared.services.records import iso_time, parse_time
 from shared.services.rotation.paths import PUBLISHED_PATH, STATE_PATH, request_report_path
 from shared.services.rotation.wiring import Wiring
 
 RECENT_LIMIT = 100
+
+
+class Result(StrEnum):
+    """What a run did with one key: a plan's own action where it stopped there, or what it carried out."""
+
+    NONE = Action.NONE.value  # nothing to do
+    WARN = Action.WARN.value  # key.expiring announced
+    START = Action.START.value  # a new version created and announced
+    PUBLISH = Action.PUBLISH.value
+    WAIT = Action.WAIT.value  # in the overlap, or not published yet
+    RETIRE = Action.RETIRE.value  # the old version taken off the record
+    FINISH = Action.FINISH.value
+    AWAITING = "awaiting"  # a new governance key waits for a version of the chain that lists it
+    ROTATED = "rotated"  # old and new are published: the overlap started (key.rotated)
+    RETIRED = "retired"  # the old version disabled, kept, never deleted
+    BUSY = "busy"  # the member's lease was held by another step: nothing done this run
+
+    @classmethod
+    def of(cls, action: Action) -> Result:
+        return cls(action.value)
 
 
 @dataclass(frozen=True)
@@ -28,8 +49,8 @@ class KeyResult:
     member_id: str
     key: str
     kind: str
-    action: str
-    reason: str
+    action: Result
+    reason: Why
     message: str
 
     def as_json(self) -> dict[str, Any]:
@@ -48,7 +69,7 @@ class RotationRun:
     #: Each key's age in days (since it became current) as the run found it, for the key-age gauge.
     key_ages: dict[str, float] = field(default_factory=dict)
 
-    def count_action(self, action: str) -> int:
+    def count_action(self, action: Result) -> int:
         return sum(1 for r in self.results if r.action == action)
 
     def summary(self) -> dict[str, int]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ssl
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -20,6 +19,7 @@ from shared.settings import Settings
 from tools import azurite, emulator
 from tools.emulator import EmulatorHandle
 from tools.harness.stack import admin
+from tools.harness.wait import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -76,7 +76,8 @@ def test_a_crashed_instance_is_unhealthy_until_restarted_and_a_broken_one_until_
     assert [i.healthy for i in scalesets.list_instances(name)] == [False, False]
     scalesets.restart(name, first)
     scalesets.restart(name, second)
-    time.sleep(0.3)  # the test emulator restarts in 0.2 s
+    wait_until("the restarts done", lambda: all(i.power_state == "running"
+                                                 for i in scalesets.list_instances(name)), timeout=10)  # fmt: skip
     assert [i.healthy for i in scalesets.list_instances(name)] == [True, False]
     scalesets.reimage(name, second)
     assert [i.healthy for i in scalesets.list_instances(name)] == [True, True]

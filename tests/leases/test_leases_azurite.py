@@ -28,6 +28,7 @@ from shared.services.leadership import (
     coordinator_status,
     member_lock,
 )
+from tools.harness.wait import wait_until
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -134,7 +135,12 @@ def test_a_paused_ex_leader_that_wakes_up_is_refused_by_the_fence(
         first = leader.stdout.readline().split()
         assert first[0] == "leader"
         old_token = int(first[1])
-        time.sleep(0.5)  # let it land a few writes
+
+        def landed() -> int:
+            doc = BlobStateStore(container).read("decisions/history.json")
+            return len([w for w in (doc.body if doc else {}).get("writes", []) if w == old_token])
+
+        wait_until("the leader lands a few writes", lambda: landed() >= 2, timeout=30)
         leader.send_signal(signal.SIGSTOP)
         store, state = BlobLeaseStore(container), BlobStateStore(container)
         coordinator = Coordinator(store, "new-leader", 15)

@@ -119,6 +119,11 @@ class Trial:
                 return str(p["proposal_id"])
         return None
 
+    def lists(self, viewer: str, member: str) -> bool:
+        """Whether ``viewer``'s own deployment's verified chain lists ``member`` (what its operator checks
+        with ``consortium --member viewer members`` before asking it to remove ``member``)."""
+        return any(m["member_id"] == member for m in self.stack.status(viewer)["members"])
+
     def seen_by(self, voters: Iterable[str], kind: str, member: str) -> str | None:
         ids = {self.proposal(v, kind, member) for v in voters}
         return ids.pop() if len(ids) == 1 and None not in ids else None
@@ -146,7 +151,11 @@ class Trial:
                 s["bank-c"] == "active" and self.seen_by(("bank-a", "bank-b", "bank-c"), "admit", "bank-d")
             ),
             "leave-c": lambda: s["bank-c"] == "active" and s["bank-d"] in FINAL,
-            "remove-d": lambda: s["bank-c"] == "left" and s["bank-d"] == "active",
+            # bank-a's operator asks bank-a's deployment to remove bank-d once that deployment's own chain
+            # lists it: a deployment that has not yet adopted the admission refuses the removal of a
+            # non-member at once (make test, 2026-12-07: posted 4 s before bank-a, restarting after a
+            # kill, adopted bank-d's admission; refused, and the story waited for a removal never proposed)
+            "remove-d": lambda: s["bank-c"] == "left" and s["bank-d"] == "active" and self.lists("bank-a", "bank-d"),
             "approve-remove": lambda: "remove-d" in self.done and self.seen_by(("bank-b",), "remove", "bank-d"),
         }
         for step in STEPS:

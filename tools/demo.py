@@ -31,16 +31,11 @@ from typing import Any, TypeVar
 from cryptography import x509
 
 from tools import azurite, member_settings, stack
+from tools.ceremony import LEGAL_NAMES  # one name per member: the founders' genesis lists these
 from tools.harness import hosts
 from tools.harness.wait import wait_until
 
 MEMBERS = azurite.MEMBER_IDS
-LEGAL_NAMES = {
-    "bank-a": "O=Bank A, L=London, C=GB",
-    "bank-b": "O=Bank B, L=Paris, C=FR",
-    "bank-c": "O=Bank C, L=Amsterdam, C=NL",
-    "bank-d": "O=Bank D, L=Frankfurt, C=DE",
-}
 CLI = os.path.join(os.path.dirname(sys.executable), "consortium")
 #: bank-b's second deployment in act 4: same member, same storage account, its own host and port.
 STANDBY_MEMBER, STANDBY_DEPLOYMENT, STANDBY_PORT = "bank-b", "bank-b-standby", 7081

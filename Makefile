@@ -56,6 +56,7 @@ lint: bootstrap $(STAMP_CHECKOV) ## ruff, mypy (strict on shared/ and nodeagent/
 
 test: lint ## the whole test suite (starts its own Azurite and emulator on free ports), then test-ahead
 	@bash tools/ensure_chromium.sh
+	@bash tools/ensure_postgres.sh
 	$(PY) -m pytest
 	@$(MAKE) --no-print-directory test-ahead
 

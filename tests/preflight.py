@@ -114,6 +114,17 @@ def azurite_problem(root: Path = ROOT) -> Problem | None:
     return Problem("Azurite from the npm lockfile", missing, "run `make bootstrap`")
 
 
+def postgres_problem(root: Path = Path("/usr/lib/postgresql")) -> Problem | None:
+    """tests/ledger start a private cluster of Debian's PostgreSQL server (14 to 18, as Corda 4.12 supports)."""
+    from tools.postgres import PostgresError, server_binaries
+
+    try:
+        server_binaries(root)
+    except PostgresError:
+        return Problem("a PostgreSQL server 14 to 18", f"none under {root}", "run tools/ensure_postgres.sh as root")
+    return None
+
+
 def loopback_problem() -> Problem | None:
     """The suite starts Azurite, the emulator and hosts on ports the OS hands out on 127.0.0.1."""
     try:
@@ -140,6 +151,7 @@ def problems() -> list[Problem]:
     found = [
         clock_problem(datetime.now(UTC), newest_commit_time()),
         azurite_problem(),
+        postgres_problem(),
         loopback_problem(),
         disk_problem(),
     ]

@@ -55,6 +55,22 @@ def test_a_missing_or_other_package_version_names_the_package_and_the_remedy(tmp
     ]
 
 
+@pytest.mark.parametrize(
+    ("majors", "wrong"),
+    [((), True), ((13,), True), ((13, 19), True), ((15,), False), ((13, 18), False)],
+)
+def test_a_postgresql_server_is_needed_in_the_versions_corda_supports(
+    tmp_path: Path, majors: tuple[int, ...], wrong: bool
+) -> None:
+    for major in majors:
+        (tmp_path / str(major) / "bin").mkdir(parents=True)
+        (tmp_path / str(major) / "bin" / "postgres").touch()
+    problem = preflight.postgres_problem(tmp_path)
+    assert (problem is not None) is wrong
+    if problem is not None:
+        assert str(tmp_path) in str(problem) and "ensure_postgres.sh" in str(problem)
+
+
 def test_too_little_free_disk_is_named_with_what_is_free(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(preflight, "MIN_FREE_BYTES", 1 << 62)
     problem = preflight.disk_problem(tmp_path)

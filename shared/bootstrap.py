@@ -28,6 +28,7 @@ from shared.decisions.agreement import Timing
 from shared.decisions.autoscale import ScalePolicy
 from shared.decisions.forecast import ForecastPolicy, Mode
 from shared.decisions.health import HealthPolicy
+from shared.decisions.identities import LEASE_CONTAINER
 from shared.decisions.rotation import KeyPolicy, parse_policy
 from shared.naming import MEMBER_ID, key_name, valid_member_id
 from shared.ports.clock import SystemClock
@@ -35,6 +36,7 @@ from shared.services.autoscale import Autoscaler
 from shared.services.bus import Bus
 from shared.services.consortium import ChainFollowed, Consortium, FastFollow, Identity, VersionAdopted
 from shared.services.health import HealthMonitor, parse_ports
+from shared.services.identities import IdentityProtection
 from shared.services.leadership import Coordinator, holder_identity
 from shared.services.node_infos import NodeInfoMirror, NodeInfoPublisher
 from shared.services.onboarding import Onboarding
@@ -66,6 +68,13 @@ class Platform:
     def leases(self) -> BlobLeaseStore:
         return BlobLeaseStore(
             blob_service(self.settings.values, **metering.hook("storage")).get_container_client(CONTAINER)
+        )
+
+    @cached_property
+    def identity_leases(self) -> BlobLeaseStore:
+        """The Corda identities' leases, taken by the keepers on the nodes (``identity-leases``): read only here."""
+        return BlobLeaseStore(
+            blob_service(self.settings.values, **metering.hook("storage")).get_container_client(LEASE_CONTAINER)
         )
 
     @cached_property
@@ -213,9 +222,10 @@ class Platform:
 
     @cached_property
     def autoscaler(self) -> Autoscaler:
+        protection = IdentityProtection(self.identity_leases, self.scalesets, self.state)
         return Autoscaler(
             state=self.state, scalesets=self.scalesets, metrics=self.metrics, queues=self.queues,
-            leases=self.leases, clock=SystemClock(), defaults=self.scale_policy,
+            leases=self.leases, clock=SystemClock(), defaults=self.scale_policy, protect_identities=protection.sync,
         )  # fmt: skip
 
     @cached_property

@@ -28,7 +28,7 @@ from azure.storage.blob import ContainerSasPermissions, generate_container_sas
 
 from shared.adapters.blob_state import CONTAINER as STATE_CONTAINER
 from shared.adapters.storage import blob_service, queue_service
-from shared.decisions import node_infos
+from shared.decisions import identities, node_infos
 from shared.services import onboarding, rotation
 from shared.services.records import EVENTS_QUEUE
 
@@ -39,7 +39,9 @@ HOSTS_CONTAINER = "azure-webjobs-hosts"
 #: The queues functions are triggered by; each has a ``-poison`` twin.
 TRIGGER_QUEUES: tuple[str, ...] = (*onboarding.QUEUES, rotation.REQUESTS)
 QUEUES: tuple[str, ...] = (*TRIGGER_QUEUES, *(f"{q}-poison" for q in TRIGGER_QUEUES), EVENTS_QUEUE)
-CONTAINERS: tuple[str, ...] = (STATE_CONTAINER, PUBLIC_CONTAINER, HOSTS_CONTAINER, node_infos.INBOX_CONTAINER)
+CONTAINERS: tuple[str, ...] = (
+    STATE_CONTAINER, PUBLIC_CONTAINER, HOSTS_CONTAINER, node_infos.INBOX_CONTAINER, identities.LEASE_CONTAINER
+)  # fmt: skip
 #: The longest a read credential may live: a user delegation SAS, its Azure counterpart, lives at most 7 days.
 MAX_SAS_LIFETIME = timedelta(days=7)
 #: A SAS starts this long before it is made, so a clock a little behind the storage's still accepts it.

@@ -1,16 +1,18 @@
 // The control plane's storage: queues (messages, steps, poison), the consortium state container with
 // its leases, and the Flex Consumption deployment package. Shared-key access is off: identity only.
-// One container here is written by the Corda nodes: `node-infos-inbox`, where each node's agent offers
-// the NodeInfo file Corda wrote (blob named by its SHA-256) for the control plane to sign and publish.
-// The nodes' identity holds Storage Blob Data Contributor on that container and nothing else in this
-// account; the app reads it with its Blob Data Contributor on the account (roles.bicep).
+// Two containers here are written by the Corda nodes: `node-infos-inbox`, where each node's agent offers
+// the NodeInfo file Corda wrote (blob named by its SHA-256) for the control plane to sign and publish, and
+// `identity-leases`, where each instance's identity keeper leases the Corda identity it runs (a blob lease
+// with a fencing token in its metadata; docs/stateful-nodes.md). The nodes' identity holds Storage Blob
+// Data Contributor on those two containers and nothing else in this account; the app reads them with its
+// Blob Data Contributor on the account (roles.bicep).
 param location string
 param name string
 param privateEndpointSubnetId string
 param vnetId string
 param logAnalyticsId string
 param tags object
-@description('Principal id of the Corda nodes\' user-assigned identity (writes node-infos-inbox only).')
+@description('Principal id of the Corda nodes\' user-assigned identity (writes node-infos-inbox and identity-leases only).')
 param nodesPrincipalId string
 
 var blobDataContributor = 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
@@ -77,6 +79,22 @@ resource inbox 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-0
 resource nodesWriteInbox 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(inbox.id, nodesPrincipalId, blobDataContributor)
   scope: inbox
+  properties: {
+    principalId: nodesPrincipalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', blobDataContributor)
+  }
+}
+
+resource identityLeases 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobService
+  name: 'identity-leases'
+  properties: { publicAccess: 'None' }
+}
+
+resource nodesLeaseIdentities 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(identityLeases.id, nodesPrincipalId, blobDataContributor)
+  scope: identityLeases
   properties: {
     principalId: nodesPrincipalId
     principalType: 'ServicePrincipal'

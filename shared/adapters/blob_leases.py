@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
-from azure.storage.blob import BlobClient, BlobLeaseClient, ContainerClient
+from azure.storage.blob import BlobClient, BlobLeaseClient, BlobProperties, ContainerClient
 
 from shared.adapters.blob_state import translate
 from shared.errors import LeaseLostError, TransientError
@@ -118,12 +118,25 @@ class BlobLeaseStore:
             return LeaseRecord(name, None, 0, None, False)
         except Exception as e:
             raise translate(e, f"read lease {name}") from e
-        meta = props.metadata or {}
-        expires = meta.get("expires_at")
-        return LeaseRecord(
-            name=name,
-            holder=meta.get("holder"),
-            fencing_token=int(meta.get("fencing_token", "0")),
-            expires_at=datetime.fromisoformat(expires) if expires else None,
-            leased=props.lease.state == "leased",
-        )
+        return _record(name, props)
+
+    def records(self) -> list[LeaseRecord]:
+        try:
+            listed = list(self.container.list_blobs(name_starts_with=PREFIX, include=["metadata"]))
+        except ResourceNotFoundError:
+            return []
+        except Exception as e:
+            raise translate(e, "list leases") from e
+        return sorted((_record(b.name.removeprefix(PREFIX), b) for b in listed), key=lambda r: r.name)
+
+
+def _record(name: str, props: BlobProperties) -> LeaseRecord:
+    meta = props.metadata or {}
+    expires = meta.get("expires_at")
+    return LeaseRecord(
+        name=name,
+        holder=meta.get("holder"),
+        fencing_token=int(meta.get("fencing_token", "0")),
+        expires_at=datetime.fromisoformat(expires) if expires else None,
+        leased=props.lease.state == "leased",
+    )

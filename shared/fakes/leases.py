@@ -69,3 +69,6 @@ class FakeLeaseStore:
             lease = self.leases.get(name, _Lease())
             held = self._held(lease)
             return LeaseRecord(name, lease.holder, lease.fencing_token, lease.expires_at, held)
+
+    def records(self) -> list[LeaseRecord]:
+        return [self.read(name) for name in sorted(self.leases)]

@@ -51,3 +51,7 @@ class LeaseStore(Protocol):
     def read(self, name: str) -> LeaseRecord:
         """The current record (holder None and token 0 when it was never taken)."""
         ...
+
+    def records(self) -> list[LeaseRecord]:
+        """Every lease's record, by name (one listing; none when the store does not exist yet)."""
+        ...

@@ -206,6 +206,9 @@ class Autoscaler:
     clock: Clock
     defaults: ScalePolicy
     workers: int = 4
+    #: Protects the instances that run a Corda identity before the policy decides (``services.identities``):
+    #: called with a scale set's name; a set it fails for is not scaled in this tick.
+    protect_identities: Callable[[str], object] | None = None
 
     def __post_init__(self) -> None:
         self.events = Events(self.queues, self.clock)
@@ -238,6 +241,21 @@ class Autoscaler:
             log.warning("listing instances of %s failed: %s; not scaling it in this tick", name, e)
             return None
 
+    def _protect_identities(self, sets: list[ScaleSet], check: Callable[[], None]) -> set[str]:
+        """Protect each set's identity-running instances; the names of the sets where that failed."""
+        failed: set[str] = set()
+        if self.protect_identities is None:
+            return failed
+        for scale_set in sets:
+            check()
+            try:
+                self.protect_identities(scale_set.name)
+            except ControlPlaneError as e:
+                log.warning("protecting %s's identity instances failed: %s; not scaling it in this tick",
+                            scale_set.name, e)  # fmt: skip
+                failed.add(scale_set.name)
+        return failed
+
     def tick(self, fencing_token: int, check: Callable[[], None] = lambda: None) -> Tick:
         """One tick with the coordinator's token; ``check`` raises once the term is over (before each write)."""
         now = self.clock.now()
@@ -261,12 +279,15 @@ class Autoscaler:
         decisions: dict[str, Decision] = {}
         new_histories: dict[str, History] = {}
         candidates: list[tuple[str, Observation, ScalePolicy, History]] = []
+        unprotected = self._protect_identities(list(sets.values()), check)
         for mid, scale_set in sets.items():
             policy = policy_for(members[mid], self.defaults)
             obs = observe(batch, scale_set, now)
+            if scale_set.name in unprotected:
+                obs = replace(obs, protected=None)  # the policy holds scale-in when protection is unknown
             before = history_from_json(histories.get(scale_set.name))
             decisions[scale_set.name], new_histories[scale_set.name] = decide(obs, policy, before, now)
-            if decisions[scale_set.name].reason is Reason.PROTECTED:
+            if decisions[scale_set.name].reason is Reason.PROTECTED and scale_set.name not in unprotected:
                 candidates.append((scale_set.name, obs, policy, before))
         # Only a set the policy would scale in costs an instance listing (to count protected instances),
         # and at most MAX_INSTANCE_READS a tick, taking turns, so a fleet-wide drop cannot exhaust ARM reads.

@@ -31,8 +31,10 @@ EXPECTED = {
     # assigning the nodes' identity to the scale set the app creates (Virtual Machine Contributor has the
     # subnet and backend pool join actions, not Microsoft.ManagedIdentity/userAssignedIdentities/*/assign/action)
     ("modules/roles.bicep", "nodesIdentity", "principalId", "Managed Identity Operator"),
-    # the nodes' agents offer their NodeInfo files in the private inbox container, and write nothing else
+    # the nodes' agents offer their NodeInfo files in the private inbox container, their identity keepers lease
+    # the identities they run in identity-leases (a blob lease is a write), and they write nothing else
     ("modules/storage.bicep", "inbox", "nodesPrincipalId", "Storage Blob Data Contributor"),
+    ("modules/storage.bicep", "identityLeases", "nodesPrincipalId", "Storage Blob Data Contributor"),
     ("modules/publication.bicep", "container", "appPrincipalId", "Storage Blob Data Contributor"),
     ("modules/publication.bicep", "container", "nodesPrincipalId", "Storage Blob Data Reader"),
     ("modules/publication.bicep", "container", "readerPrincipalIds", "Storage Blob Data Reader"),

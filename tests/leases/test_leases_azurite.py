@@ -54,6 +54,23 @@ def test_each_acquisition_gets_a_larger_fencing_token(container: ContainerClient
     assert store.read(COORDINATOR).holder == "c"
 
 
+def test_every_leases_record_comes_from_one_listing_and_a_missing_container_has_none(
+    container: ContainerClient, storage_connection_string: str
+) -> None:
+    store = BlobLeaseStore(container)
+    held = store.try_acquire("identity-b", "vmss-a/2", 15)
+    released = store.try_acquire("identity-a", "vmss-a/1", 15)
+    assert held is not None and released is not None
+    store.release(released)
+    records = [(r.name, r.holder, r.fencing_token, r.leased) for r in store.records()]
+    assert records == [("identity-a", "vmss-a/1", 1, False), ("identity-b", "vmss-a/2", 1, True)]
+    assert store.records() == [store.read("identity-a"), store.read("identity-b")]
+    missing = ContainerClient.from_connection_string(
+        expand_connection_string(storage_connection_string), container.container_name + "-none"
+    )
+    assert BlobLeaseStore(missing).records() == []
+
+
 def test_a_lease_duration_outside_the_blob_limits_is_refused(container: ContainerClient) -> None:
     with pytest.raises(ValueError, match=r"15\.\.60"):
         BlobLeaseStore(container).try_acquire(COORDINATOR, "a", -1)

@@ -150,6 +150,7 @@ def test_one_instance_runs_the_identity_and_the_other_stands_by(
     assert b.keeper.step() is Move.ACQUIRE and not b.node.running() and b.keeper.tenure is None
     record = control_plane.read(name)
     assert (record.holder, record.fencing_token, record.leased) == ("vmss-bank/0", 1, True)
+    assert record in control_plane.records()  # as the control plane's protection of instances lists them
     wait_until("the node's first records", lambda: len(rows(ledger)) > 10, 30)
     with psycopg.connect(ledger.conninfo()) as conn:
         assert fence.holder(conn) == fence.Holder(1, "vmss-bank/0")

@@ -141,7 +141,9 @@ def test_provisioned_names_cover_the_contract_and_every_queue_the_app_binds() ->
     assert contract <= set(provision.QUEUES)
     for queue in ("onboarding-requests", "onboarding-approvals", "offboarding-requests", "key-rotation-requests"):
         assert f"{queue}-poison" in provision.QUEUES
-    assert {"consortium-public", "consortium", "azure-webjobs-hosts", "node-infos-inbox"} == set(provision.CONTAINERS)
+    assert {"consortium-public", "consortium", "azure-webjobs-hosts", "node-infos-inbox", "identity-leases"} == set(
+        provision.CONTAINERS
+    )
 
     bindings = _app_bindings()
     bound = {b["queueName"] for b in bindings if b["type"] in ("queueTrigger", "queue")}

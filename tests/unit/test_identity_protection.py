@@ -1,0 +1,104 @@
+"""Scale-in never removes an instance while it runs a Corda identity (shared/services/identities.py), on the
+autoscale tick over the fakes: the identity's lease names its instance, the tick protects that instance
+before the policy decides, and lifts the protection once the identity has moved."""
+
+from __future__ import annotations
+
+from shared.errors import TransientError
+from shared.fakes.leases import FakeLeaseStore
+from shared.ports.leases import LeaseGrant, LeaseRecord
+from shared.services.identities import STATE_PATH, IdentityProtection
+from tests.unit.test_autoscale_service import Fleet
+
+SET = "vmss-bank-0000"
+
+
+class Identities(FakeLeaseStore):
+    """The member's identity-leases container, as the keepers on the instances fill it."""
+
+    def __init__(self, fleet: Fleet):
+        super().__init__(fleet.clock.now)
+        self.failing = False
+
+    def run(self, identity: str, instance: str) -> LeaseGrant:
+        grant = self.try_acquire(identity, f"{SET}/{instance}", 60)
+        assert grant is not None
+        return grant
+
+    def records(self) -> list[LeaseRecord]:
+        if self.failing:
+            raise TransientError("503 Server Busy")
+        return super().records()
+
+
+def fleet_with_identities(capacity: int = 4) -> tuple[Fleet, Identities, IdentityProtection]:
+    fleet = Fleet(members=1, capacity=capacity)
+    identities = Identities(fleet)
+    protection = IdentityProtection(identities, fleet.sets, fleet.state)
+    fleet.scaler.protect_identities = protection.sync
+    return fleet, identities, protection
+
+
+def instances(fleet: Fleet) -> dict[str, bool]:
+    return {i.instance_id: i.protected_from_scale_in for i in fleet.sets.instances[SET]}
+
+
+def test_scale_in_keeps_the_instances_that_run_identities_whatever_their_age() -> None:
+    fleet, identities, _ = fleet_with_identities(capacity=4)
+    newest = fleet.sets.instances[SET][-1].instance_id  # the one a scale-in removes first
+    node, notary = identities.run("bank-a", newest), identities.run("bank-a-notary", "1")
+    fleet.load("bank-0000", 5, 10)
+    for _ in range(12):
+        fleet.tick(10)
+        for grant in (node, notary):  # the keepers renew
+            identities.renew(grant)
+    assert instances(fleet) == {"1": True, newest: True}  # scaled in to the two that run identities
+
+
+def test_protection_follows_an_identity_that_moves_and_then_scale_in_may_remove_the_old_instance() -> None:
+    fleet, identities, _ = fleet_with_identities(capacity=3)
+    grant = identities.run("bank-a", "2")
+    fleet.tick(10)
+    assert instances(fleet) == {"0": False, "1": False, "2": True}
+    identities.release(grant)  # the keeper on instance 2 gave it up (its node exited) ...
+    moved = identities.run("bank-a", "0")  # ... and the keeper on instance 0 took it
+    fleet.tick(10)
+    assert instances(fleet) == {"0": True, "1": False, "2": False}
+    fleet.load("bank-0000", 5, 10)
+    for _ in range(12):
+        fleet.tick(10)
+        identities.renew(moved)
+    assert instances(fleet) == {"0": True}  # the oldest instance stays: it runs the identity
+
+
+def test_protection_set_by_hand_is_never_lifted() -> None:
+    fleet, identities, _ = fleet_with_identities(capacity=3)
+    fleet.sets.set_protection(SET, "1", protect_from_scale_in=True)  # an operator's
+    grant = identities.run("bank-a", "1")
+    fleet.tick(10)
+    identities.release(grant)
+    fleet.tick(10)
+    assert instances(fleet)["1"] is True
+
+
+def test_instances_are_listed_only_when_the_running_ones_change() -> None:
+    fleet, identities, protection = fleet_with_identities(capacity=3)
+    identities.run("bank-a", "2")
+    assert protection.sync(SET) == {"2": True}
+    listings = fleet.sets.listings
+    assert protection.sync(SET) == {} and fleet.sets.listings == listings
+    assert fleet.state.read(STATE_PATH).body[SET] == {"running": ["2"], "ours": ["2"]}  # type: ignore[union-attr]
+
+
+def test_when_the_leases_cannot_be_read_the_set_is_not_scaled_in_that_tick() -> None:
+    fleet, identities, _ = fleet_with_identities(capacity=4)
+    fleet.load("bank-0000", 5, 10)
+    identities.failing = True
+    for _ in range(12):
+        tick = fleet.tick(10)
+    assert fleet.capacity("bank-0000") == 4
+    assert "not read" in tick.decisions[SET].message
+    identities.failing = False
+    for _ in range(12):
+        fleet.tick(10)
+    assert fleet.capacity("bank-0000") == 1

@@ -49,8 +49,8 @@ class IdentityProtection:
         doc = self.state.read(STATE_PATH)
         body: dict[str, Any] = dict(doc.body) if doc else {}
         before = body.get(scale_set) or {}
-        if sorted(running) == before.get("running"):
-            return {}
+        if sorted(running) == before.get("running") or not (running or before.get("ours")):
+            return {}  # nothing moved, or no identity runs here and nothing of ours is protected
         instances = {i.instance_id: i.protected_from_scale_in for i in self.scalesets.list_instances(scale_set)}
         changes, ours = protection_changes(instances, running, before.get("ours") or [])
         for instance, protect in changes.items():

@@ -83,6 +83,7 @@ def test_protection_set_by_hand_is_never_lifted() -> None:
 
 def test_instances_are_listed_only_when_the_running_ones_change() -> None:
     fleet, identities, protection = fleet_with_identities(capacity=3)
+    assert protection.sync(SET) == {} and fleet.sets.listings == 0  # no identity runs: nothing to list
     identities.run("bank-a", "2")
     assert protection.sync(SET) == {"2": True}
     listings = fleet.sets.listings

@@ -97,6 +97,7 @@ class Times:
     grace: float = 5.0
     margin: float = 3.0
     call_timeout: float = 5.0
+    standby_every: float = 2.0
     poll: float = 0.5
 
     @property
@@ -124,7 +125,7 @@ class Keeper:
         self.tenure: Tenure | None = None
         self.failing: str | None = None  # why the last renewal failed, while renewals fail
         self.unreadable: str | None = None  # why the lease could not be read, while a standby cannot read it
-        self.next_try = 0.0  # a standby asks for the lease at most every ``renew_every`` seconds
+        self.next_try = 0.0  # a standby asks for the lease every ``standby_every`` seconds
 
     @property
     def identity(self) -> str:
@@ -136,7 +137,7 @@ class Keeper:
         move = next_move(now, tenure, node_running=self.node.running(), stop_budget=self.times.stop_budget)
         if tenure is None or grant is None:
             if now >= self.next_try:
-                self.next_try = now + self.times.renew_every
+                self.next_try = now + self.times.standby_every
                 self._acquire()
         elif move is Move.RENEW:
             self._renew(grant, tenure)
@@ -158,7 +159,7 @@ class Keeper:
         except StorageUnavailable as error:
             if self.unreadable is None:  # once per outage, not once per try
                 log.warning("identity %s: lease not read (trying every %g s): %s", self.identity,
-                            self.times.renew_every, error)  # fmt: skip
+                            self.times.standby_every, error)  # fmt: skip
             self.unreadable = str(error)
             return
         if self.unreadable is not None:

@@ -38,7 +38,7 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 #: Short, as the rules allow: a 15 s lease (the shortest blob lease), renewed every 2 s, the node stopped
 #: 2 * 1.5 + 2 + 1 = 6 s before the tenure could end.
-FAST = Times(lease_seconds=15, renew_every=2.0, grace=2.0, margin=1.0, call_timeout=1.5, poll=0.1)
+FAST = Times(lease_seconds=15, renew_every=2.0, grace=2.0, margin=1.0, call_timeout=1.5, standby_every=0.5, poll=0.1)
 _identities = itertools.count(1)
 
 

@@ -124,6 +124,29 @@ def inbox_write_sas(
     )
 
 
+def identity_leases_sas(
+    account: str,
+    account_key: str,
+    *,
+    lifetime: timedelta = MAX_SAS_LIFETIME,
+    now: datetime | None = None,
+) -> str:
+    """A service SAS token (no leading ``?``) for ``account``'s ``identity-leases`` only (``sr=c``,
+    ``sp=rcw``: read, create, write, and so lease; no list, no delete): what a local identity keeper
+    (``nodeagent.identity``) takes its identity's lease with, as the nodes' identity does in Azure."""
+    if not timedelta(0) < lifetime <= MAX_SAS_LIFETIME:
+        raise ValueError(f"a write credential lives more than 0 and at most {MAX_SAS_LIFETIME}, not {lifetime}")
+    now = now or datetime.now(UTC)
+    return generate_container_sas(
+        account_name=account,
+        container_name=identities.LEASE_CONTAINER,
+        account_key=account_key,
+        permission=ContainerSasPermissions(read=True, create=True, write=True),
+        start=now - CLOCK_SKEW,
+        expiry=now + lifetime,
+    )
+
+
 def public_container_url(blob_endpoint: str) -> str:
     """The URL of the ``consortium-public`` container of the account whose blob service is at ``blob_endpoint``."""
     return f"{blob_endpoint.rstrip('/')}/{PUBLIC_CONTAINER}"

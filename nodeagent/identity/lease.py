@@ -93,7 +93,8 @@ class IdentityLease:
                     lease.release()
                 raise
         except AzureError as error:
-            raise StorageUnavailable(f"lease {self.identity}: {type(error).__name__}: {error}") from error
+            first = (str(error).splitlines() or [""])[0]
+            raise StorageUnavailable(f"lease {self.identity}: {type(error).__name__}: {first}") from error
         return Grant(self.identity, str(lease.id), self.holder, token, self.seconds)
 
     def renew(self, grant: Grant) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -29,7 +30,7 @@ from nodeagent.identity.lease import IdentityLease, client_options
 from shared.adapters.blob_leases import BlobLeaseStore
 from shared.decisions.identities import LEASE_CONTAINER, Move, holder_name
 from tests.support.tcp_proxy import Proxy
-from tools import azurite
+from tools import azurite, provision
 from tools.harness.wait import wait_until
 from tools.postgres import Ledger, Postgres
 
@@ -234,3 +235,57 @@ def test_a_ledger_table_the_fence_cannot_arm_stops_the_tenure_before_the_node_st
     assert not a.node.running() and a.keeper.tenure is None
     assert not control_plane.read(name).leased  # given back for an instance (or an operator) that can
     assert "tenure 1 not begun, lease released" in caplog.text and "not_the_nodes" in caplog.text
+
+
+def test_the_keeper_command_hands_the_identity_over_when_systemd_stops_it(
+    azurite_instance: azurite.Azurite, identity: tuple[str, Ledger], control_plane: BlobLeaseStore, tmp_path: Path
+) -> None:
+    """``python -m nodeagent.identity --config`` as a VM runs it, twice (two instances), with a SAS for the
+    identity-leases container as the local stack gives it: SIGTERM to the running one stops its node and
+    releases the lease, and the standby takes over without waiting for the lease to run out."""
+    name, ledger = identity
+    container = ContainerClient.from_connection_string(
+        azurite_instance.connection_string_for(azurite.ACCOUNT), LEASE_CONTAINER
+    )
+    if not container.exists():
+        container.create_container()  # as provisioning makes it
+    sas = provision.identity_leases_sas(azurite.ACCOUNT, azurite.ACCOUNT_KEY)
+    (tmp_path / "ledger.pw").write_text(ledger.password)
+    keepers: list[subprocess.Popen[bytes]] = []
+    for number in (0, 1):
+        config = tmp_path / f"identity-{number}.toml"
+        config.write_text(
+            f'identity = "{name}"\nscale_set = "vmss-bank"\ninstance_id = "{number}"\n'
+            f'leases_url = "{azurite_instance.blob_endpoint(azurite.ACCOUNT)}/{LEASE_CONTAINER}?{sas}"\n'
+            f'credential = "sas"\nledger = "host={ledger.host} port={ledger.port} dbname={ledger.database} '
+            f'user={ledger.role}"\nledger_password_file = "{tmp_path / "ledger.pw"}"\n'
+            f'node_command = ["{sys.executable}", "-m", "tests.support.ledger_node", "run"]\n'
+            f'migrate_command = ["{sys.executable}", "-m", "tests.support.ledger_node", "migrate"]\n'
+            "[times]\nlease_seconds = 15\nrenew_every = 2\ngrace = 2\nmargin = 1\ncall_timeout = 1.5\n"
+        )
+        env = {**os.environ, "LEDGER_CONNINFO": ledger.conninfo(), "NODE_LOG": str(tmp_path / f"node-{number}.log"),
+               "PYTHONPATH": str(ROOT)}  # fmt: skip
+        log = (tmp_path / f"keeper-{number}.log").open("wb")
+        keepers.append(subprocess.Popen([sys.executable, "-m", "nodeagent.identity", "--config", str(config)],
+                                        env=env, stderr=log, cwd=ROOT))  # fmt: skip
+        if number == 0:
+            wait_until("the first keeper's tenure", lambda: control_plane.read(name).holder == "vmss-bank/0", 30)
+    try:
+        wait_until("the first tenure's records", lambda: len(rows(ledger)) > 10, 30)
+        stopped = time.monotonic()
+        keepers[0].send_signal(signal.SIGTERM)
+        assert keepers[0].wait(timeout=30) == 0
+        wait_until("the standby's tenure", lambda: control_plane.read(name).holder == "vmss-bank/1", 30)
+        assert time.monotonic() - stopped < FAST.lease_seconds  # handed over, not waited out
+        wait_until("the new tenure's records", lambda: any(t == 2 for _, t, _ in rows(ledger)), 30)
+    finally:
+        for keeper in keepers:
+            if keeper.poll() is None:
+                keeper.send_signal(signal.SIGTERM)
+                keeper.wait(timeout=30)
+    assert keepers[1].returncode == 0
+    first = (tmp_path / "keeper-0.log").read_text()
+    assert "tenure 1 begins on vmss-bank/0" in first and "tenure 1 ends: the keeper is stopping" in first
+    assert (tmp_path / "node-0.log").read_text().splitlines()[-1] == "stopped"
+    assert set(assert_tenures_never_interleave(ledger)) == {1, 2}
+    assert not control_plane.read(name).leased

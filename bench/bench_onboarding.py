@@ -71,6 +71,7 @@ from shared.services.consortium import Consortium, Identity, TickOutcome, chain_
 from shared.services.node_infos import MIRROR_SECONDS, NodeInfoMirror
 from shared.services.records import Events, Rejections, member_path
 from tools import azurite, provision
+from tools.ceremony import LEGAL_NAMES
 from tools.harness.stack import LocalStack
 from tools.harness.wait import wait_until
 
@@ -92,7 +93,8 @@ MINUTES_PER_MONTH = 30 * 24 * 60
 
 def request(member: str, request_id: str) -> str:
     return json.dumps({
-        "request_id": request_id, "member_id": member, "legal_name": f"O={member.title()}, L=Amsterdam, C=NL",
+        "request_id": request_id, "member_id": member,
+        "legal_name": LEGAL_NAMES.get(member) or f"O={member.title()}, L=Amsterdam, C=NL",  # a founder: its genesis
         "region": "westeurope", "node_count": 2, "contact_email": f"ops@{member}.example",
     })  # fmt: skip
 

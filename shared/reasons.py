@@ -24,6 +24,7 @@ class Reason(StrEnum):
     NOT_THIS_MEMBER = "not_this_member"
     DUPLICATE_REQUEST_ID = "duplicate_request_id"
     MEMBER_TAKEN = "member_taken"
+    LEGAL_NAME = "legal_name"  # a request under another legal name than the verified chain lists
     UNKNOWN_MEMBER = "unknown_member"
     NOT_A_MEMBER = "not_a_member"
     NOT_ACTIVE = "not_active"

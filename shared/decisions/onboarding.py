@@ -41,6 +41,7 @@ class Intake(StrEnum):
     RESUME = "resume"  # the same request again: repair whatever step was lost
     NOT_THIS_MEMBER = "not_this_member"  # the request names another member than this deployment's
     CONFLICT = "conflict"  # another request already holds this member
+    NAME_MISMATCH = "name_mismatch"  # the verified chain lists this member under another legal name
 
 
 @dataclass(frozen=True)
@@ -49,11 +50,27 @@ class IntakeDecision:
     message: str
 
 
-def decide_intake(record: dict[str, Any] | None, request_id: str, member_id: str, me: str) -> IntakeDecision:
+def decide_intake(
+    record: dict[str, Any] | None,
+    request_id: str,
+    member_id: str,
+    me: str,
+    *,
+    asked_name: str | None = None,
+    listed_name: str | None = None,
+) -> IntakeDecision:
+    """What to do with a request. ``listed_name`` is the legal name the verified chain lists for this member
+    (a founder, or a member already admitted), None when it lists none: a request must then ask under that
+    name, which the member's Corda root and its nodes' identities carry."""
     if member_id != me:
         return IntakeDecision(
             Intake.NOT_THIS_MEMBER, f"member_id {member_id} is not this deployment's member ({me}): a deployment "
             "asks only for its own member",
+        )  # fmt: skip
+    if listed_name is not None and asked_name is not None and asked_name != listed_name:
+        return IntakeDecision(
+            Intake.NAME_MISMATCH, f"legal_name {asked_name!r} is not the one the verified chain lists for "
+            f"{member_id} ({listed_name!r}): a member asks under the legal name the chain gives it",
         )  # fmt: skip
     if record is None:
         return IntakeDecision(Intake.CREATE, f"{member_id} asks to join")

@@ -38,6 +38,7 @@ from azure.storage.queue import QueueClient
 
 from shared.services import onboarding as ob
 from tools import azurite
+from tools.ceremony import LEGAL_NAMES
 from tools.harness.stack import LocalStack
 from tools.harness.wait import wait_until
 
@@ -78,8 +79,8 @@ class Deployments(LocalStack):
 def deployments(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployments]:
     world = Deployments.start(tmp_path_factory.mktemp("dashboard-stack"), MEMBERS)
     try:
-        for founder, name in (("bank-a", "O=Bank A, L=London, C=GB"), ("bank-b", "O=Bank B, L=Paris, C=FR")):
-            world.cli(founder, "join", "--legal-name", name, "--wait", "90")
+        for founder in ("bank-a", "bank-b"):  # under the names the stack's genesis lists for them
+            world.cli(founder, "join", "--legal-name", LEGAL_NAMES[founder], "--wait", "90")
         world.cli("bank-a", "load", "--tpm", "1300")
         world.cli("bank-c", "join", "--legal-name", "O=Bank C, L=Amsterdam, C=NL")
 

@@ -21,12 +21,20 @@ from shared.fakes.queues import FakeQueues
 from shared.fakes.state import FakeStateStore
 from shared.services.consortium import Consortium, Identity, VersionAdopted
 from shared.services.records import Events, Rejections
+from tools.ceremony import LEGAL_NAMES
 
 COUNTRY = {"bank-a": "GB", "bank-b": "FR", "bank-c": "NL", "bank-d": "DE", "bank-e": "IT"}
 
 
 def endpoint(member_id: str) -> str:
     return f"https://st{member_id.replace('-', '')}.blob.core.windows.net/consortium-public"
+
+
+def legal_name(member_id: str) -> str:
+    """The legal name a world's genesis (and a member's own request) gives ``member_id``: the local stack's
+    table (``tools.ceremony.LEGAL_NAMES``) for bank-a..bank-d, so a request made for a world also suits the
+    stack's genesis (the e2e suites post the same requests)."""
+    return LEGAL_NAMES.get(member_id) or f"O=Bank {member_id[-1].upper()}, L=City, C={COUNTRY.get(member_id, 'LU')}"
 
 
 @dataclass
@@ -49,7 +57,7 @@ class Member:
         assert key is not None
         return {
             "member_id": self.member_id,
-            "legal_name": f"O=Bank {self.member_id[-1].upper()}, L=City, C={COUNTRY.get(self.member_id, 'LU')}",
+            "legal_name": legal_name(self.member_id),
             "governance_key": {"kid": key.kid, "jwk": key.public_jwk},
             "endpoint": endpoint(self.member_id),
         }

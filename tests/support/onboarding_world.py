@@ -19,18 +19,16 @@ from shared.fakes.scalesets import FakeScaleSets
 from shared.services import onboarding as ob
 from shared.services.consortium import ChainFollowed, VersionAdopted
 from shared.settings import TEMPLATE
-from tests.support.consortium_world import Member, World
+from tests.support.consortium_world import Member, World, legal_name
 
 EVENTS = "member-events"
-LEGAL = {"bank-a": "O=Bank A, L=London, C=GB", "bank-b": "O=Banque Generale, L=Paris, C=FR",
-         "bank-c": "O=Bank C, L=Amsterdam, C=NL", "bank-d": "O=Bank D, L=Frankfurt, C=DE"}  # fmt: skip
 
 
 def request(member_id: str, request_id: str | None = None, **changes: Any) -> str:
     body = {
         "request_id": request_id or f"req-{member_id}-001",
         "member_id": member_id,
-        "legal_name": LEGAL.get(member_id, f"O={member_id.title()}, L=Amsterdam, C=NL"),
+        "legal_name": legal_name(member_id),  # as the world's genesis lists a founder
         "region": "westeurope",
         "node_count": 2,
         "contact_email": f"ops@{member_id}.example",

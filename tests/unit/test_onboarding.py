@@ -46,6 +46,27 @@ def test_intake_rules(row: IntakeRow) -> None:
 
 
 @pytest.mark.parametrize(
+    ("member_id", "asked", "listed", "expected", "why"),
+    [
+        ("bank-c", "O=Bank C", None, Intake.CREATE, "a newcomer the chain does not list names itself"),
+        ("bank-c", "O=Bank C", "O=Bank C", Intake.CREATE, "a founder asks under the name its genesis entry gives"),
+        ("bank-c", "O=Bank Sea", "O=Bank C", Intake.NAME_MISMATCH, "a founder under another name is refused"),
+        ("bank-a", "O=Bank Sea", "O=Bank C", Intake.NOT_THIS_MEMBER, "another member's request: refused for that"),
+    ],
+)
+def test_a_member_the_chain_lists_asks_under_the_legal_name_it_lists(
+    member_id: str, asked: str, listed: str | None, expected: Intake, why: str
+) -> None:
+    decision = decide_intake(None, "r1", member_id, "bank-c", asked_name=asked, listed_name=listed)
+    assert decision.outcome is expected, why
+    if expected is Intake.NAME_MISMATCH:
+        assert decision.message == (
+            "legal_name 'O=Bank Sea' is not the one the verified chain lists for bank-c ('O=Bank C'): "
+            "a member asks under the legal name the chain gives it"
+        )
+
+
+@pytest.mark.parametrize(
     ("change", "action", "status"),
     [("admitted", Membership.ACTIVATE, Status.ACTIVE), ("left", Membership.RETIRE, Status.LEFT),
      ("removed", Membership.RETIRE, Status.REMOVED), ("rotated", Membership.NOTHING, None)],
@@ -148,6 +169,23 @@ def test_a_request_for_another_member_is_refused_and_recorded(world: Consortium)
     recorded = [d.body for d in world.deployments["bank-c"].member.state.read_all("rejections/")]
     assert recorded[0]["reason"] == "not_this_member" and "asks only for its own member" in recorded[0]["message"]
     assert world.deployments["bank-c"].service.record() is None
+
+
+def test_a_founder_asking_under_another_legal_name_than_its_genesis_entry_is_refused_and_may_ask_again() -> None:
+    """The genesis lists bank-b as 'O=Banque Générale, L=Paris, C=FR': its Corda root and its nodes'
+    identities carry that name. A request as 'O=Bank B' is refused at once, recorded, and claims nothing:
+    the same request id under the right name is then taken in."""
+    w = Consortium()
+    w.found("bank-a", "bank-b")
+    wrong = w.post("bank-b", ob.REQUESTS, request("bank-b", legal_name="O=Bank B, L=Paris, C=FR"))
+    assert wrong.action == "rejected" and wrong.reason == "legal_name"
+    (recorded,) = [d.body for d in w.deployments["bank-b"].member.state.read_all("rejections/")]
+    assert recorded["field"] == "legal_name" and "('O=Banque Générale, L=Paris, C=FR')" in recorded["message"]
+    assert w.deployments["bank-b"].service.record() is None
+    right = w.post("bank-b", ob.REQUESTS, request("bank-b"))
+    assert right.action == "accepted", right.message
+    w.settle(rounds=6, until=lambda: w.deployments["bank-b"].status() == "active")
+    assert w.deployments["bank-b"].status() == "active"
 
 
 def test_a_decision_on_an_unknown_proposal_is_refused_at_once(world: Consortium) -> None:

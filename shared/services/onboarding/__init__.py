@@ -96,7 +96,7 @@ class Onboarding:
         self.rejections = Rejections(self.state, self.events, self.clock)
         me = self.member_id
         self.records = MemberRecord(me, self.state, self.queues, self.clock, self.events, self.rejections)
-        self.requests = RequestIntake(me, self.state, self.clock, self.records)
+        self.requests = RequestIntake(me, self.state, self.clock, self.records, self._listed_name)
         self.steps = SetupSteps(
             me, self.records, self.keys, self.scalesets, self.leases, self.clock, self.consortium, self.template,
             self.holder, self.lease_seconds, self.poll_seconds, self.inbox_url,
@@ -107,6 +107,12 @@ class Onboarding:
 
     def record(self) -> dict[str, Any] | None:
         return self.records.read()
+
+    def _listed_name(self, member_id: str) -> str | None:
+        """The legal name this deployment's verified head lists for ``member_id`` (None: not listed, no head)."""
+        head = self.consortium.head()
+        entry = head.document.member(member_id) if head else None
+        return entry.legal_name if entry else None
 
     def entry(self, record: dict[str, Any]) -> dict[str, Any]:
         """This member's entry in the chain: its legal name, governance key and published container."""

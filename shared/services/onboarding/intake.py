@@ -3,6 +3,7 @@ either taken in (the member record created, the first step posted) or resumed wh
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,15 +23,23 @@ class RequestIntake:
     state: StateStore
     clock: Clock
     records: MemberRecord
+    #: The legal name the verified chain lists for a member, or None where it lists none.
+    listed_name: Callable[[str], str | None] = lambda _: None
 
     def intake(self, raw: str | bytes) -> Outcome:
         request = self.records.parse(OnboardingRequest, REQUESTS, raw)
         if isinstance(request, Outcome):
             return request
         rid, mid = request.request_id, request.member_id
-        decision = decide_intake(self.records.read(), rid, mid, self.member_id)
+        listed = self.listed_name(mid) if mid == self.member_id else None
+        decision = decide_intake(
+            self.records.read(), rid, mid, self.member_id, asked_name=request.legal_name, listed_name=listed
+        )
         if decision.outcome is Intake.NOT_THIS_MEMBER:
             rejection = Rejection(Reason.NOT_THIS_MEMBER, decision.message, "member_id", mid, rid)
+            return self.records.reject(REQUESTS, raw, rejection)
+        if decision.outcome is Intake.NAME_MISMATCH:
+            rejection = Rejection(Reason.LEGAL_NAME, decision.message, "legal_name", mid, rid)
             return self.records.reject(REQUESTS, raw, rejection)
         taken = self.records.claim_request(rid, "onboarding")
         if taken:

@@ -22,7 +22,8 @@ def register(sub: Any) -> None:
         "status",
         help="this member's status and the consortium as it sees it",
         description="Show this member's status (outside, pending, active, rejected, left, removed, failed), its "
-        "coordinator (holder, fencing token, lease expiry), its scale set and keys (version, age, rotation stage), "
+        "coordinator (holder, fencing token, lease expiry), its scale set, where each of its Corda identities runs, "
+        "its keys (version, age, rotation stage), "
         "the chain it verified (version, head, genesis, a fork if one was seen), the members, the proposals with "
         "who signed them, the other members' heads, the poison queue counts, recent scale changes, key "
         "rotations, node health and repairs.",
@@ -73,6 +74,18 @@ def watch(platform: Platform, seconds: float, every: float = 2.0) -> int:
             print()
 
 
+def _identities(view: dict[str, Any]) -> list[str]:
+    """One line per Corda identity: where it runs (its lease's holder), its tenure, its scale-in protection."""
+    if view.get("error"):
+        return [f"identities   {view['error']}"]
+    lines = []
+    for i in view.get("running") or []:
+        where = f"on {i['holder']}" if i["holder"] else "runs nowhere (no instance holds its lease)"
+        extra = f"  tenure {i['fencing_token']}" + ("  protected from scale-in" if i["protected"] else "")
+        lines.append(f"identity     {i['identity']}  {where}" + (extra if i["holder"] else ""))
+    return lines or ["identities   none leased yet (no identity keeper runs for this member)"]
+
+
 def render(model: dict[str, Any]) -> str:
     c, chain, s = model["coordinator"], model["chain"], model["scale_set"]
     version = "-" if chain["version"] is None else chain["version"]
@@ -81,6 +94,7 @@ def render(model: dict[str, Any]) -> str:
         + (f"  ({model['status_reason']})" if model.get("status_reason") else ""),
         f"coordinator  {c['holder'] or '(none)'}  token {c['fencing_token']}  expires {c['expires_at'] or '-'}",
         f"scale set    {s['id'] or '(none yet)'}  {s['capacity']} node(s), {s['min_nodes']}..{s['max_nodes']}",
+        *_identities(model.get("identities") or {}),
         "keys         " + (", ".join(_key(name.removeprefix(f"{model['member_id']}-"), k)
                                      for name, k in model["keys"].items()) or "(none yet)"),
         f"chain        version {version}  head {(chain['head'] or '-')[:16]}  genesis {(chain['genesis'] or '-')[:16]}",

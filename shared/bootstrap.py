@@ -184,7 +184,10 @@ class Platform:
 
     def status(self) -> dict[str, Any]:
         """This member's status model (docs/contract.md, ``status --json``), read from its own storage."""
-        return build_status(self.member_id, self.state, self.leases, self.queues.count, self.consortium_view())
+        return build_status(
+            self.member_id, self.state, self.leases, self.queues.count, self.consortium_view(),
+            identity_leases=self.identity_leases,
+        )  # fmt: skip
 
     def consortium_view(self) -> dict[str, Any]:
         """The member's view of the consortium (``status.consortium_view``): the CLI's and status's."""

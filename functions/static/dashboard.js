@@ -11,7 +11,7 @@
   const WINDOW_MIN_MS = 90 * 1000;
   const MAX_POINTS = 2000;
   const KNOWN = [
-    "member_id", "status", "legal_name", "request_id", "status_reason", "coordinator", "chain", "members", "proposals",
+    "member_id", "status", "legal_name", "request_id", "status_reason", "coordinator", "identities", "chain", "members", "proposals",
     "agreement", "peers", "scale_set", "keys", "nodes", "poison", "autoscale", "rotation", "health",
   ];
   const STATUS_CLASS = {
@@ -222,6 +222,7 @@
     coordinator(model.coordinator || {});
     poison(model.poison || {});
     memberRows(own, sets, model);
+    identities(model.identities);
     consortium(model);
     ingest(model, own, scaling);
     charts(own, sets);
@@ -328,6 +329,27 @@
     });
     fill($("poison").tBodies[0], rows, 2, "no poison queues watched");
     $("poison-hint").hidden = !entries.some(([, n]) => Number(n) > 0);
+  }
+
+  // Each Corda identity runs on the instance that holds its lease (docs/stateful-nodes.md): that instance,
+  // the tenure's fencing token, until when the lease was last renewed, and whether scale-in spares it.
+  function identities(view) {
+    const v = view || {};
+    const rows = (Array.isArray(v.running) ? v.running : []).map((r) => el("tr", { class: r.holder ? "" : "warn", "data-identity": r.identity },
+      el("th", { scope: "row", class: "mono", text: r.identity }),
+      el("td", { class: "mono", text: r.holder || "nowhere (no instance holds its lease)" }),
+      el("td", { class: "num", text: String(r.fencing_token) }),
+      el("td", {}, leaseUntil(r.expires_at)),
+      el("td", { text: r.holder ? (r.protected ? "protected" : "not protected by the control plane (yet)") : "—" })));
+    fill($("identities-table").tBodies[0], rows, 5, "no identity has been leased: no identity keeper runs for this member yet");
+    $("identities-hint").textContent = v.error || "";
+    $("identities-hint").hidden = !v.error;
+  }
+
+  function leaseUntil(expires) {
+    const t = parseTime(expires);
+    if (t === null) return el("span", { class: "muted", text: "—" });
+    return el("time", { datetime: expires, title: expires }, clock(t));
   }
 
   function nodesCell(s) {

@@ -15,13 +15,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shared.decisions import consortium as rules
+from shared.decisions.identities import parse_holder
 from shared.decisions.onboarding import Status, status_of
+from shared.errors import ControlPlaneError
 from shared.ports.leases import LeaseStore
 from shared.ports.state import StateStore
 from shared.services import onboarding, rotation
 from shared.services.autoscale import autoscale_view, forecast_error
 from shared.services.consortium import Consortium
 from shared.services.health import health_view
+from shared.services.identities import STATE_PATH as PROTECTION_PATH
 from shared.services.leadership import coordinator_status
 from shared.services.records import member_path
 from shared.services.rotation import key_status, rotation_view
@@ -100,6 +103,29 @@ def member_view(
     }
 
 
+def identities_view(leases: LeaseStore | None, state: StateStore) -> dict[str, Any]:
+    """Which instance runs each of the member's Corda identities (their leases, docs/stateful-nodes.md) and
+    which instances the control plane protects from scale-in for them. An identity whose lease is not held
+    runs nowhere; leases that cannot be read now say so instead of failing the whole status."""
+    doc = state.read(PROTECTION_PATH)
+    protected = {name: list(v.get("ours") or []) for name, v in (doc.body if doc else {}).items()}
+    if leases is None:
+        return {"running": [], "protected": protected, "error": None}
+    try:
+        records = leases.records()
+    except ControlPlaneError as e:
+        return {"running": [], "protected": protected, "error": f"identity leases not read: {e}"}
+    running = []
+    for r in records:
+        where = parse_holder(r.holder) if r.leased else None
+        running.append({
+            "identity": r.name, "holder": r.holder if r.leased else None, "fencing_token": r.fencing_token,
+            "expires_at": r.expires_at.isoformat() if r.expires_at and r.leased else None,
+            "protected": bool(where and where[1] in protected.get(where[0], [])),
+        })  # fmt: skip
+    return {"running": running, "protected": protected, "error": None}
+
+
 def build_status(
     member_id: str,
     state: StateStore,
@@ -108,6 +134,7 @@ def build_status(
     consortium: dict[str, Any],
     queues: tuple[str, ...] = WATCHED_QUEUES,
     now: datetime | None = None,
+    identity_leases: LeaseStore | None = None,
 ) -> dict[str, Any]:
     """The status of ``member_id``'s own deployment; ``consortium`` is its ``consortium_view``."""
     now = now or datetime.now(UTC)
@@ -125,6 +152,7 @@ def build_status(
         "request_id": record.get("request_id"),
         "status_reason": record.get("status_reason"),
         "coordinator": coordinator_status(leases),
+        "identities": identities_view(identity_leases, state),
         "chain": consortium["chain"],
         "members": consortium["members"],
         "proposals": consortium["proposals"],

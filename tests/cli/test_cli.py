@@ -188,6 +188,22 @@ def test_status_json_is_the_contracts_object_for_the_member_named(
     assert model["poison"] and all(q.endswith("-poison") and n == 0 for q, n in model["poison"].items())
 
 
+def test_status_says_where_each_corda_identity_runs(operator: World, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(["--member", "bank-b", "status"], capsys)
+    assert code == 0 and "identities   none leased yet (no identity keeper runs for this member)" in out, err
+    leases = platform("bank-b").identity_leases  # what bank-b's identity keeper on instance 1 takes
+    grant = leases.try_acquire("bank-b", "vmss-bank-b/1", 15)
+    assert grant is not None
+    try:
+        code, out, err = run(["--member", "bank-b", "status"], capsys)
+        assert code == 0 and "identity     bank-b  on vmss-bank-b/1  tenure 1" in out, err
+        code, out, err = run(["--member", "bank-b", "status", "--json"], capsys)
+        [running] = json.loads(out)["identities"]["running"]
+        assert (running["identity"], running["holder"], running["fencing_token"]) == ("bank-b", "vmss-bank-b/1", 1)
+    finally:
+        leases.release(grant)
+
+
 def test_the_member_may_come_from_the_environment_and_its_settings_too(
     operator: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

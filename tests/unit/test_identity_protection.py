@@ -8,6 +8,7 @@ from shared.errors import TransientError
 from shared.fakes.leases import FakeLeaseStore
 from shared.ports.leases import LeaseGrant, LeaseRecord
 from shared.services.identities import STATE_PATH, IdentityProtection
+from shared.services.status import identities_view
 from tests.unit.test_autoscale_service import Fleet
 
 SET = "vmss-bank-0000"
@@ -103,3 +104,21 @@ def test_when_the_leases_cannot_be_read_the_set_is_not_scaled_in_that_tick() -> 
     for _ in range(12):
         fleet.tick(10)
     assert fleet.capacity("bank-0000") == 1
+
+
+def test_the_status_says_where_each_identity_runs_and_says_so_when_the_leases_cannot_be_read() -> None:
+    fleet, identities, protection = fleet_with_identities(capacity=3)
+    identities.run("bank-a", "2")
+    protection.sync(SET)
+    view = identities_view(identities, fleet.state)
+    assert view["running"] == [
+        {"identity": "bank-a", "holder": f"{SET}/2", "fencing_token": 1,
+         "expires_at": view["running"][0]["expires_at"], "protected": True},
+    ]  # fmt: skip
+    assert view["protected"] == {SET: ["2"]} and view["error"] is None
+    identities.failing = True
+    assert identities_view(identities, fleet.state) == {
+        "running": [],
+        "protected": {SET: ["2"]},
+        "error": "identity leases not read: 503 Server Busy",
+    }

@@ -27,6 +27,7 @@ from shared.fakes.leases import FakeLeaseStore
 from shared.fakes.state import FakeStateStore
 from shared.services.autoscale import STATE_PATH
 from shared.services.dashboard import scaling_view
+from shared.services.identities import STATE_PATH as PROTECTION_PATH
 from shared.services.leadership import COORDINATOR
 from shared.services.records import key_entry
 from shared.settings import Settings, local_defaults
@@ -50,8 +51,9 @@ def deployment(world: World, member_id: str) -> Platform:
     m = world.members[member_id]
     platform = Platform(Settings({**local_defaults(), "CONSORTIUM_MEMBER_ID": member_id}))
     vars(platform).update(
-        state=m.state, queues=m.queues, keys=m.keys, consortium=m.service, leases=FakeLeaseStore(world.clock.now)
-    )
+        state=m.state, queues=m.queues, keys=m.keys, consortium=m.service, leases=FakeLeaseStore(world.clock.now),
+        identity_leases=FakeLeaseStore(world.clock.now),
+    )  # fmt: skip
     return platform
 
 
@@ -79,6 +81,9 @@ def bank_a(consortium: World, monkeypatch: pytest.MonkeyPatch) -> Platform:
          "scale_set": {"capacity": 2}, "keys": {"governance": key_entry(key, "2026-11-25T09:00:00Z")}},
     )  # fmt: skip
     p.leases.try_acquire(COORDINATOR, "bank-a-local/vm-0", 15)
+    p.identity_leases.try_acquire("bank-a", "vmss-bank-a/1", 30)  # its identity keeper on instance 1
+    p.identity_leases.try_acquire("bank-a-notary", "vmss-bank-a/0", 30)
+    p.state.create(PROTECTION_PATH, {"vmss-bank-a": {"running": ["0", "1"], "ours": ["1"]}})
     change = decision("bank-a", "2025-01-01T10:00:00Z", 2, 4, "scale_out", 3600.0)
     hold = decision("bank-a", "2025-01-01T10:00:10Z", 4, 4, "within_tolerance", 3500.0)
     p.state.create(STATE_PATH, {"updated_at": hold["at"], "last": {"vmss-bank-a": hold}, "recent": [change]})
@@ -103,6 +108,10 @@ def test_the_status_function_serves_the_contracts_object_for_the_deployments_own
     served = json.loads(response.get_body())
     assert (served["member_id"], served["status"]) == ("bank-a", "active")
     assert served["coordinator"]["holder"] == "bank-a-local/vm-0" and served["coordinator"]["fencing_token"] == 1
+    running = served["identities"]["running"]
+    identities = {(i["identity"], i["holder"], i["fencing_token"], i["protected"]) for i in running}
+    assert identities == {("bank-a", "vmss-bank-a/1", 1, True), ("bank-a-notary", "vmss-bank-a/0", 1, False)}
+    assert served["identities"]["protected"] == {"vmss-bank-a": ["1"]} and served["identities"]["error"] is None
     assert served["chain"] == {"version": 0, "head": consortium.genesis, "genesis": consortium.genesis, "fork": None}
     assert [{k: m[k] for k in ("member_id", "status", "endpoint")} for m in served["members"]] == [
         {"member_id": "bank-a", "status": "active", "endpoint": endpoint("bank-a")},

@@ -43,7 +43,7 @@ from shared.naming import MEMBER_ID
 
 DEFAULT_PATH = Path("/etc/nodeagent/config.toml")
 _GENESIS = re.compile(r"^[0-9a-f]{64}$")
-_CLIENT_ID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+CLIENT_ID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _CONTAINER = "consortium-public"
 _INBOX = "node-infos-inbox"  # shared.decisions.node_infos.INBOX_CONTAINER
 
@@ -81,7 +81,8 @@ _KEYS = {
 }  # fmt: skip
 
 
-def _text(values: dict[str, Any], key: str, *, required: bool = True) -> str:
+def text(values: dict[str, Any], key: str, *, required: bool = True) -> str:
+    """``values[key]`` as a string: refused when it is not one, a placeholder cloud-init left, or missing."""
     value = values.get(key, "")
     if not isinstance(value, str):
         raise ConfigError(f"{key} must be a string")
@@ -92,37 +93,42 @@ def _text(values: dict[str, Any], key: str, *, required: bool = True) -> str:
     return value
 
 
-def parse(values: dict[str, Any]) -> AgentConfig:
-    unknown = sorted(set(values) - _KEYS)
+def refuse_unknown(values: dict[str, Any], keys: set[str]) -> None:
+    """A key the file should not have is a typo or a stale file: refused, naming the keys there are."""
+    unknown = sorted(set(values) - keys)
     if unknown:
-        raise ConfigError(f"unknown key(s) {', '.join(unknown)}: the keys are {', '.join(sorted(_KEYS))}")
-    member_id = _text(values, "member_id")
+        raise ConfigError(f"unknown key(s) {', '.join(unknown)}: the keys are {', '.join(sorted(keys))}")
+
+
+def parse(values: dict[str, Any]) -> AgentConfig:
+    refuse_unknown(values, _KEYS)
+    member_id = text(values, "member_id")
     if not MEMBER_ID.fullmatch(member_id):
         raise ConfigError(f"member_id {member_id!r} must match {MEMBER_ID.pattern}")
-    genesis = _text(values, "genesis")
+    genesis = text(values, "genesis")
     if not _GENESIS.fullmatch(genesis):
         raise ConfigError("genesis must be the genesis document's hash: 64 lowercase hex digits")
     try:
-        credential = Credential(_text(values, "credential"))
+        credential = Credential(text(values, "credential"))
     except ValueError:
         raise ConfigError(f"credential must be one of {', '.join(c.value for c in Credential)}") from None
-    url = _container_url(values, "container_url", _CONTAINER, credential)
-    inbox_url = _container_url(values, "inbox_url", _INBOX, credential, required=False)
-    client_id = _text(values, "managed_identity_client_id", required=False) or None
-    if client_id is not None and not _CLIENT_ID.fullmatch(client_id):
+    url = container_url(values, "container_url", _CONTAINER, credential)
+    inbox_url = container_url(values, "inbox_url", _INBOX, credential, required=False)
+    client_id = text(values, "managed_identity_client_id", required=False) or None
+    if client_id is not None and not CLIENT_ID.fullmatch(client_id):
         raise ConfigError("managed_identity_client_id must be a client id (a GUID), or empty")
-    corda_dir = Path(_text(values, "corda_dir"))
-    state_dir = Path(_text(values, "state_dir"))
+    corda_dir = Path(text(values, "corda_dir"))
+    state_dir = Path(text(values, "state_dir"))
     for key, path in (("corda_dir", corda_dir), ("state_dir", state_dir)):
         if not path.is_absolute():
             raise ConfigError(f"{key} must be an absolute path")
     return AgentConfig(member_id, genesis, url, credential, corda_dir, state_dir, client_id, inbox_url)
 
 
-def _container_url(
+def container_url(
     values: dict[str, Any], key: str, container: str, credential: Credential, *, required: bool = True
 ) -> str:
-    url = _text(values, key, required=required)
+    url = text(values, key, required=required)
     if not url:
         return url
     parts = urlsplit(url)
@@ -138,11 +144,15 @@ def _container_url(
     return url
 
 
-def load(path: Path = DEFAULT_PATH) -> AgentConfig:
+def read_toml(path: Path) -> dict[str, Any]:
+    """The file's values; ``ConfigError`` naming the file when it cannot be read or is not TOML."""
     try:
-        values = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as error:
         raise ConfigError(f"cannot read {path}: {error.strerror}") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path} is not TOML: {error}") from None
-    return parse(values)
+
+
+def load(path: Path = DEFAULT_PATH) -> AgentConfig:
+    return parse(read_toml(path))

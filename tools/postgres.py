@@ -48,7 +48,7 @@ def server_binaries(root: Path = Path("/usr/lib/postgresql")) -> Path:
     if not found:
         raise PostgresError(
             f"no PostgreSQL server (14 to 18) under {root}: install Debian's `postgresql` package "
-            "(`make test` and `make up` do it through tools/ensure_postgres.sh when they can)"
+            "(`make test` does it through tools/ensure_postgres.sh when it can)"
         )
     return max(found)[1]
 

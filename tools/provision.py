@@ -76,75 +76,46 @@ def provision(connection_string: str) -> Provisioned:
     return Provisioned(tuple(created_queues), tuple(created_containers))
 
 
-def public_read_sas(
-    account: str,
-    account_key: str,
-    *,
-    lifetime: timedelta = MAX_SAS_LIFETIME,
-    now: datetime | None = None,
-) -> str:
-    """A service SAS token (no leading ``?``) that reads and lists ``account``'s ``consortium-public`` only.
-
-    Scoped to the container (``sr=c``), permissions read and list (``sp=rl``), valid from
-    ``CLOCK_SKEW`` before ``now`` for ``lifetime`` (at most ``MAX_SAS_LIFETIME``).
-    """
+def _container_sas(
+    account: str, account_key: str, container: str, permission: ContainerSasPermissions, what: str,
+    lifetime: timedelta, now: datetime | None,
+) -> str:  # fmt: skip
+    """A service SAS token (no leading ``?``) scoped to one container (``sr=c``), valid from ``CLOCK_SKEW``
+    before ``now`` for ``lifetime`` (at most ``MAX_SAS_LIFETIME``)."""
     if not timedelta(0) < lifetime <= MAX_SAS_LIFETIME:
-        raise ValueError(f"a read credential lives more than 0 and at most {MAX_SAS_LIFETIME}, not {lifetime}")
+        raise ValueError(f"a {what} credential lives more than 0 and at most {MAX_SAS_LIFETIME}, not {lifetime}")
     now = now or datetime.now(UTC)
     return generate_container_sas(
-        account_name=account,
-        container_name=PUBLIC_CONTAINER,
-        account_key=account_key,
-        permission=ContainerSasPermissions(read=True, list=True),
-        start=now - CLOCK_SKEW,
-        expiry=now + lifetime,
-    )
+        account_name=account, container_name=container, account_key=account_key, permission=permission,
+        start=now - CLOCK_SKEW, expiry=now + lifetime,
+    )  # fmt: skip
+
+
+def public_read_sas(
+    account: str, account_key: str, *, lifetime: timedelta = MAX_SAS_LIFETIME, now: datetime | None = None
+) -> str:
+    """A SAS that reads and lists ``account``'s ``consortium-public`` only (``sp=rl``)."""
+    permission = ContainerSasPermissions(read=True, list=True)
+    return _container_sas(account, account_key, PUBLIC_CONTAINER, permission, "read", lifetime, now)
 
 
 def inbox_write_sas(
-    account: str,
-    account_key: str,
-    *,
-    lifetime: timedelta = MAX_SAS_LIFETIME,
-    now: datetime | None = None,
+    account: str, account_key: str, *, lifetime: timedelta = MAX_SAS_LIFETIME, now: datetime | None = None
 ) -> str:
-    """A service SAS token (no leading ``?``) that creates and writes blobs in ``account``'s
-    ``node-infos-inbox`` only (``sr=c``, ``sp=cw``: no read, no list, no delete): what a local node
-    agent offers its ``NodeInfo`` file with (``nodeagent.inbox``)."""
-    if not timedelta(0) < lifetime <= MAX_SAS_LIFETIME:
-        raise ValueError(f"a write credential lives more than 0 and at most {MAX_SAS_LIFETIME}, not {lifetime}")
-    now = now or datetime.now(UTC)
-    return generate_container_sas(
-        account_name=account,
-        container_name=node_infos.INBOX_CONTAINER,
-        account_key=account_key,
-        permission=ContainerSasPermissions(create=True, write=True),
-        start=now - CLOCK_SKEW,
-        expiry=now + lifetime,
-    )
+    """A SAS that creates and writes blobs in ``account``'s ``node-infos-inbox`` only (``sp=cw``: no read, no
+    list, no delete): what a local node agent offers its ``NodeInfo`` file with (``nodeagent.inbox``)."""
+    permission = ContainerSasPermissions(create=True, write=True)
+    return _container_sas(account, account_key, node_infos.INBOX_CONTAINER, permission, "write", lifetime, now)
 
 
 def identity_leases_sas(
-    account: str,
-    account_key: str,
-    *,
-    lifetime: timedelta = MAX_SAS_LIFETIME,
-    now: datetime | None = None,
+    account: str, account_key: str, *, lifetime: timedelta = MAX_SAS_LIFETIME, now: datetime | None = None
 ) -> str:
-    """A service SAS token (no leading ``?``) for ``account``'s ``identity-leases`` only (``sr=c``,
-    ``sp=rcw``: read, create, write, and so lease; no list, no delete): what a local identity keeper
-    (``nodeagent.identity``) takes its identity's lease with, as the nodes' identity does in Azure."""
-    if not timedelta(0) < lifetime <= MAX_SAS_LIFETIME:
-        raise ValueError(f"a write credential lives more than 0 and at most {MAX_SAS_LIFETIME}, not {lifetime}")
-    now = now or datetime.now(UTC)
-    return generate_container_sas(
-        account_name=account,
-        container_name=identities.LEASE_CONTAINER,
-        account_key=account_key,
-        permission=ContainerSasPermissions(read=True, create=True, write=True),
-        start=now - CLOCK_SKEW,
-        expiry=now + lifetime,
-    )
+    """A SAS for ``account``'s ``identity-leases`` only (``sp=rcw``: read, create, write, and so lease; no
+    list, no delete): what a local identity keeper (``nodeagent.identity``) takes its identity's lease with,
+    as the nodes' identity does in Azure."""
+    permission = ContainerSasPermissions(read=True, create=True, write=True)
+    return _container_sas(account, account_key, identities.LEASE_CONTAINER, permission, "write", lifetime, now)
 
 
 def public_container_url(blob_endpoint: str) -> str:

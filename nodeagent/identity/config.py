@@ -29,17 +29,14 @@ carry a SAS that allows read, create and write on the container (a lease is a wr
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-from nodeagent.config import ConfigError, Credential
+from nodeagent.config import CLIENT_ID, ConfigError, Credential, container_url, read_toml, refuse_unknown, text
 from shared.decisions.identities import LEASE_CONTAINER, holder_name
 
 _IDENTITY = re.compile(r"^[a-z][a-z0-9-]{0,40}$")
-_CLIENT_ID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _KEYS = {
     "identity", "scale_set", "instance_id", "leases_url", "credential", "managed_identity_client_id", "ledger",
     "ledger_password_file", "node_command", "migrate_command", "times",
@@ -62,17 +59,6 @@ class KeeperConfig:
     times: dict[str, float] = field(default_factory=dict)
 
 
-def _text(values: dict[str, Any], key: str, *, required: bool = True) -> str:
-    value = values.get(key, "")
-    if not isinstance(value, str):
-        raise ConfigError(f"{key} must be a string")
-    if "${" in value:
-        raise ConfigError(f"{key} is still the placeholder {value!r}: the VM's cloud-init was not filled in")
-    if required and not value:
-        raise ConfigError(f"{key} is required")
-    return value
-
-
 def _command(values: dict[str, Any], key: str, *, required: bool) -> tuple[str, ...]:
     value = values.get(key, [])
     if not isinstance(value, list) or not all(isinstance(part, str) and part for part in value):
@@ -83,36 +69,26 @@ def _command(values: dict[str, Any], key: str, *, required: bool) -> tuple[str, 
 
 
 def parse(values: dict[str, Any]) -> KeeperConfig:
-    unknown = sorted(set(values) - _KEYS)
-    if unknown:
-        raise ConfigError(f"unknown key(s) {', '.join(unknown)}: the keys are {', '.join(sorted(_KEYS))}")
-    identity = _text(values, "identity")
+    refuse_unknown(values, _KEYS)
+    identity = text(values, "identity")
     if not _IDENTITY.fullmatch(identity):
         raise ConfigError(f"identity {identity!r} must match {_IDENTITY.pattern}")
     try:
-        holder = holder_name(_text(values, "scale_set"), _text(values, "instance_id"))
+        holder = holder_name(text(values, "scale_set"), text(values, "instance_id"))
     except ValueError as error:
         raise ConfigError(f"scale_set and instance_id: {error}") from None
     try:
-        credential = Credential(_text(values, "credential"))
+        credential = Credential(text(values, "credential"))
     except ValueError:
         raise ConfigError(f"credential must be one of {', '.join(c.value for c in Credential)}") from None
-    url = _text(values, "leases_url")
-    parts = urlsplit(url)
-    container = parts.path.rstrip("/").rsplit("/", 1)[-1]
-    if parts.scheme not in ("https", "http") or not parts.netloc or container != LEASE_CONTAINER:
-        raise ConfigError(f"leases_url must be the URL of the member's {LEASE_CONTAINER} container")
-    if credential is Credential.SAS and "sig=" not in parts.query:
-        raise ConfigError('leases_url carries no SAS (sig=...), which credential = "sas" needs')
-    if credential is Credential.MANAGED_IDENTITY and (parts.query or parts.scheme != "https"):
-        raise ConfigError('leases_url must be https with no query string with credential = "managed-identity"')
-    client_id = _text(values, "managed_identity_client_id", required=False) or None
-    if client_id is not None and not _CLIENT_ID.fullmatch(client_id):
+    url = container_url(values, "leases_url", LEASE_CONTAINER, credential)
+    client_id = text(values, "managed_identity_client_id", required=False) or None
+    if client_id is not None and not CLIENT_ID.fullmatch(client_id):
         raise ConfigError("managed_identity_client_id must be a client id (a GUID), or empty")
-    ledger = _text(values, "ledger")
+    ledger = text(values, "ledger")
     if re.search(r"(^|\s)password\s*=", ledger):
         raise ConfigError("ledger must not carry a password: put it in ledger_password_file")
-    password_file = Path(_text(values, "ledger_password_file"))
+    password_file = Path(text(values, "ledger_password_file"))
     if not password_file.is_absolute():
         raise ConfigError("ledger_password_file must be an absolute path")
     times = values.get("times", {})
@@ -133,10 +109,4 @@ def parse(values: dict[str, Any]) -> KeeperConfig:
 
 
 def load(path: Path) -> KeeperConfig:
-    try:
-        values = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise ConfigError(f"cannot read {path}: {error.strerror}") from None
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"{path} is not TOML: {error}") from None
-    return parse(values)
+    return parse(read_toml(path))

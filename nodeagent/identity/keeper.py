@@ -33,6 +33,8 @@ from nodeagent.identity.lease import Grant, IdentityLease, LeaseLost, StorageUna
 from shared.decisions.identities import Move, Tenure, check_times, next_move
 
 log = logging.getLogger("nodeagent.identity")
+#: After a node that could not be started, the identity is left to other instances this long.
+START_RETRY_SECONDS = 30
 
 
 class Node(Protocol):
@@ -180,7 +182,12 @@ class Keeper:
             return
         self.grant = grant
         self.tenure = Tenure(grant.token, sent + grant.seconds, sent + self.times.renew_every)
-        self.node.start(grant.token)
+        try:
+            self.node.start(grant.token)
+        except OSError as error:  # the node's command is missing or not executable: an operator must act
+            self._end(f"the node did not start ({error}); trying again in {START_RETRY_SECONDS} s", logging.ERROR)
+            self.next_try = self.monotonic() + START_RETRY_SECONDS
+            return
         log.info(
             "identity %s: tenure %d begins on %s (fenced token %d -> %d)",
             self.identity, grant.token, grant.holder, before, grant.token,

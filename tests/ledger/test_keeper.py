@@ -223,6 +223,19 @@ def test_an_instance_frozen_past_its_tenure_writes_nothing_when_it_wakes(
     assert set(assert_tenures_never_interleave(ledger)) == {1, 2}
 
 
+def test_a_node_that_cannot_be_started_gives_the_identity_back_and_says_why(
+    make_instance: Callable[..., Instance], identity: tuple[str, Ledger], control_plane: BlobLeaseStore,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    name, _ = identity
+    a = make_instance(0)
+    a.node.command = ["/nonexistent/corda-node"]
+    assert a.keeper.step() is Move.ACQUIRE and a.keeper.tenure is None and not a.node.running()
+    assert not control_plane.read(name).leased  # another instance may run it meanwhile
+    assert "tenure 1 ends: the node did not start" in caplog.text and "/nonexistent/corda-node" in caplog.text
+    assert a.keeper.step() is Move.ACQUIRE and control_plane.read(name).fencing_token == 1  # not retried at once
+
+
 def test_a_ledger_table_the_fence_cannot_arm_stops_the_tenure_before_the_node_starts(
     make_instance: Callable[..., Instance], identity: tuple[str, Ledger], postgres_server: Postgres,
     control_plane: BlobLeaseStore, caplog: pytest.LogCaptureFixture,

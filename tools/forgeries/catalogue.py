@@ -10,7 +10,7 @@ import json
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.decisions import chain, corda_pki
@@ -29,7 +29,8 @@ KINDS = (
     "skipped_version", "repeated_version", "wrong_previous", "members_beyond_change", "unknown_fields",
     "non_canonical", "replayed_old_version", "genesis_not_pinned", "fork", "key_named_like_another",
     "asked_to_sign_for_another", "garbage_oversize_truncated", "onboarding_for_another", "cross_identity_403",
-    "root_for_another_member",
+    "root_for_another_member", "parameters_by_minority", "parameters_epoch_not_stepping",
+    "network_outside_parameters",
 )  # fmt: skip
 
 
@@ -614,10 +615,79 @@ def root_for_another_member(stack: Stack) -> list[Forgery]:
     return out
 
 
+def _network(a: Attacker, step: int = 1) -> dict[str, Any]:
+    """A new ``network`` ``step`` epochs past the trusted head's (1 is the rule), for parameters bytes the
+    attacker made up, switching tomorrow."""
+    before = a.base.raw.get("network")
+    epoch = (int(before["epoch"]) if before else 0) + step
+    switch = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
+    return {"epoch": epoch, "parameters_sha256": hashlib.sha256(secrets.token_bytes(32)).hexdigest(),
+            "switch_at": switch.strftime("%Y-%m-%dT%H:%M:%SZ")}  # fmt: skip
+
+
+def _majority_with(a: Attacker, doc: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The attacker's signature and a colluding member's: a majority of the three, signing what the third
+    member's deployment (and both colluders' own deployments) must still refuse."""
+    accomplice = _others(a.member_id)[0]
+    return [a.sign(doc), Attacker(a.stack, accomplice).sign(doc, _listed_kid(a, accomplice))]
+
+
+def _parameters_version(a: Attacker, network: dict[str, Any]) -> dict[str, Any]:
+    change = {"kind": "parameters", "member_id": a.member_id, "proposal_id": _pid()}
+    return chain.unsigned_next(a.base, change, issued_at=_now(), network=network)
+
+
+def parameters_by_minority(stack: Stack) -> list[Forgery]:
+    """Contract v3: new network parameters (the next epoch, as the rule says) signed by one member alone."""
+    out = []
+    for x in MEMBER_ATTACKERS:
+
+        def alone(a: Attacker) -> dict[str, Any]:
+            doc = _parameters_version(a, _network(a))
+            return {**doc, "signatures": [a.sign(doc)]}
+
+        out.append(_publish_version("parameters_by_minority", x, f"parameters (next epoch) signed by {x} alone", alone))
+    return out
+
+
+def parameters_epoch_not_stepping(stack: Stack) -> list[Forgery]:
+    """Contract v3: a ``parameters`` version signed by a majority (two colluding members) whose epoch does not
+    step by one; refused by every deployment's one verification, the colluders' own included."""
+    out = []
+    for x in MEMBER_ATTACKERS:
+        for step, what in ((2, "skipping an epoch"), (7, "jumping six epochs ahead")):
+
+            def jumped(a: Attacker, step: int = step) -> dict[str, Any]:
+                doc = _parameters_version(a, _network(a, step))
+                return {**doc, "signatures": sorted(_majority_with(a, doc), key=lambda s: s["member_id"])}
+
+            out.append(_publish_version("parameters_epoch_not_stepping", x, f"parameters {what}, signed by a majority",
+                                        jumped))  # fmt: skip
+    return out
+
+
+def network_outside_parameters(stack: Stack) -> list[Forgery]:
+    """Contract v3: a majority-signed version of another kind (a rotate) that changes ``network``."""
+    out = []
+    for x in MEMBER_ATTACKERS:
+
+        def smuggled(a: Attacker) -> dict[str, Any]:
+            entry = _entry_of(a.base, a.member_id)
+            change = {"kind": "rotate", "member_id": a.member_id, "proposal_id": _pid()}
+            moved = {**entry, "endpoint": f"{entry['endpoint']}/net{next(_counter)}"}
+            doc = {**chain.unsigned_next(a.base, change, issued_at=_now(), entry=moved), "network": _network(a)}
+            return {**doc, "signatures": sorted(_majority_with(a, doc), key=lambda s: s["member_id"])}
+
+        out.append(_publish_version("network_outside_parameters", x, f"rotate {x} changing network, majority-signed",
+                                    smuggled))  # fmt: skip
+    return out
+
+
 PUBLISHED: tuple[Callable[[Stack], list[Forgery]], ...] = (
     bad_signature, missing_signature, key_not_in_previous, non_member, too_few_members, skipped_version,
     repeated_version, wrong_previous, members_beyond_change, unknown_fields, non_canonical, replayed_old_version,
-    genesis_against_members, key_named_like_another, garbage, root_for_another_member,
+    genesis_against_members, key_named_like_another, garbage, root_for_another_member, parameters_by_minority,
+    parameters_epoch_not_stepping, network_outside_parameters,
 )  # fmt: skip
 
 

@@ -19,6 +19,7 @@
     margin = 3.0
     call_timeout = 5.0
     standby_every = 2.0
+    prepare_timeout = 900.0            # the fence, the schema step and arming, renewing the lease meanwhile
 
 ``ledger`` is a libpq connection string without a password (the password comes from its own file, so
 the config file itself holds no secret with ``managed-identity``). The keeper's own sessions carry no
@@ -42,7 +43,7 @@ _KEYS = {
     "ledger_password_file", "node_command", "migrate_command", "times",
 }  # fmt: skip
 _TIMES = {"lease_seconds": int, "renew_every": float, "grace": float, "margin": float, "call_timeout": float,
-          "standby_every": float}  # fmt: skip
+          "standby_every": float, "prepare_timeout": float}  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@ A tenure begins when the keeper takes the identity's blob lease (``lease``), in 
 before the next: the ledger's fence moves to the tenure's token (``fence.take``, which ends the sessions of
 any earlier tenure), the node's schema migration runs with the token (Corda's ``run-migration-scripts``),
 every table is armed (``fence.arm``; a table left unarmed refuses the start), and only then the node
-starts, its database sessions carrying the token. During the tenure the keeper renews every
+starts, its database sessions carrying the token. The lease is renewed while the ledger is prepared (a
+first Corda migration can outlast a lease); a preparation the tenure would not survive is killed. During the tenure the keeper renews every
 ``renew_every`` seconds; it stops the node ``stop_budget`` seconds before the tenure could end
 (``shared.decisions.identities.next_move``), and gives the lease up when the node exits by itself or the
 keeper is told to stop, so a standby takes over without waiting for the lease to expire. A node that
@@ -44,6 +45,10 @@ class Node(Protocol):
         """Bring the ledger's schema to the node's version, writing with ``token`` (before the start)."""
         ...
 
+    def abort_migration(self) -> None:
+        """End a migration under way (the tenure is ending); ``migrate`` then raises."""
+        ...
+
     def start(self, token: int) -> None: ...
 
     def running(self) -> bool: ...
@@ -60,13 +65,23 @@ class ProcessNode:
     def __init__(self, command: Sequence[str], *, migrate_command: Sequence[str] = (), env: Mapping[str, str] = {}):
         self.command, self.migrate_command, self.env = list(command), list(migrate_command), dict(env)
         self.process: subprocess.Popen[bytes] | None = None
+        self.migration: subprocess.Popen[bytes] | None = None
 
     def _env(self, token: int) -> dict[str, str]:
         return {**os.environ, **self.env, "FENCE_TOKEN": str(token), "LEDGER_OPTIONS": fence.startup_options(token)}
 
     def migrate(self, token: int) -> None:
-        if self.migrate_command:
-            subprocess.run(self.migrate_command, env=self._env(token), check=True, timeout=600)  # nosec B603 - argv from the config
+        if not self.migrate_command:
+            return
+        self.migration = subprocess.Popen(self.migrate_command, env=self._env(token), start_new_session=True)  # nosec B603 - argv from the config
+        code = self.migration.wait()
+        if code != 0:
+            raise RuntimeError(f"the schema step {self.migrate_command[0]} exited with {code}")
+
+    def abort_migration(self) -> None:
+        if self.migration is not None and self.migration.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.migration.pid, signal.SIGKILL)
 
     def start(self, token: int) -> None:
         self.process = subprocess.Popen(self.command, env=self._env(token), start_new_session=True)  # nosec B603 - argv from the config
@@ -100,6 +115,8 @@ class Times:
     margin: float = 3.0
     call_timeout: float = 5.0
     standby_every: float = 2.0
+    #: The longest the ledger's preparation (fence, schema step, arming) may take before it is abandoned.
+    prepare_timeout: float = 900.0
     poll: float = 0.5
 
     @property
@@ -169,19 +186,15 @@ class Keeper:
             self.unreadable = None
         if grant is None:
             return  # a standby: another instance runs the identity
-        try:
-            with self.ledger() as conn:
-                before = fence.take(conn, grant.token, grant.holder)
-                self.node.migrate(grant.token)
-                unarmed = fence.arm(conn)
-            if unarmed:
-                raise fence.FenceError(f"tables left unfenced: {', '.join(unarmed)}")
-        except Exception as error:
-            self.lease.release(grant)
-            log.error("identity %s: tenure %d not begun, lease released: %s", self.identity, grant.token, error)
-            return
         self.grant = grant
         self.tenure = Tenure(grant.token, sent + grant.seconds, sent + self.times.renew_every)
+        try:
+            before = self._prepare(grant)
+        except Exception as error:
+            self._end(f"not begun: {error}", logging.ERROR)
+            return
+        if self.tenure is None:
+            return  # the tenure ended while the ledger was being prepared (said by _end)
         try:
             self.node.start(grant.token)
         except OSError as error:  # the node's command is missing or not executable: an operator must act
@@ -192,6 +205,53 @@ class Keeper:
             "identity %s: tenure %d begins on %s (fenced token %d -> %d)",
             self.identity, grant.token, grant.holder, before, grant.token,
         )  # fmt: skip
+
+    def _prepare(self, grant: Grant) -> int:
+        """Fence the ledger, run the node's schema step and arm every table, renewing the lease meanwhile (a
+        Corda migration may outlast a lease): the token it replaced. The tenure ending first (a renewal
+        refused, or too little of it left) aborts the schema step; ``self.tenure`` is then None."""
+        outcome: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                with self.ledger() as conn:
+                    outcome["before"] = fence.take(conn, grant.token, grant.holder)
+                    self.node.migrate(grant.token)
+                    unarmed = fence.arm(conn)
+                if unarmed:
+                    raise fence.FenceError(f"tables left unfenced: {', '.join(unarmed)}")
+            except Exception as error:  # handed to the keeper's thread, which decides
+                outcome["error"] = error
+
+        worker = threading.Thread(target=work, name=f"prepare-{self.identity}", daemon=True)
+        worker.start()
+        deadline = self.monotonic() + self.times.prepare_timeout
+        while worker.is_alive():
+            worker.join(self.times.poll)
+            tenure = self.tenure
+            if tenure is None or not worker.is_alive():
+                break
+            now = self.monotonic()
+            if now >= deadline:
+                self.node.abort_migration()
+                worker.join()
+                self._end(f"the ledger's preparation took over {self.times.prepare_timeout:g} s", logging.ERROR)
+                return int(outcome.get("before", 0))
+            if now >= tenure.valid_until - self.times.stop_budget:
+                self.node.abort_migration()
+                worker.join()
+                failing = f" (renewals failing: {self.failing})" if self.failing else ""
+                self._end(f"the ledger was still being prepared when the tenure neared its end{failing}")
+                return int(outcome.get("before", 0))
+            if now >= tenure.renew_at:
+                self._renew(grant, tenure)
+                if self.tenure is None:  # the lease was lost: the schema step must not go on
+                    self.node.abort_migration()
+                    worker.join()
+                    return int(outcome.get("before", 0))
+        if "error" in outcome:
+            raise outcome["error"]
+        return int(outcome["before"])
 
     def _renew(self, grant: Grant, tenure: Tenure) -> None:
         sent = self.monotonic()

@@ -47,9 +47,10 @@ class TimedNode(ProcessNode):
     """The stand-in node as the keeper runs it, noting (on this process's monotonic clock) when it started
     and when it was last down."""
 
-    def __init__(self, ledger: Ledger, log: Path):
+    def __init__(self, ledger: Ledger, log: Path, migrate_seconds: float = 0):
         module = [sys.executable, "-m", "tests.support.ledger_node"]
-        env = {"LEDGER_CONNINFO": ledger.conninfo(), "NODE_LOG": str(log), "PYTHONPATH": str(ROOT)}
+        env = {"LEDGER_CONNINFO": ledger.conninfo(), "NODE_LOG": str(log), "PYTHONPATH": str(ROOT),
+               "MIGRATE_SECONDS": str(migrate_seconds)}  # fmt: skip
         super().__init__([*module, "run"], migrate_command=[*module, "migrate"], env=env)
         self.log, self.started_at, self.stopped_at = log, 0.0, 0.0
 
@@ -89,7 +90,7 @@ def make_instance(
     made: list[Instance] = []
     name, ledger = identity
 
-    def make(number: int, *, through_proxy: bool = False) -> Instance:
+    def make(number: int, *, through_proxy: bool = False, migrate_seconds: float = 0) -> Instance:
         proxy = Proxy(azurite_instance.blob_port) if through_proxy else None
         port = proxy.port if proxy else azurite_instance.blob_port
         conn = azurite_instance.connection_string_for(azurite.ACCOUNT).replace(
@@ -99,7 +100,7 @@ def make_instance(
         if not container.exists():
             container.create_container()
         lease = IdentityLease(container, name, holder_name("vmss-bank", str(number)), FAST.lease_seconds)
-        node = TimedNode(ledger, tmp_path / f"node-{number}.log")
+        node = TimedNode(ledger, tmp_path / f"node-{number}.log", migrate_seconds)
         instance = Instance(Keeper(lease, lambda: psycopg.connect(ledger.conninfo(), autocommit=True), node, FAST),
                             node, proxy)  # fmt: skip
         made.append(instance)
@@ -223,6 +224,44 @@ def test_an_instance_frozen_past_its_tenure_writes_nothing_when_it_wakes(
     assert set(assert_tenures_never_interleave(ledger)) == {1, 2}
 
 
+def test_a_schema_step_longer_than_the_lease_keeps_the_tenure_and_the_standby_waits(
+    make_instance: Callable[..., Instance], identity: tuple[str, Ledger], control_plane: BlobLeaseStore
+) -> None:
+    """Corda's first migration can take longer than a lease: the keeper renews while it runs."""
+    name, ledger = identity
+    a, b = make_instance(0, migrate_seconds=FAST.lease_seconds + 5), make_instance(1)
+    stop, moves = threading.Event(), []
+    first = threading.Thread(target=lambda: moves.append(a.keeper.step()))  # returns once the 20 s step is done
+    first.start()
+    wait_until("a's lease", lambda: control_plane.read(name).holder == "vmss-bank/0", 30)
+    standby = threading.Thread(target=b.keeper.run, args=(stop,))
+    standby.start()
+    try:
+        first.join(timeout=60)
+        assert moves == [Move.ACQUIRE] and a.node.running() and b.keeper.tenure is None
+        record = control_plane.read(name)
+        assert (record.holder, record.fencing_token, record.leased) == ("vmss-bank/0", 1, True)
+        wait_until("the node's first records", lambda: rows(ledger), 30)
+    finally:
+        stop.set()
+        standby.join(timeout=30)
+    assert b.node.started_at == 0
+
+
+def test_a_schema_step_cut_off_from_storage_is_abandoned_before_the_tenure_could_end(
+    make_instance: Callable[..., Instance], caplog: pytest.LogCaptureFixture
+) -> None:
+    a = make_instance(0, through_proxy=True, migrate_seconds=60)
+    assert a.proxy is not None
+    threading.Timer(1.0, a.proxy.cut).start()
+    started = time.monotonic()
+    assert a.keeper.step() is Move.ACQUIRE and a.keeper.tenure is None
+    assert time.monotonic() - started < FAST.lease_seconds  # abandoned in time, not after the 60 s step
+    assert a.node.started_at == 0 and not a.node.running()
+    assert "tenure 1 ends: the ledger was still being prepared when the tenure neared its end" in caplog.text
+    assert a.node.migration is not None and a.node.migration.returncode == -signal.SIGKILL
+
+
 def test_a_node_that_cannot_be_started_gives_the_identity_back_and_says_why(
     make_instance: Callable[..., Instance], identity: tuple[str, Ledger], control_plane: BlobLeaseStore,
     caplog: pytest.LogCaptureFixture,
@@ -247,7 +286,7 @@ def test_a_ledger_table_the_fence_cannot_arm_stops_the_tenure_before_the_node_st
     assert a.keeper.step() is Move.ACQUIRE
     assert not a.node.running() and a.keeper.tenure is None
     assert not control_plane.read(name).leased  # given back for an instance (or an operator) that can
-    assert "tenure 1 not begun, lease released" in caplog.text and "not_the_nodes" in caplog.text
+    assert "tenure 1 ends: not begun: permission denied for table not_the_nodes" in caplog.text
 
 
 def test_the_keeper_command_hands_the_identity_over_when_systemd_stops_it(

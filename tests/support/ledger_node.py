@@ -5,8 +5,8 @@ fetched on this machine (issue 25), and what the fence must stop is the node's J
 would); ``python -m tests.support.ledger_node run`` writes one record per transaction, with its tenure's
 token and its pid, until SIGTERM, and reconnects after any error as a connection pool does, writing one
 line per event to ``NODE_LOG``: ``refused <message>`` (the fence), ``error <message>`` or ``stopped``.
-Settings from the environment: ``LEDGER_CONNINFO`` (libpq), and from the keeper ``LEDGER_OPTIONS`` and
-``FENCE_TOKEN``.
+Settings from the environment: ``LEDGER_CONNINFO`` (libpq), ``MIGRATE_SECONDS`` (how long the schema step
+takes, default 0), and from the keeper ``LEDGER_OPTIONS`` and ``FENCE_TOKEN``.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ def _connect() -> psycopg.Connection:
 
 
 def migrate() -> None:
+    time.sleep(float(os.environ.get("MIGRATE_SECONDS", "0")))  # a long schema step, as Corda's first can be
     with _connect() as conn:
         conn.execute(
             "CREATE TABLE IF NOT EXISTS records (id bigserial PRIMARY KEY, token bigint NOT NULL,"

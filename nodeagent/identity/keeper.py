@@ -5,14 +5,15 @@ before the next: the ledger's fence moves to the tenure's token (``fence.take``,
 any earlier tenure), the node's schema migration runs with the token (Corda's ``run-migration-scripts``),
 every table is armed (``fence.arm``; a table left unarmed refuses the start), and only then the node
 starts, its database sessions carrying the token. The lease is renewed while the ledger is prepared (a
-first Corda migration can outlast a lease); a preparation the tenure would not survive is killed. During the tenure the keeper renews every
-``renew_every`` seconds; it stops the node ``stop_budget`` seconds before the tenure could end
-(``shared.decisions.identities.next_move``), and gives the lease up when the node exits by itself or the
-keeper is told to stop, so a standby takes over without waiting for the lease to expire. A node that
-outlives its tenure anyway (its VM frozen past the lease) writes nothing: the ledger's fence refuses it.
+first Corda migration can outlast a lease); a preparation the tenure would not survive is killed. During
+the tenure the keeper renews every ``renew_every`` seconds; it stops the node ``stop_budget`` seconds
+before the tenure could end (``shared.decisions.identities.next_move``), and gives the lease up when the
+node exits by itself or the keeper is told to stop, so a standby takes over without waiting for the lease
+to expire. A node that outlives its tenure anyway (its VM frozen past the lease) writes nothing: the
+ledger's fence refuses it.
 
 One log line per move that changes something: ``identity bank-a: tenure 7 begins on vmss-a/3 (fenced
-token 6 -> 7, 0 tables armed)``; ``... node stopped 6.0 s before the tenure could end (renewals failing:
+token 6 -> 7)``; ``... node stopped 6.0 s before the tenure could end (renewals failing:
 ...)``.
 """
 

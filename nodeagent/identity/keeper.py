@@ -232,24 +232,20 @@ class Keeper:
             tenure = self.tenure
             if tenure is None or not worker.is_alive():
                 break
-            now = self.monotonic()
+            now, why, level = self.monotonic(), "", logging.WARNING
             if now >= deadline:
-                self.node.abort_migration()
-                worker.join()
-                self._end(f"the ledger's preparation took over {self.times.prepare_timeout:g} s", logging.ERROR)
-                return int(outcome.get("before", 0))
-            if now >= tenure.valid_until - self.times.stop_budget:
-                self.node.abort_migration()
-                worker.join()
+                why, level = f"the ledger's preparation took over {self.times.prepare_timeout:g} s", logging.ERROR
+            elif now >= tenure.valid_until - self.times.stop_budget:
                 failing = f" (renewals failing: {self.failing})" if self.failing else ""
-                self._end(f"the ledger was still being prepared when the tenure neared its end{failing}")
+                why = f"the ledger was still being prepared when the tenure neared its end{failing}"
+            elif now >= tenure.renew_at:
+                self._renew(grant, tenure)  # a lost lease ends the tenure (and says so) here
+            if why or self.tenure is None:  # the schema step must not go on
+                self.node.abort_migration()
+                worker.join()
+                if why:
+                    self._end(why, level)
                 return int(outcome.get("before", 0))
-            if now >= tenure.renew_at:
-                self._renew(grant, tenure)
-                if self.tenure is None:  # the lease was lost: the schema step must not go on
-                    self.node.abort_migration()
-                    worker.join()
-                    return int(outcome.get("before", 0))
         if "error" in outcome:
             raise outcome["error"]
         return int(outcome["before"])

@@ -629,7 +629,8 @@ def _majority_with(a: Attacker, doc: Mapping[str, Any]) -> list[dict[str, str]]:
     """The attacker's signature and a colluding member's: a majority of the three, signing what the third
     member's deployment (and both colluders' own deployments) must still refuse."""
     accomplice = _others(a.member_id)[0]
-    return [a.sign(doc), Attacker(a.stack, accomplice).sign(doc, _listed_kid(a, accomplice))]
+    signatures = [a.sign(doc), Attacker(a.stack, accomplice).sign(doc, _listed_kid(a, accomplice))]
+    return sorted(signatures, key=lambda s: s["member_id"])
 
 
 def _parameters_version(a: Attacker, network: dict[str, Any]) -> dict[str, Any]:
@@ -659,7 +660,7 @@ def parameters_epoch_not_stepping(stack: Stack) -> list[Forgery]:
 
             def jumped(a: Attacker, step: int = step) -> dict[str, Any]:
                 doc = _parameters_version(a, _network(a, step))
-                return {**doc, "signatures": sorted(_majority_with(a, doc), key=lambda s: s["member_id"])}
+                return {**doc, "signatures": _majority_with(a, doc)}
 
             out.append(_publish_version("parameters_epoch_not_stepping", x, f"parameters {what}, signed by a majority",
                                         jumped))  # fmt: skip
@@ -676,7 +677,7 @@ def network_outside_parameters(stack: Stack) -> list[Forgery]:
             change = {"kind": "rotate", "member_id": a.member_id, "proposal_id": _pid()}
             moved = {**entry, "endpoint": f"{entry['endpoint']}/net{next(_counter)}"}
             doc = {**chain.unsigned_next(a.base, change, issued_at=_now(), entry=moved), "network": _network(a)}
-            return {**doc, "signatures": sorted(_majority_with(a, doc), key=lambda s: s["member_id"])}
+            return {**doc, "signatures": _majority_with(a, doc)}
 
         out.append(_publish_version("network_outside_parameters", x, f"rotate {x} changing network, majority-signed",
                                     smuggled))  # fmt: skip

@@ -13,7 +13,7 @@ to expire. A node that outlives its tenure anyway (its VM frozen past the lease)
 ledger's fence refuses it.
 
 One log line per move that changes something: ``identity bank-a: tenure 7 begins on vmss-a/3 (fenced
-token 6 -> 7)``; ``... node stopped 6.0 s before the tenure could end (renewals failing:
+token 6 -> 7)``; ``... tenure 7 ends (ending): node stopped 6.0 s before the tenure could end (renewals failing:
 ...)``.
 """
 
@@ -32,7 +32,7 @@ from typing import Any, Protocol
 
 from nodeagent.identity import fence
 from nodeagent.identity.lease import Grant, IdentityLease, LeaseLost, StorageUnavailable
-from shared.decisions.identities import Move, Tenure, check_times, next_move
+from shared.decisions.identities import Move, Tenure, Why, check_times, next_move
 
 log = logging.getLogger("nodeagent.identity")
 #: After a node that could not be started, the identity is left to other instances this long.
@@ -154,23 +154,19 @@ class Keeper:
     def step(self) -> Move:
         """One move (``next_move``) and its effect; the move made."""
         now, tenure, grant = self.monotonic(), self.tenure, self.grant
-        move = next_move(now, tenure, node_running=self.node.running(), stop_budget=self.times.stop_budget)
+        decided = next_move(now, tenure, node_running=self.node.running(), stop_budget=self.times.stop_budget)
         if tenure is None or grant is None:
             if now >= self.next_try:
                 self.next_try = now + self.times.standby_every
                 self._acquire()
-        elif move is Move.RENEW:
+        elif decided.move is Move.RENEW:
             self._renew(grant, tenure)
-        elif move is Move.STOP:
-            left = tenure.valid_until - now
-            if left < 0:  # this keeper did not run for a while (its VM frozen?): the fence has refused the node
-                self._end(f"node stopped {-left:.1f} s after the tenure could have ended (this keeper was not running)")
-            else:
-                failing = f" (renewals failing: {self.failing})" if self.failing else ""
-                self._end(f"node stopped {left:.1f} s before the tenure could end{failing}")
-        elif move is Move.RELEASE:
-            self._end("the node exited by itself; identity released for another instance")
-        return move
+        elif decided.move is Move.STOP:
+            failing = f" (renewals failing: {self.failing})" if self.failing and decided.reason is Why.ENDING else ""
+            self._end(decided.message + failing, reason=decided.reason)
+        elif decided.move is Move.RELEASE:
+            self._end(decided.message, reason=decided.reason)
+        return decided.move
 
     def _acquire(self) -> None:
         sent = self.monotonic()
@@ -270,13 +266,15 @@ class Keeper:
         self.failing = None
         self.tenure = Tenure(tenure.token, sent + grant.seconds, sent + self.times.renew_every)
 
-    def _end(self, why: str, level: int = logging.WARNING) -> None:
+    def _end(self, why: str, level: int = logging.WARNING, *, reason: Why | None = None) -> None:
+        """Stop the node, give the lease up and say why (with ``next_move``'s reason when it decided)."""
         self.node.stop(self.times.grace)
         grant, token = self.grant, self.tenure.token if self.tenure else 0
         self.grant, self.tenure, self.failing = None, None, None
         if grant is not None:
             self.lease.release(grant)
-        log.log(level, "identity %s: tenure %d ends: %s", self.identity, token, why)
+        decided = f" ({reason.value})" if reason is not None else ""
+        log.log(level, "identity %s: tenure %d ends%s: %s", self.identity, token, decided, why)
 
     def shut_down(self) -> None:
         """Stop the node and give the identity up (the service is stopping: a standby takes over at once)."""

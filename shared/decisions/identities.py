@@ -49,6 +49,17 @@ class Move(StrEnum):
     RELEASE = "release"  # the node exited on its own: give the identity up so another instance takes it
 
 
+class Why(StrEnum):
+    """Why the keeper makes its move (logged with the move when it changes something)."""
+
+    NO_TENURE = "no_tenure"  # this instance holds no tenure
+    VALID = "valid"  # the tenure is valid and its renewal not yet due
+    RENEW_DUE = "renew_due"  # the renewal is due, with room for it before the stop
+    ENDING = "ending"  # within the stop budget of the tenure's end
+    OVER = "over"  # past the tenure's end: this keeper did not run for a while (its VM frozen?)
+    NODE_EXITED = "node_exited"  # the node is down during a valid tenure
+
+
 @dataclass(frozen=True)
 class Tenure:
     token: int
@@ -56,18 +67,31 @@ class Tenure:
     renew_at: float
 
 
-def next_move(now: float, tenure: Tenure | None, *, node_running: bool, stop_budget: float) -> Move:
+@dataclass(frozen=True)
+class Next:
+    """The keeper's next move, why, and a line saying so."""
+
+    move: Move
+    reason: Why
+    message: str
+
+
+def next_move(now: float, tenure: Tenure | None, *, node_running: bool, stop_budget: float) -> Next:
     """The keeper's next move. Stopping wins over renewing: a renewal answered late cannot be trusted to
     have extended anything, so once ``now`` is within ``stop_budget`` of the tenure's end the node goes."""
     if tenure is None:
-        return Move.ACQUIRE
-    if now >= tenure.valid_until - stop_budget:
-        return Move.STOP
+        return Next(Move.ACQUIRE, Why.NO_TENURE, "no tenure: ask for the lease")
+    left = tenure.valid_until - now
+    if left < 0:
+        return Next(Move.STOP, Why.OVER, f"node stopped {-left:.1f} s after the tenure could have ended "
+                    "(this keeper was not running; the ledger's fence refused the node meanwhile)")  # fmt: skip
+    if left <= stop_budget:
+        return Next(Move.STOP, Why.ENDING, f"node stopped {left:.1f} s before the tenure could end")
     if not node_running:
-        return Move.RELEASE
+        return Next(Move.RELEASE, Why.NODE_EXITED, "the node exited by itself; identity released for another instance")
     if now >= tenure.renew_at:
-        return Move.RENEW
-    return Move.KEEP
+        return Next(Move.RENEW, Why.RENEW_DUE, f"renewal due, tenure valid {left:.1f} s more")
+    return Next(Move.KEEP, Why.VALID, f"tenure valid {left:.1f} s more")
 
 
 def check_times(lease_seconds: int, renew_every: float, stop_budget: float) -> None:

@@ -176,7 +176,10 @@ def test_a_node_that_exits_gives_the_identity_to_the_standby_without_waiting_for
 
 
 def test_an_instance_cut_off_from_storage_stops_its_node_before_the_standby_can_take_the_identity(
-    make_instance: Callable[..., Instance], identity: tuple[str, Ledger], control_plane: BlobLeaseStore
+    make_instance: Callable[..., Instance],
+    identity: tuple[str, Ledger],
+    control_plane: BlobLeaseStore,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     name, ledger = identity
     a, b = make_instance(0, through_proxy=True), make_instance(1)
@@ -197,12 +200,13 @@ def test_an_instance_cut_off_from_storage_stops_its_node_before_the_standby_can_
             thread.join(timeout=30)
     assert 0 < a.node.stopped_at < b.node.started_at  # down before the other began
     assert a.node.events("refused") == []  # so it never even tried to write late
+    assert "tenure 1 ends (ending): node stopped" in caplog.text and "(renewals failing: " in caplog.text
     assert set(assert_tenures_never_interleave(ledger)) == {1, 2}
     assert control_plane.read(name).fencing_token == 2
 
 
 def test_an_instance_frozen_past_its_tenure_writes_nothing_when_it_wakes(
-    make_instance: Callable[..., Instance], identity: tuple[str, Ledger]
+    make_instance: Callable[..., Instance], identity: tuple[str, Ledger], caplog: pytest.LogCaptureFixture
 ) -> None:
     """The VM stops dead (SIGSTOP: keeper and node alike) for longer than the lease; another instance takes
     the identity; the frozen one wakes up believing it still runs it. The ledger refuses its node."""
@@ -220,6 +224,7 @@ def test_an_instance_frozen_past_its_tenure_writes_nothing_when_it_wakes(
         in (a.node.events("refused")[0])
     )
     assert a.keeper.step() is Move.STOP and not a.node.running()  # its keeper wakes and stops it at once
+    assert "tenure 1 ends (over): node stopped" in caplog.text and "after the tenure could have ended" in caplog.text
     wait_until("the new tenure's records", lambda: any(t == 2 for _, t, _ in rows(ledger)), 30)
     assert set(assert_tenures_never_interleave(ledger)) == {1, 2}
 

@@ -8,6 +8,7 @@ from shared.decisions.identities import (
     Held,
     Move,
     Tenure,
+    Why,
     check_times,
     holder_name,
     next_move,
@@ -20,21 +21,26 @@ TENURE = Tenure(token=3, valid_until=100.0, renew_at=80.0)
 
 
 @pytest.mark.parametrize(
-    ("now", "tenure", "node_running", "move", "why"),
+    ("now", "tenure", "node_running", "move", "reason", "message"),
     [
-        (0.0, None, False, Move.ACQUIRE, "no tenure: try to take the lease"),
-        (0.0, None, True, Move.ACQUIRE, "no tenure, whatever runs: the lease comes first"),
-        (50.0, TENURE, True, Move.KEEP, "valid, not yet time to renew"),
-        (80.0, TENURE, True, Move.RENEW, "time to renew"),
-        (89.9, TENURE, True, Move.RENEW, "renew while a renewal still has room before the stop"),
-        (90.0, TENURE, True, Move.STOP, "within the stop budget of the tenure's end: the node goes"),
-        (150.0, TENURE, True, Move.STOP, "past the end (this keeper was frozen): stop at once"),
-        (50.0, TENURE, False, Move.RELEASE, "the node exited by itself: give the identity up"),
-        (95.0, TENURE, False, Move.STOP, "near the end with the node down: stop (a no-op) and release"),
+        (0.0, None, False, Move.ACQUIRE, Why.NO_TENURE, "no tenure: ask for the lease"),
+        (0.0, None, True, Move.ACQUIRE, Why.NO_TENURE, "no tenure: ask for the lease"),  # the lease comes first
+        (50.0, TENURE, True, Move.KEEP, Why.VALID, "tenure valid 50.0 s more"),
+        (80.0, TENURE, True, Move.RENEW, Why.RENEW_DUE, "renewal due, tenure valid 20.0 s more"),
+        (89.9, TENURE, True, Move.RENEW, Why.RENEW_DUE, "renewal due, tenure valid 10.1 s more"),  # room left
+        (90.0, TENURE, True, Move.STOP, Why.ENDING, "node stopped 10.0 s before the tenure could end"),
+        (100.0, TENURE, True, Move.STOP, Why.ENDING, "node stopped 0.0 s before the tenure could end"),
+        (150.0, TENURE, True, Move.STOP, Why.OVER, "node stopped 50.0 s after the tenure could have ended"),
+        (50.0, TENURE, False, Move.RELEASE, Why.NODE_EXITED, "the node exited by itself"),
+        (95.0, TENURE, False, Move.STOP, Why.ENDING, "node stopped 5.0 s before"),  # a no-op stop, then release
     ],
 )
-def test_next_move(now: float, tenure: Tenure | None, node_running: bool, move: Move, why: str) -> None:
-    assert next_move(now, tenure, node_running=node_running, stop_budget=10.0) is move, why
+def test_next_move(
+    now: float, tenure: Tenure | None, node_running: bool, move: Move, reason: Why, message: str
+) -> None:
+    decided = next_move(now, tenure, node_running=node_running, stop_budget=10.0)
+    assert (decided.move, decided.reason) == (move, reason)
+    assert decided.message.startswith(message)
 
 
 @pytest.mark.parametrize(

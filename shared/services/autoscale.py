@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -206,9 +206,10 @@ class Autoscaler:
     clock: Clock
     defaults: ScalePolicy
     workers: int = 4
-    #: Protects the instances that run a Corda identity before the policy decides (``services.identities``):
-    #: called with a scale set's name; a set it fails for is not scaled in this tick.
-    protect_identities: Callable[[str], object] | None = None
+    #: Protects the instances that run a Corda identity (``services.identities``): called with a scale set's
+    #: name before the policy decides, and again just before a scale-in is applied; returns the protection
+    #: it changed. A set it fails for, or whose protection changed meanwhile, is not scaled in this tick.
+    protect_identities: Callable[[str], Mapping[str, bool]] | None = None
 
     def __post_init__(self) -> None:
         self.events = Events(self.queues, self.clock)
@@ -255,6 +256,22 @@ class Autoscaler:
                             scale_set.name, e)  # fmt: skip
                 failed.add(scale_set.name)
         return failed
+
+    def _identity_moved(self, name: str) -> bool:
+        """Protect ``name``'s identity-running instances again, just before a scale-in: did an identity move
+        (or the leases become unreadable) since the policy decided? Then the scale-in waits for a tick that
+        decides with the new protection, so it cannot take the instance an identity has just moved to."""
+        if self.protect_identities is None:
+            return False
+        try:
+            changes = self.protect_identities(name)
+        except ControlPlaneError as e:
+            log.warning("protecting %s's identity instances again failed: %s; not scaling it in this tick", name, e)
+            return True
+        if changes:
+            moved = ", ".join(f"{i} {'protected' if on else 'released'}" for i, on in sorted(changes.items()))
+            log.warning("an identity moved during the tick (%s); scaling %s in waits for the next tick", moved, name)
+        return bool(changes)
 
     def tick(self, fencing_token: int, check: Callable[[], None] = lambda: None) -> Tick:
         """One tick with the coordinator's token; ``check`` raises once the term is over (before each write)."""
@@ -304,11 +321,15 @@ class Autoscaler:
             if not decision.changes:
                 continue
             check()
-            try:
-                self.scalesets.set_capacity(scale_set.name, decision.target, etag=scale_set.etag)
-            except (ConflictError, TransientError) as e:
-                # Someone else changed it, or ARM is throttling: the next tick re-reads and re-decides.
-                log.warning("scaling %s to %d not applied: %s", scale_set.name, decision.target, e)
+            unapplied = decision.target < scale_set.capacity and self._identity_moved(scale_set.name)
+            if not unapplied:
+                try:
+                    self.scalesets.set_capacity(scale_set.name, decision.target, etag=scale_set.etag)
+                except (ConflictError, TransientError) as e:
+                    # Someone else changed it, or ARM is throttling: the next tick re-reads and re-decides.
+                    log.warning("scaling %s to %d not applied: %s", scale_set.name, decision.target, e)
+                    unapplied = True
+            if unapplied:
                 h = new_histories[scale_set.name]
                 new_histories[scale_set.name] = replace(h, changes=h.changes[:-1])
                 continue

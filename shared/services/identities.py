@@ -10,9 +10,10 @@ a protected instance on a capacity decrease. The instances are listed only when 
 differs from the last tick's, which ``identities/protection.json`` keeps with the instances the control
 plane protected.
 
-What this does not close: an identity that moves to another instance between the sync and the capacity
-change of the same tick can lose that instance; its keeper dies with the VM and the identity moves again
-(a failover, not a lost ledger: the ledger is not on the VM).
+The tick syncs again just before it applies a scale-in and lets the scale-in wait a tick when an identity
+moved meanwhile (``Autoscaler._identity_moved``). What this does not close: an identity that moves between
+that last sync and Azure choosing the instances to remove can lose its new instance; its keeper dies with
+the VM and the identity moves again (a failover, not a lost ledger: the ledger is not on the VM).
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ before the policy decides, and lifts the protection once the identity has moved.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from shared.errors import TransientError
 from shared.fakes.leases import FakeLeaseStore
 from shared.ports.leases import LeaseGrant, LeaseRecord
@@ -70,6 +72,49 @@ def test_protection_follows_an_identity_that_moves_and_then_scale_in_may_remove_
         fleet.tick(10)
         identities.renew(moved)
     assert instances(fleet) == {"0": True}  # the oldest instance stays: it runs the identity
+
+
+def ticks_until_the_first_scale_in(capacity: int) -> int:
+    """How many ticks of low load the fleet takes to decide its first scale-in (the fakes are deterministic)."""
+    fleet, identities, _ = fleet_with_identities(capacity=capacity)
+    grant = identities.run("bank-a", "0")
+    fleet.load("bank-0000", 5, 10)
+    for ticks in range(1, 50):
+        if fleet.tick(10).applied:
+            return ticks
+        identities.renew(grant)
+    raise AssertionError("no scale-in in 50 ticks of low load")
+
+
+def test_an_identity_that_moves_during_the_tick_keeps_its_new_instance_and_the_scale_in_waits() -> None:
+    """The identity moves to the instance a scale-in removes first, after the tick's protection and before its
+    capacity change: protected again just before the change, and the scale-in waits for the next tick."""
+    first_scale_in = ticks_until_the_first_scale_in(capacity=3)
+    fleet, identities, protection = fleet_with_identities(capacity=3)
+    newest = fleet.sets.instances[SET][-1].instance_id
+    held = [identities.run("bank-a", "0")]
+    fleet.load("bank-0000", 5, 10)
+    calls: list[str] = []
+
+    def sync_then_move(scale_set: str) -> Mapping[str, bool]:
+        changes = protection.sync(scale_set)
+        calls.append(scale_set)
+        if len(calls) == first_scale_in:  # the tick that scales in: the identity moves after its first sync
+            identities.release(held[0])
+            held[0] = identities.run("bank-a", newest)
+        return changes
+
+    fleet.scaler.protect_identities = sync_then_move
+    for _ in range(first_scale_in - 1):
+        fleet.tick(10)
+        identities.renew(held[0])
+    tick = fleet.tick(10)
+    assert tick.applied == {} and fleet.capacity("bank-0000") == 3  # the scale-in waits ...
+    assert instances(fleet)[newest] is True  # ... with the identity's new instance protected
+    for _ in range(12):
+        identities.renew(held[0])
+        fleet.tick(10)
+    assert instances(fleet) == {newest: True}  # scaled in to the instance that runs the identity
 
 
 def test_protection_set_by_hand_is_never_lifted() -> None:

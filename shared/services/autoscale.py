@@ -242,6 +242,16 @@ class Autoscaler:
             log.warning("listing instances of %s failed: %s; not scaling it in this tick", name, e)
             return None
 
+    @staticmethod
+    def _sync_protection(protect: Callable[[str], Mapping[str, bool]], name: str) -> Mapping[str, bool] | None:
+        """Protect ``name``'s identity-running instances: the protection changed, or None when that failed
+        (the set is then not scaled in this tick)."""
+        try:
+            return protect(name)
+        except ControlPlaneError as e:
+            log.warning("protecting %s's identity instances failed: %s; not scaling it in this tick", name, e)
+            return None
+
     def _protect_identities(self, sets: list[ScaleSet], check: Callable[[], None]) -> set[str]:
         """Protect each set's identity-running instances; the names of the sets where that failed."""
         failed: set[str] = set()
@@ -249,11 +259,7 @@ class Autoscaler:
             return failed
         for scale_set in sets:
             check()
-            try:
-                self.protect_identities(scale_set.name)
-            except ControlPlaneError as e:
-                log.warning("protecting %s's identity instances failed: %s; not scaling it in this tick",
-                            scale_set.name, e)  # fmt: skip
+            if self._sync_protection(self.protect_identities, scale_set.name) is None:
                 failed.add(scale_set.name)
         return failed
 
@@ -263,15 +269,11 @@ class Autoscaler:
         decides with the new protection, so it cannot take the instance an identity has just moved to."""
         if self.protect_identities is None:
             return False
-        try:
-            changes = self.protect_identities(name)
-        except ControlPlaneError as e:
-            log.warning("protecting %s's identity instances again failed: %s; not scaling it in this tick", name, e)
-            return True
+        changes = self._sync_protection(self.protect_identities, name)
         if changes:
             moved = ", ".join(f"{i} {'protected' if on else 'released'}" for i, on in sorted(changes.items()))
             log.warning("an identity moved during the tick (%s); scaling %s in waits for the next tick", moved, name)
-        return bool(changes)
+        return changes is None or bool(changes)
 
     def tick(self, fencing_token: int, check: Callable[[], None] = lambda: None) -> Tick:
         """One tick with the coordinator's token; ``check`` raises once the term is over (before each write)."""
